@@ -1,0 +1,36 @@
+"""`python -m realtime_seg [train|export|eval|batch|bench] ...`; no subcommand runs the live viewer.
+
+The viewer path imports only NumPy, OpenCV and onnxruntime; training and export load Keras.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+COMMANDS = {"train": "realtime_seg.train", "eval": "realtime_seg.evaluate",
+            "batch": "realtime_seg.batch", "bench": "realtime_seg.bench",
+            "export": "export.onnx_export"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=os.environ.get("REALTIME_SEG_LOG", "WARNING"),
+                        format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
+    from .errors import UserError
+    name = argv[0] if argv and argv[0] in COMMANDS else None
+    module = COMMANDS[name] if name else "realtime_seg.viewer"
+    try:
+        return importlib.import_module(module).main(argv[1:] if name else argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
