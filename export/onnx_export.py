@@ -1,0 +1,256 @@
+"""Keras checkpoint -> ONNX with metadata, checked against Keras on real frames.
+
+usage: python -m export runs/x/best.keras -o models/x.onnx [--fp16] [--head argmax|logits]
+
+Graph: input `image` float32 (N, H, W, 3) RGB in [0, 1]; output `class_map` uint8
+(N, H, W) (head argmax, the default: see docs/EXPORT.md) or `logits` float32 (N, H, W, C).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from realtime_seg.classes import TABLES
+from realtime_seg.engine import preprocess
+from realtime_seg.errors import UserError
+
+log = logging.getLogger(__name__)
+
+OPSET = 18  # tf2onnx 1.17 supports at most 18
+HEADS = ("argmax", "logits")
+DEMO_VIDEO = Path(__file__).resolve().parent.parent / "videos" / "dashcam_highway.mp4"
+
+
+@dataclass
+class ExportConfig:
+    checkpoint: str
+    output: str
+    fp16: bool = False
+    head: str = "argmax"
+    classes: str = "auto"        # auto: from the run's config.json; else a table name
+    frames: str = str(DEMO_VIDEO)  # video or image folder for the parity check
+    num_frames: int = 8
+    min_agreement: float = 0.0   # 0: 99.9% for fp32, 99% for fp16
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_keras(path: Path):
+    """Load a .keras file in safe mode, as float32 whatever policy it was trained under."""
+    import keras
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found; pass a .keras file written by `train`")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path} is not a Keras .keras file; pass RUN_DIR/best.keras from `train`")
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:
+        raise UserError(f"cannot load Keras model {path}: {str(e).splitlines()[0][:160]}") from None
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[3] != 3 or None in shape[1:3]:
+        raise UserError(f"model {path} takes input {shape}; export needs a fixed (H, W, 3) image input")
+    return _as_float32(model)
+
+
+def _as_float32(model):
+    """Rebuild a mixed-precision model with float32 layers and the same weights."""
+    import keras
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+
+    def clone(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    f32 = keras.models.clone_model(model, clone_function=clone)
+    f32.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
+    return f32
+
+
+def _class_info(checkpoint: Path, classes: str, n_out: int) -> dict:
+    """Class names, palette and training facts from the run folder, or from a named table."""
+    config_path = checkpoint.parent / "config.json"
+    if classes == "auto" and config_path.is_file():
+        cfg = json.loads(config_path.read_text())
+        info = {"classes": cfg["classes_list"], "palette": cfg["palette"], "dataset": cfg["dataset"]}
+    elif classes in TABLES:
+        t = TABLES[classes]
+        info = {"classes": list(t.classes), "palette": [list(c) for c in t.palette], "dataset": t.name}
+    else:
+        raise UserError(f"no config.json beside {checkpoint} to name the classes; pass "
+                        f"--classes with one of: {', '.join(TABLES)}")
+    if len(info["classes"]) != n_out:
+        raise UserError(f"model {checkpoint} outputs {n_out} classes but the class table has "
+                        f"{len(info['classes'])}; pass the right --classes")
+    summary = checkpoint.parent / "summary.json"
+    if summary.is_file():
+        info["val_miou"] = json.loads(summary.read_text()).get("best_val_miou")
+    return info
+
+
+def convert(model, head: str):
+    """tf2onnx from a traced function with an explicit signature; returns an onnx ModelProto."""
+    import tensorflow as tf
+    import tf2onnx
+    if head not in HEADS:
+        raise UserError(f"unknown --head {head!r}; allowed: {', '.join(HEADS)}")
+    _, h, w, _ = model.inputs[0].shape
+    spec = [tf.TensorSpec((None, h, w, 3), tf.float32, name="image")]
+
+    @tf.function(input_signature=spec)
+    def forward(image):
+        logits = model(image, training=False)                         # (N, H, W, C)
+        if head == "logits":
+            return {"logits": logits}
+        return {"class_map": tf.cast(tf.argmax(logits, axis=-1), tf.uint8), "logits": logits}
+
+    proto, _ = tf2onnx.convert.from_function(forward, input_signature=spec, opset=OPSET)
+    return proto
+
+
+def _drop_output(proto, name: str):
+    """Remove a graph output kept only for the parity check (onnxruntime prunes its nodes)."""
+    keep = [o for o in proto.graph.output if o.name != name]
+    del proto.graph.output[:]
+    proto.graph.output.extend(keep)
+    return proto
+
+
+def to_fp16(proto):
+    """fp16 weights and compute, float32 input and output (for GPUs)."""
+    import warnings
+    from onnxconverter_common import float16
+    with warnings.catch_warnings():  # it warns for every tiny weight it rounds to fp16's range
+        warnings.simplefilter("ignore")
+        return float16.convert_float_to_float16(proto, keep_io_types=True)
+
+
+def parity_frames(source: str, count: int) -> list[np.ndarray]:
+    """`count` BGR frames spread over a video, or the images of a folder."""
+    import cv2
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        frames = [cv2.imread(str(p)) for p in files[:count]]
+    else:
+        cap = cv2.VideoCapture(str(path))
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        frames = []
+        for idx in np.linspace(0, max(total - 1, 0), count).astype(int):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, int(idx))
+            ok, frame = cap.read()
+            if ok:
+                frames.append(frame)
+        cap.release()
+    frames = [f for f in frames if f is not None]
+    if not frames:
+        raise UserError(f"no frames to check the export with in {source}; pass --frames VIDEO_OR_DIR")
+    return frames
+
+
+def parity(model, proto, batch: np.ndarray) -> dict[str, float]:
+    """Keras against onnxruntime (CPU) on the same batch: max |logit diff|, argmax agreement."""
+    import onnxruntime as ort
+    keras_logits = np.asarray(model(batch, training=False))
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"image": batch})))
+    onnx_map = outs["class_map"] if "class_map" in outs else np.argmax(outs["logits"], -1)
+    return {"max_abs_logit_diff": float(np.abs(outs["logits"] - keras_logits).max()),
+            "agreement": float(np.mean(onnx_map == np.argmax(keras_logits, -1)))}
+
+
+def _metadata(cfg: ExportConfig, info: dict, size, checks: dict, checkpoint: Path) -> dict[str, str]:
+    import keras
+    return {
+        "classes": json.dumps(info["classes"]), "palette": json.dumps(info["palette"]),
+        "input_size": json.dumps(list(size)), "input_layout": "NHWC",
+        "preprocessing": json.dumps({"color": "RGB", "scale": "1/255", "range": [0, 1],
+                                     "resize": "area"}),
+        "output": "class_map" if cfg.head == "argmax" else "logits",
+        "dataset": info.get("dataset", ""), "val_miou": json.dumps(info.get("val_miou")),
+        "precision": "fp16" if cfg.fp16 else "fp32",
+        "source_checkpoint": checkpoint.name, "source_sha256": _sha256(checkpoint),
+        "parity": json.dumps(checks), "keras_version": keras.__version__,
+    }
+
+
+def _write_atomic(proto, out: Path) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_bytes(proto.SerializeToString())
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror}; choose a writable -o path") from None
+    os.replace(tmp, out)
+
+
+def export_model(cfg: ExportConfig) -> dict:
+    """Convert, check and write; returns the parity numbers. No file is left if a check fails."""
+    import onnx
+    checkpoint, out = Path(cfg.checkpoint), Path(cfg.output)
+    if out.suffix != ".onnx":
+        raise UserError(f"output {out} must end in .onnx")
+    if out.resolve() == checkpoint.resolve():
+        raise UserError(f"output {out} is the checkpoint itself; choose another -o path")
+    model = load_keras(checkpoint)
+    _, h, w, _ = model.inputs[0].shape
+    info = _class_info(checkpoint, cfg.classes, model.outputs[0].shape[-1])
+    batch = preprocess(parity_frames(cfg.frames, cfg.num_frames), (h, w))
+    print(f"converting {checkpoint} ({h}x{w}, {len(info['classes'])} classes, head {cfg.head}, "
+          f"{'fp16' if cfg.fp16 else 'fp32'}) ...", flush=True)
+    proto = convert(model, cfg.head)
+    if cfg.fp16:
+        proto = to_fp16(proto)
+    checks = parity(model, proto, batch)
+    need = cfg.min_agreement or (0.99 if cfg.fp16 else 0.999)
+    print(f"parity on {len(batch)} real frames: max |logit diff| {checks['max_abs_logit_diff']:.2e}, "
+          f"argmax agreement {checks['agreement'] * 100:.3f}% (need >= {need * 100:.1f}%)")
+    if checks["agreement"] < need:
+        raise UserError(f"export of {checkpoint} agrees with Keras on only "
+                        f"{checks['agreement'] * 100:.2f}% of pixels (< {need * 100:.1f}%); nothing written")
+    if cfg.head == "argmax":
+        proto = _drop_output(proto, "logits")
+    for key, value in _metadata(cfg, info, (h, w), checks, checkpoint).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    _write_atomic(proto, out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return checks
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help="a .keras file written by `python -m realtime_seg train`")
+    p.add_argument("-o", "--output", required=True, help="where to write the .onnx file")
+    p.add_argument("--fp16", action="store_true", help="fp16 weights (GPUs); float32 input/output")
+    p.add_argument("--head", default="argmax", choices=HEADS,
+                   help="argmax: uint8 class map (default); logits: float32 scores")
+    p.add_argument("--classes", default="auto", choices=("auto", *TABLES))
+    p.add_argument("--frames", default=str(DEMO_VIDEO), help="video or image folder for the parity check")
+    p.add_argument("--num-frames", type=int, default=8)
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    if args.num_frames < 1:
+        from realtime_seg.errors import UsageError
+        raise UsageError(f"--num-frames must be at least 1, got {args.num_frames}")
+    export_model(ExportConfig(checkpoint=args.checkpoint, output=args.output, fp16=args.fp16,
+                              head=args.head, classes=args.classes, frames=args.frames,
+                              num_frames=args.num_frames))
+    return 0
