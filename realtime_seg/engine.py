@@ -121,7 +121,12 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0) -> SegM
                     inp.name, out.name, provider, meta)
 
 
-def default_model_path() -> Path:
-    """The shipped default model (models/ beside the package, or $REALTIME_SEG_MODEL)."""
-    env = os.environ.get("REALTIME_SEG_MODEL")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models" / "default.onnx"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+PRESETS = {"accurate": "camvid_accurate.onnx", "fast": "camvid_fast.onnx"}
+
+
+def resolve_model(spec: str | None) -> Path:
+    """A model path from --model: a file, a preset name (accurate, fast), or None for the default."""
+    if spec is None:
+        spec = os.environ.get("REALTIME_SEG_MODEL", "accurate")
+    return MODELS_DIR / PRESETS[spec] if spec in PRESETS else Path(spec)
