@@ -156,7 +156,7 @@ def load_pair(sample: Sample, fmt: str, table: ClassTable) -> tuple[np.ndarray, 
     if top >= table.num_classes and top != table.void:
         allowed = f"0-{table.num_classes - 1}" + (f" or {table.void} (void)" if table.void else "")
         raise UserError(f"mask {sample.mask} has class id {top}, outside the {table.name} table "
-                        f"({allowed}); check --format/--classes")
+                        f"({allowed}); check that the data matches (--format, --classes, or the model)")
     return image, mask
 
 
