@@ -1,2 +1,31 @@
-"""realtime_seg: live semantic segmentation of driving video with ONNX U-Nets."""
+"""realtime_seg: live semantic segmentation of driving video with ONNX U-Nets.
+
+Public API (imported lazily: the runtime never loads Keras, training never needs onnxruntime):
+
+    from realtime_seg import load_model, open_video, segment_stream, compose
+    model = load_model("models/camvid_accurate.onnx")
+    for packet in segment_stream(open_video("drive.mp4"), model):
+        image = compose(packet.frame, packet.class_map, model.palette_bgr)
+"""
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_model": "engine", "SegModel": "engine", "preprocess": "engine",
+    "open_video": "sources", "open_camera": "sources",
+    "segment_stream": "pipeline", "VideoOutput": "pipeline",
+    "compose": "render", "colorize": "render",
+    "unet_model": "model", "conv_block": "model", "upsampling_block": "model",
+    "TrainConfig": "train", "train": "train",
+    "load_dataset": "data", "UserError": "errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'realtime_seg' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
