@@ -8,6 +8,7 @@ Graph: input `image` float32 (N, H, W, 3) RGB in [0, 1]; output `class_map` uint
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime_seg.backend import import_keras
 from realtime_seg.classes import TABLES
 from realtime_seg.engine import preprocess
 from realtime_seg.errors import UserError
@@ -51,11 +53,11 @@ def _sha256(path: Path) -> str:
 
 def load_keras(path: Path):
     """Load a .keras file in safe mode, as float32 whatever policy it was trained under."""
-    import keras
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found; pass a .keras file written by `train`")
     if not zipfile.is_zipfile(path):
         raise UserError(f"{path} is not a Keras .keras file; pass RUN_DIR/best.keras from `train`")
+    keras = import_keras()  # after the cheap checks: loading TensorFlow takes seconds
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as e:
@@ -188,13 +190,16 @@ def _metadata(cfg: ExportConfig, info: dict, size, checks: dict, checkpoint: Pat
 
 
 def _write_atomic(proto, out: Path) -> None:
+    """Write beside `out`, then rename; on any failure neither `out` nor the temporary remains."""
+    tmp = out.with_name(f".{out.name}.tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_bytes(proto.SerializeToString())
+        os.replace(tmp, out)  # fails e.g. when `out` is a folder
     except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {out}: {e.strerror}; choose a writable -o path") from None
-    os.replace(tmp, out)
 
 
 def export_model(cfg: ExportConfig) -> dict:

@@ -48,8 +48,8 @@ class TrainConfig:
 
 
 def _keras():
-    import keras  # imported here: `python -m realtime_seg` (the viewer) must not load Keras
-    return keras
+    from .backend import import_keras  # here: `python -m realtime_seg` (the viewer) must not load Keras
+    return import_keras()
 
 
 def _make_sequence_class():
@@ -115,7 +115,8 @@ def pixel_weights(dataset: Dataset, pairs, mode: str) -> np.ndarray:
 def _decode(dataset: Dataset, samples, desc: str):
     """Decode and check every pair up front, so bad files fail before training starts."""
     from .progress import progress
-    return [load_pair(s, dataset.format, dataset.table) for s in progress(samples, desc=desc)]
+    with progress(samples, desc=desc) as bar:  # closed (its line ended) before an error is shown
+        return [load_pair(s, dataset.format, dataset.table) for s in bar]
 
 
 def evaluate_arrays(predict, pairs, size, num_classes: int, batch_size: int = 8):
@@ -124,7 +125,7 @@ def evaluate_arrays(predict, pairs, size, num_classes: int, batch_size: int = 8)
     for start in range(0, len(pairs), batch_size):
         images, masks = zip(*(resize_pair(i, m, size) for i, m in pairs[start:start + batch_size]))
         logits = predict(np.stack(images).astype(np.float32) / 255.0)
-        cm += confusion_matrix(np.stack(masks), np.argmax(logits, -1), num_classes)
+        cm += confusion_matrix(np.stack(masks), np.argmax(np.asarray(logits), -1), num_classes)
     return cm
 
 
@@ -199,6 +200,9 @@ def train(cfg: TrainConfig) -> dict:
     train_s, val_s = dataset.train, dataset.val
     if cfg.limit:
         train_s, val_s = train_s[:cfg.limit], val_s[:max(1, cfg.limit // 4)]
+    # before the run folder and Keras (seconds to load): a bad file fails at once, leaving nothing
+    train_pairs, val_pairs = _decode(dataset, train_s, "decode train"), _decode(dataset, val_s, "decode val")
+    weights = pixel_weights(dataset, train_pairs, cfg.class_weights)
     run = Path(cfg.out)
     try:
         run.mkdir(parents=True, exist_ok=True)
@@ -206,12 +210,10 @@ def train(cfg: TrainConfig) -> dict:
         raise UserError(f"cannot create run folder {run}: {e.strerror}; choose a writable --out")
     keras = _keras()
     keras.utils.set_random_seed(cfg.seed)
-    if cfg.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    # set either way: a previous mixed-precision train() in this process must not leak into this one
+    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
     print(f"{dataset.format} data: {len(train_s)} train / {len(val_s)} val, "
           f"{dataset.table.num_classes} classes ({dataset.table.name}), backend {keras.backend.backend()}")
-    train_pairs, val_pairs = _decode(dataset, train_s, "decode train"), _decode(dataset, val_s, "decode val")
-    weights = pixel_weights(dataset, train_pairs, cfg.class_weights)
     state_path = run / "state.json"
     state = json.loads(state_path.read_text()) if cfg.resume and state_path.exists() else {}
     model = _build(cfg, dataset.table.num_classes, run, state)
@@ -222,6 +224,7 @@ def train(cfg: TrainConfig) -> dict:
     seq = Seq(train_pairs, cfg.input_size, cfg.batch_size, weights, dataset.table.num_classes,
               True, cfg.seed, cfg.workers)
     seq.epoch = state.get("epoch", 0)
+    seq.order = seq._order()  # a resumed run shuffles its first epoch as an uninterrupted one would
     start, t0 = state.get("epoch", 0), time.time()
     try:
         history = model.fit(seq, epochs=cfg.epochs, initial_epoch=start,

@@ -1,0 +1,85 @@
+"""Shared fixtures: the small committed data in tests/fixtures and one tiny trained run."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+# Keras reads KERAS_BACKEND once, at import: TensorFlow where it is installed, else JAX.
+os.environ.setdefault("KERAS_BACKEND",
+                      "tensorflow" if importlib.util.find_spec("tensorflow") else "jax")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+if str(ROOT) not in sys.path:  # the package need not be installed to be tested
+    sys.path.insert(0, str(ROOT))
+
+PROGRESS = re.compile(r"\| *\d+/\d+ \[")  # a tqdm bar: "decode train: 67%|███ | 2/3 [00:00<..."
+TINY = dict(width=4, input_size=(32, 48), epochs=2, batch_size=2, workers=1)
+
+
+def tiny_config(data, out, **overrides):
+    """A TrainConfig small enough to train in seconds on 2 CPU cores."""
+    from realtime_seg.train import TrainConfig
+    return TrainConfig(data=str(data), out=str(out), **{**TINY, **overrides})
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`python -m ARGS` from the repository root, capturing text output."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user runs it: the CLI must quiet TF itself
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int = 1) -> str:
+    """Exit `code`; stderr has one `error: ...` line of its own, no traceback, and no other
+    lines than progress bars (no TensorFlow start-up chatter)."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    errors = [line for line in lines if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: "), proc.stderr
+    others = [line for line in lines if line is not errors[0] and not PROGRESS.search(line)]
+    assert not others, proc.stderr
+    return errors[0]
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def camvid_dir() -> Path:
+    return FIXTURES / "camvid"
+
+
+@pytest.fixture(scope="session")
+def carla13_dir() -> Path:
+    return FIXTURES / "carla13"
+
+
+@pytest.fixture(scope="session")
+def carla23_dir() -> Path:
+    return FIXTURES / "carla23_rgba"
+
+
+@pytest.fixture(scope="session")
+def frames_dir() -> Path:
+    return FIXTURES / "frames"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, camvid_dir) -> tuple[Path, dict]:
+    """One 2-epoch, width-4, 32x48 run on the CamVid fixture: (run folder, summary)."""
+    from realtime_seg.train import train
+    run = tmp_path_factory.mktemp("tiny_run")
+    summary = train(tiny_config(camvid_dir, run, augment=False, lr=3e-3, schedule="constant"))
+    return run, summary
