@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # FFmpeg probing warnings; we report errors
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own log (e.g. a refused stream)
     from .errors import UserError
     name = argv[0] if argv and argv[0] in COMMANDS else None
     module = COMMANDS[name] if name else "realtime_seg.viewer"

@@ -8,6 +8,7 @@ frame: a slow consumer never builds up lag, and the frames it missed are counted
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 OPEN_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 5000
+# V4L2 directly on Linux: CAP_ANY also probes other backends, which print errors for a missing camera
+CAMERA_BACKEND = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
 
 
 class Source:
@@ -43,24 +46,31 @@ class Source:
         self.size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self.dropped = 0
         self.error: str | None = None
+        self.cancelled = False
         self._index, self._t0 = 0, None
+
+    def cancel(self) -> None:
+        """End the source early, as if it had ended: read() returns None from now on (signal-safe: no locks)."""
+        self.cancelled = True
 
     def read(self) -> np.ndarray | None:
         """The next frame, or None at the end."""
+        if self.cancelled:
+            return None
+        if self.realtime:
+            self._keep_pace()
         if self._pending is not None:
             frame, self._pending = self._pending, None
             self._index += 1
             return frame
-        if self.realtime:
-            self._skip_late()
         ok, frame = self.cap.read()
         if not ok:
             return None
         self._index += 1
         return frame
 
-    def _skip_late(self) -> None:
-        """Keep pace with the file's own rate: grab (without converting) frames we are late for."""
+    def _keep_pace(self) -> None:
+        """Play at the file's own rate: wait for a frame that is early, skip (grab) the ones we are late for."""
         now = time.perf_counter()
         if self._t0 is None:
             self._t0 = now
@@ -68,6 +78,9 @@ class Source:
         while self._index < due and self.cap.grab():
             self._index += 1
             self.dropped += 1
+        early = self._t0 + self._index / self.fps - now
+        if early > 0:
+            time.sleep(early)
 
     def close(self) -> None:
         self.cap.release()
@@ -83,12 +96,16 @@ class LiveSource(Source):
     """A camera or stream read on a thread that keeps only the newest frame."""
 
     live = True
+    retries = 3        # reconnection attempts after a lost camera or stream
+    backoff_s = 0.5    # first wait before reconnecting; doubles on each attempt
 
     def __init__(self, name: str, open_capture: Callable[[], cv2.VideoCapture],
-                 retries: int = 3, backoff_s: float = 0.5):
+                 retries: int | None = None, backoff_s: float | None = None):
         super().__init__(name, _opened(open_capture, name))
         self.frame_count = None
-        self._open, self._retries, self._backoff = open_capture, retries, backoff_s
+        self._open = open_capture
+        self._retries = self.retries if retries is None else retries
+        self._backoff = self.backoff_s if backoff_s is None else backoff_s
         self._latest: np.ndarray | None = None
         self._fresh = False
         self._done = False
@@ -98,19 +115,28 @@ class LiveSource(Source):
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        """The reader thread: owns the capture, keeps the newest frame, ends the source when done."""
+        try:
+            self._read_frames()
+        except Exception as e:  # a backend error ends the source; the consumer must not wait forever
+            self.error = f"{self.name} failed: {e}"
+        finally:
+            self.cap.release()
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def _read_frames(self) -> None:
+        while not self._stop.is_set() and not self.cancelled:
             ok, frame = self.cap.read()
             if not ok:
-                if self._stop.is_set() or not self._reconnect():
+                if self._stop.is_set() or _has_length(self.cap) or not self._reconnect():
                     break
                 continue
             with self._cond:
                 self.dropped += self._fresh  # the previous frame was never taken
                 self._latest, self._fresh = frame, True
                 self._cond.notify()
-        with self._cond:
-            self._done = True
-            self._cond.notify_all()
 
     def _reconnect(self) -> bool:
         """Reopen a lost camera or stream, with growing waits; False when it stays lost."""
@@ -131,17 +157,25 @@ class LiveSource(Source):
     def read(self) -> np.ndarray | None:
         """The newest frame not yet taken; waits for one; None when the source has ended."""
         with self._cond:
-            while not self._fresh and not self._done:
-                self._cond.wait(0.5)
-            if not self._fresh:
+            while not self._fresh and not self._done and not self.cancelled:
+                self._cond.wait(0.1)
+            if not self._fresh or self.cancelled:
                 return None
             self._fresh = False
             return self._latest
 
     def close(self) -> None:
+        """Stop the reader thread; it releases the capture (never while a read is under way)."""
         self._stop.set()
         self._thread.join(timeout=2.0)
-        self.cap.release()
+        if self._thread.is_alive():
+            log.warning("%s: reader still blocked in a read; it releases the capture when it returns",
+                        self.name)
+
+
+def _has_length(cap: cv2.VideoCapture) -> bool:
+    """A stream of known length (a video file over HTTP) has ended; reopening would replay it."""
+    return cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0
 
 
 def _opened(open_capture: Callable[[], cv2.VideoCapture], name: str) -> cv2.VideoCapture:
@@ -157,7 +191,7 @@ def _stream_capture(url: str) -> Callable[[], cv2.VideoCapture]:
     return lambda: cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
 
 
-def open_camera(index: int, backend: int = cv2.CAP_ANY) -> LiveSource:
+def open_camera(index: int, backend: int = CAMERA_BACKEND) -> LiveSource:
     """A webcam by index; buffering is kept to one frame where the driver allows it."""
     if index < 0:
         raise UserError(f"camera index must be 0 or more, got {index}")

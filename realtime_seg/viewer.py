@@ -8,14 +8,18 @@ keys:  q/Esc quit, space pause, n next frame (paused), +/- opacity, m view, l le
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
 import signal
+import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -29,6 +33,8 @@ from .sources import Source, open_camera, open_video
 log = logging.getLogger(__name__)
 
 WINDOW = "realtime_seg"
+WINDOW_MAX = (1280, 720)  # the window opens at the frame's size, scaled down to fit this
+X11_SOCKETS = Path("/tmp/.X11-unix")
 DEMO_VIDEO = Path(__file__).resolve().parent.parent / "videos" / "dashcam_highway.mp4"
 
 
@@ -49,31 +55,49 @@ def display_available() -> bool:
         return True
     display = os.environ.get("DISPLAY", "")
     local = re.match(r"^(?:unix)?:(\d+)", display)
-    if local:  # a local X server listens on its socket; a stale DISPLAY would abort imshow
-        return Path(f"/tmp/.X11-unix/X{local.group(1)}").exists()
+    if local:  # a stale DISPLAY (no server, or a dead one's socket file) would abort imshow
+        return x_server_listening(int(local.group(1)))
     return bool(display)
 
 
-def open_window() -> bool:
-    """A resizable window, or False when this OpenCV has no GUI support."""
+def x_server_listening(number: int) -> bool:
+    """True when a local X server accepts connections on its socket (file, or Linux abstract)."""
+    path = str(X11_SOCKETS / f"X{number}")
+    for address in (path, "\0" + path) if sys.platform.startswith("linux") else (path,):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            try:
+                sock.connect(address)
+                return True
+            except OSError:
+                pass
+    return False
+
+
+def open_window(size: tuple[int, int]) -> bool:
+    """A resizable window at the frame's `size` (W, H) that keeps its aspect; False without GUI support."""
     try:
-        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
-        return True
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
     except cv2.error:
         return False
+    scale = min(1.0, WINDOW_MAX[0] / max(size[0], 1), WINDOW_MAX[1] / max(size[1], 1))
+    cv2.resizeWindow(WINDOW, max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+    return True
 
 
 class FpsMeter:
     """Smoothed frames per second of the frames shown."""
 
     def __init__(self, alpha: float = 0.1):
-        self.alpha, self.fps, self._last = alpha, 0.0, None
+        self.alpha, self.fps, self._last, self._dt = alpha, 0.0, None, None
 
     def tick(self) -> float:
+        """Count a frame; smooths the intervals, not their rates (bursts would inflate a mean of rates)."""
         now = time.perf_counter()
-        if self._last is not None and now > self._last:
-            rate = 1.0 / (now - self._last)
-            self.fps = rate if self.fps == 0 else self.fps + self.alpha * (rate - self.fps)
+        if self._last is not None:
+            dt = now - self._last
+            self._dt = dt if self._dt is None else self._dt + self.alpha * (dt - self._dt)
+            self.fps = 1.0 / self._dt if self._dt > 0 else self.fps
         self._last = now
         return self.fps
 
@@ -114,7 +138,10 @@ def handle_key(key: int, state: ViewState, image: np.ndarray, shots: Path) -> st
     elif key == ord("l"):
         state.legend = not state.legend
     elif key == ord("s"):
-        print(f"screenshot: {save_png(image, shots)}")
+        try:
+            print(f"screenshot: {save_png(image, shots)}")
+        except UserError as e:  # a failed screenshot must not end the session (and its recording)
+            print(f"warning: {e}", file=sys.stderr)
         return None
     else:
         return None
@@ -123,10 +150,19 @@ def handle_key(key: int, state: ViewState, image: np.ndarray, shots: Path) -> st
 
 def save_png(image: np.ndarray, folder: Path) -> Path:
     """Write a PNG under a temporary name and rename it: never a half-written file."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"realtime_seg_{time.strftime('%Y%m%d_%H%M%S')}_{time.perf_counter_ns() % 1000:03d}.png"
+    stem, n = f"realtime_seg_{time.strftime('%Y%m%d_%H%M%S')}", 1
+    path = folder / f"{stem}.png"
+    while path.exists():
+        path, n = folder / f"{stem}_{n}.png", n + 1
     tmp = path.with_name(f".{path.stem}.partial.png")
-    if not cv2.imwrite(str(tmp), image):
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        written = cv2.imwrite(str(tmp), image)
+    except (OSError, cv2.error):
+        written = False
+    if not written:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write screenshot {path}; check that {folder} is writable")
     os.replace(tmp, path)
     return path
@@ -148,42 +184,66 @@ def open_source(args) -> Source:
     return open_video(args.video, realtime=args.realtime)
 
 
-class _Terminate(Exception):
-    """SIGTERM, raised in the main thread so that outputs are finalized like on Ctrl-C."""
+@contextlib.contextmanager
+def stop_on_signals(source: Source) -> Iterator[None]:
+    """Ctrl-C or SIGTERM ends the source (the loop ends, outputs are finalized); a second Ctrl-C stops at once."""
+    # a KeyboardInterrupt raised anywhere could strike inside a queue's locks and hang the exit
+    def handle(signum, frame):
+        if source.cancelled:
+            raise KeyboardInterrupt
+        source.cancel()
 
-
-def _on_sigterm(signum, frame):
-    raise _Terminate()
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig, old in previous.items():
+        if old is not signal.SIG_IGN:  # e.g. SIGINT in a background job stays ignored
+            signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def run(args) -> dict:
     """Open model and source, run the loop, print the summary; returns it."""
     model = load_model(resolve_model(args.model), args.device, args.threads)
     source = open_source(args)
-    show = not args.no_show and display_available() and open_window()
-    output_path = Path(args.output) if args.output else None
-    if not args.no_show and not show:
-        output_path = output_path or default_output(args)
-        print(f"no display available: running without a window, writing {output_path}")
-    output = VideoOutput(output_path, source.fps, source.size, args.codec) if output_path else None
-    state = ViewState(args.opacity, args.view, not args.no_legend, not args.no_hud)
-    summary, ok = {}, False
-    try:
-        summary = _loop(model, source, output, show, state, Path(args.screenshots))
-        ok = True
-    except (KeyboardInterrupt, _Terminate):
-        ok = True  # keep what was recorded: the file is finalized, not half-written
+    with stop_on_signals(source):
+        summary, output, written = _session(args, model, source)
+    if source.cancelled:
         print("interrupted", file=sys.stderr)
-    finally:
-        source.close()
-        written = output.close(ok) if output else None
-        if show:
-            cv2.destroyAllWindows()
     if source.error:
         print(f"warning: {source.error}", file=sys.stderr)
     if written:
         print(f"wrote {written} ({output.frames} frames, {source.size[0]}x{source.size[1]} at {source.fps:g} fps)")
     return summary
+
+
+def _session(args, model: SegModel, source: Source) -> tuple[dict, VideoOutput | None, Path | None]:
+    """Window (or not), recording and loop; source and output are closed however it ends."""
+    show, output, summary, ok = False, None, {}, False
+    try:
+        show = not args.no_show and display_available() and open_window(source.size)
+        output_path = Path(args.output) if args.output else None
+        if not args.no_show and not show:
+            output_path = output_path or default_output(args)
+            print(f"no display available: running without a window, writing {output_path}")
+        output = VideoOutput(output_path, source.fps, source.size, args.codec) if output_path else None
+        state = ViewState(args.opacity, args.view, not args.no_legend, not args.no_hud)
+        try:
+            summary = _loop(model, source, output, show, state, Path(args.screenshots))
+        except KeyboardInterrupt:  # a second Ctrl-C: stop at once, keep what was recorded
+            source.cancel()
+        ok = True
+    finally:
+        source.close()
+        written = output.close(ok) if output else None
+        if show:
+            cv2.destroyAllWindows()
+    return summary, output, written
 
 
 def _loop(model: SegModel, source: Source, output: VideoOutput | None, show: bool,
@@ -192,18 +252,20 @@ def _loop(model: SegModel, source: Source, output: VideoOutput | None, show: boo
     times, meter, legend = StageTimes(), FpsMeter(), Legend(model.classes, model.palette_bgr)
     bar = None if show else progress(total=source.frame_count, desc="segmenting", unit="frame")
     start, frames = time.perf_counter(), 0
-    for packet in segment_stream(source, model, times):
-        t = time.perf_counter()
-        image = render(packet, model, legend, state, hud_lines(meter.tick(), times, model, source, state))
-        times.add("draw", (time.perf_counter() - t) * 1e3)
-        if output:
-            output.write(image)
-        frames += 1
-        if bar is not None:
-            bar.set_postfix_str(f"{meter.fps:.1f} FPS", refresh=False)
-            bar.update()
-        if show and _show(image, packet, model, legend, state, shots, times, meter, source) == "quit":
-            break
+    # closing: on a second Ctrl-C the stage threads stop before the source is closed under them
+    with contextlib.closing(segment_stream(source, model, times)) as packets:
+        for packet in packets:
+            t = time.perf_counter()
+            image = render(packet, model, legend, state, hud_lines(meter.tick(), times, model, source, state))
+            times.add("draw", (time.perf_counter() - t) * 1e3)
+            if output:
+                output.write(image)
+            frames += 1
+            if bar is not None:
+                bar.set_postfix_str(f"{meter.fps:.1f} FPS", refresh=False)
+                bar.update()
+            if show and _show(image, packet, model, legend, state, shots, times, meter, source) == "quit":
+                break
     if bar is not None:
         bar.close()
     return _summary(frames, time.perf_counter() - start, times, model, source, output)
@@ -214,7 +276,7 @@ def _show(image, packet, model, legend, state, shots, times, meter, source) -> s
     cv2.imshow(WINDOW, image)
     while True:
         action = handle_key(cv2.waitKey(1 if not state.paused else 30) & 0xFF, state, image, shots)
-        if action == "quit" or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+        if action == "quit" or source.cancelled or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
             return "quit"
         if action == "next":
             state.paused = True
@@ -279,6 +341,5 @@ def main(argv: list[str]) -> int:
         print(f"no --video or --camera given: playing the demo {DEMO_VIDEO.name}")
     if args.output and args.video and Path(args.output).resolve() == Path(args.video).resolve():
         raise UsageError(f"--output {args.output} is the input video; choose another output path")
-    signal.signal(signal.SIGTERM, _on_sigterm)
     run(args)
     return 0
