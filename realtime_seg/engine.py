@@ -82,11 +82,13 @@ def _providers(device: str) -> list[str]:
     return [_CUDA, "CPUExecutionProvider"] if _CUDA in available else ["CPUExecutionProvider"]
 
 
-def _session(path: Path, providers: list[str], threads: int):
+def _session(path: Path, providers: list[str], threads: int, spinning: bool = True):
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    if not spinning:  # idle pool threads sleep instead of spinning: they leave the cores to decode and draw
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3  # a missing CUDA library is reported by us, from get_providers()
     try:
         return ort.InferenceSession(str(path), opts, providers=providers)
@@ -96,12 +98,15 @@ def _session(path: Path, providers: list[str], threads: int):
                         f"pass a model exported by `python -m export`") from None
 
 
-def load_model(path: str | Path, device: str = "auto", threads: int = 0) -> SegModel:
-    """Open an exported model on `device` ('auto' prefers CUDA); threads 0 = onnxruntime's choice."""
+def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinning: bool = True) -> SegModel:
+    """Open an exported model on `device` ('auto' prefers CUDA); threads 0 = onnxruntime's choice.
+
+    `spinning=False` stops idle intra-op threads from busy-waiting (onnxruntime's default).
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model {path} not found; pass --model PATH to an exported .onnx file")
-    session = _session(path, _providers(device), threads)
+    session = _session(path, _providers(device), threads, spinning)
     provider = session.get_providers()[0]  # onnxruntime falls back to CPU silently: trust this
     if device == "cuda" and provider != _CUDA:
         raise UserError("--device cuda: CUDA libraries could not be loaded (CUDA 13 and cuDNN 9 "
