@@ -215,3 +215,17 @@ class VideoOutput:
             return self.path
         self.tmp.unlink(missing_ok=True)
         return None
+
+    def discard(self) -> None:
+        """Stop at once (Ctrl-C): drop queued frames and delete the temporary file."""
+        while True:
+            try:
+                self._q.get_nowait()
+            except queue.Empty:
+                break
+        self._q.put(_END)
+        self._thread.join()  # at most the frame being encoded
+        self.tmp.unlink(missing_ok=True)
+        # release() flushes the encoder's look-ahead (VP9: ~25 frames, seconds of work) into a
+        # file that is already deleted: let it run on a thread that exit does not wait for.
+        threading.Thread(target=self.writer.release, name="release", daemon=True).start()
