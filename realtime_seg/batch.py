@@ -371,6 +371,7 @@ class Runner:
             cap, first = open_video_file(job.source)
         except UserError as e:
             self._uncount(job.frames)
+            log.warning("%s: failed: %s", job.source, _reason(e, job.source))
             return Result(job.label, f"failed: {_reason(e, job.source)}")
         source = Source(str(job.source), cap, first=first)
         model = self.models.get(slot)
