@@ -26,7 +26,7 @@ from .errors import UserError
 log = logging.getLogger(__name__)
 
 _END = object()
-CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".webm": "VP90", ".mov": "mp4v"}
+CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".webm": "VP80", ".mov": "mp4v"}
 
 
 @dataclass

@@ -322,7 +322,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--opacity", type=_opacity, default=0.5, help="mask opacity, 0-1")
     p.add_argument("--view", default="blend", choices=VIEWS)
     p.add_argument("--output", help="also record the annotated video (same size and fps)")
-    p.add_argument("--codec", help="FourCC for --output (default by extension: mp4v, MJPG, VP90)")
+    p.add_argument("--codec", help="FourCC for --output (default by extension: mp4v, MJPG, VP80)")
     p.add_argument("--no-show", action="store_true", help="no window; progress bar instead")
     p.add_argument("--realtime", action="store_true", help="keep pace with a file's fps by dropping frames")
     p.add_argument("--no-legend", action="store_true")
