@@ -154,7 +154,7 @@ def segment_stream(source, model: SegModel, times: StageTimes | None = None,
 
 
 def codec_for(path: Path, codec: str | None = None) -> str:
-    """The FourCC for a container: mp4v (.mp4), MJPG (.avi), VP90 (.webm), unless given."""
+    """The FourCC for a container: mp4v (.mp4), MJPG (.avi), VP80 (.webm), unless given."""
     if codec:
         if len(codec) != 4:
             raise UserError(f"codec must be a 4-letter FourCC like mp4v, MJPG or VP90, got {codec!r}")
