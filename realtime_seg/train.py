@@ -6,19 +6,24 @@ Writes RUN_DIR/best.keras (best val mIoU), last.keras, metrics.csv, summary.json
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from .data import FORMATS, Dataset, augment, load_dataset, load_pair, resize_pair
-from .errors import UsageError, UserError
+from .errors import ArgumentParser, Interrupted, UsageError, UserError
+from .paths import check_creatable
 from .metrics import confusion_matrix, iou_per_class, summarize
 
 log = logging.getLogger(__name__)
@@ -56,18 +61,16 @@ def _make_sequence_class():
     keras = _keras()
 
     class SegSequence(keras.utils.PyDataset):
-        """Batches of (image [0,1] float32, ids int32, pixel weights); deterministic per seed."""
+        """Shuffled training batches of (image [0,1] float32, ids int32, pixel weights); deterministic per seed."""
 
-        def __init__(self, pairs, size, batch_size, weights, num_classes, train, seed, workers):
+        def __init__(self, pairs, size, batch_size, weights, num_classes, augment, seed, workers):
             super().__init__(workers=workers, use_multiprocessing=False)  # threads: JAX-safe
             self.pairs, self.size, self.batch_size = pairs, size, batch_size
             self.num_classes = num_classes
-            self.weights, self.train, self.seed, self.epoch = weights, train, seed, 0
+            self.weights, self.augment, self.seed, self.epoch = weights, augment, seed, 0
             self.order = self._order()
 
         def _order(self) -> np.ndarray:
-            if not self.train:
-                return np.arange(len(self.pairs))
             return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.pairs))
 
         def __len__(self) -> int:
@@ -84,7 +87,7 @@ def _make_sequence_class():
 
         def _example(self, i: int):
             image, mask = self.pairs[i]
-            if not self.train:
+            if not self.augment:
                 return resize_pair(image, mask, self.size)
             rng = np.random.default_rng([self.seed, self.epoch, i])
             return augment(image, mask, self.size, rng)
@@ -135,6 +138,53 @@ def _save_atomic(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _write_json_atomic(path: Path, doc: dict) -> None:
+    """An interrupt mid-write must not leave a half-written state.json that breaks --resume."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def interrupts_as_keyboard_interrupt() -> Iterator[list[int]]:
+    """SIGTERM ends training the way Ctrl-C does (KeyboardInterrupt); the signals received are listed."""
+    received: list[int] = []
+
+    def handler(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield received
+        return
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for sig, previous in old.items():
+        if previous is not signal.SIG_IGN:
+            signal.signal(sig, handler)
+    try:
+        yield received
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def _save_after_interrupt(model, run: Path, received: list[int]) -> Interrupted:
+    """Save last.keras (further signals wait until it is written), remove temporaries; the error to raise."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for tmp in run.glob(".*.tmp*"):  # a checkpoint or state.json cut off mid-write
+            tmp.unlink(missing_ok=True)
+        _save_atomic(model, run / "last.keras")
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+    state = run / "state.json"  # what --resume will read: the epochs completed and recorded
+    epoch = json.loads(state.read_text()).get("epoch", 0) + 1 if state.exists() else 1
+    signum = received[0] if received else signal.SIGINT
+    return Interrupted(f"interrupted ({signal.Signals(signum).name}) in epoch {epoch}; "
+                       f"{run / 'last.keras'} saved: continue with --resume", signum)
+
+
 def _callbacks(cfg: TrainConfig, run: Path, val_pairs, table, state: dict):
     keras = _keras()
 
@@ -157,7 +207,7 @@ def _callbacks(cfg: TrainConfig, run: Path, val_pairs, table, state: dict):
                 _save_atomic(self.model, run / "best.keras")
             _save_atomic(self.model, run / "last.keras")
             logs.pop("val_per_class_iou", None)
-            (run / "state.json").write_text(json.dumps(state, indent=2))
+            _write_json_atomic(run / "state.json", state)
             if val_pairs:
                 print(f"  val mIoU {logs['val_miou']:.4f}  pixel acc {logs['val_pixel_accuracy']:.4f}"
                       f"  (best {state['best_miou']:.4f} @ epoch {state['best_epoch']})", flush=True)
@@ -175,7 +225,12 @@ def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict):
     keras = _keras()
     if cfg.resume and (run / "last.keras").exists():
         log.info("resuming from %s at epoch %d", run / "last.keras", state.get("epoch", 0))
-        return keras.models.load_model(run / "last.keras")
+        try:
+            return keras.models.load_model(run / "last.keras")
+        except Exception as e:
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise UserError(f"--resume: cannot load {run / 'last.keras'} ({first}); restore it, or "
+                            f"start a new run without --resume") from None
     if cfg.resume:
         raise UserError(f"--resume: {run / 'last.keras'} does not exist; start without --resume")
     from .model import unet_model
@@ -185,17 +240,31 @@ def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict):
     return model
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Run a training job; returns the summary written to RUN_DIR/summary.json."""
+def check_config(cfg: TrainConfig) -> None:
+    """Usage errors in the settings, and a run folder that cannot be made, before any work."""
     if cfg.schedule not in ("cosine", "constant"):
         raise UsageError(f"unknown --schedule {cfg.schedule!r}; allowed: cosine, constant")
     if any(s <= 0 or s % 16 for s in cfg.input_size):
         raise UsageError(f"--input-size must be positive multiples of 16, got {cfg.input_size}")
-    for name in ("epochs", "batch_size", "width"):
+    for name in ("epochs", "batch_size", "width", "workers"):
         if getattr(cfg, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
     if cfg.limit < 0:
         raise UsageError(f"--limit must be >= 0, got {cfg.limit}")
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise UsageError(f"--lr must be a positive number, got {cfg.lr:g}")
+    if not 0 <= cfg.val_fraction < 1:
+        raise UsageError(f"--val-fraction must be at least 0 and below 1, got {cfg.val_fraction:g}")
+    data, out = Path(cfg.data).resolve(), Path(cfg.out).resolve()
+    if out == data or data in out.parents:
+        raise UsageError(f"--out {cfg.out} is inside the dataset folder {cfg.data}; choose a run "
+                         f"folder outside it")
+    check_creatable(Path(cfg.out), "--out")
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run a training job; returns the summary written to RUN_DIR/summary.json."""
+    check_config(cfg)
     dataset = load_dataset(cfg.data, cfg.format, cfg.classes, cfg.val_fraction, cfg.seed)
     train_s, val_s = dataset.train, dataset.val
     if cfg.limit:
@@ -222,18 +291,17 @@ def train(cfg: TrainConfig) -> dict:
          "classes_list": list(dataset.table.classes), "palette": dataset.table.palette}, indent=2))
     Seq = _make_sequence_class()
     seq = Seq(train_pairs, cfg.input_size, cfg.batch_size, weights, dataset.table.num_classes,
-              True, cfg.seed, cfg.workers)
+              cfg.augment, cfg.seed, cfg.workers)
     seq.epoch = state.get("epoch", 0)
     seq.order = seq._order()  # a resumed run shuffles its first epoch as an uninterrupted one would
     start, t0 = state.get("epoch", 0), time.time()
-    try:
-        history = model.fit(seq, epochs=cfg.epochs, initial_epoch=start,
-                            callbacks=_callbacks(cfg, run, val_pairs, dataset.table, state),
-                            verbose=1 if sys.stdout.isatty() else 2)
-    except KeyboardInterrupt:
-        _save_atomic(model, run / "last.keras")
-        raise UserError(f"interrupted at epoch {state.get('epoch', start) + 1}; {run / 'last.keras'} "
-                        f"saved: continue with --resume") from None
+    with interrupts_as_keyboard_interrupt() as received:
+        try:
+            history = model.fit(seq, epochs=cfg.epochs, initial_epoch=start,
+                                callbacks=_callbacks(cfg, run, val_pairs, dataset.table, state),
+                                verbose=1 if sys.stdout.isatty() else 2)
+        except KeyboardInterrupt:
+            raise _save_after_interrupt(model, run, received) from None
     losses = history.history.get("loss", [])
     summary = {
         "dataset": dataset.format, "table": dataset.table.name, "classes": list(dataset.table.classes),
@@ -259,8 +327,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realtime_seg train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m realtime_seg train", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="CamVid folder or CARLA capture folder(s)")
     p.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
     p.add_argument("--format", default="auto", choices=FORMATS)

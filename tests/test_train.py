@@ -155,3 +155,22 @@ def test_jax_backend_trains_without_tensorflow(tmp_path, camvid_dir):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["backend"] == "jax" and summary["epochs"] == 1
     assert (out / "best.keras").is_file() and (ROOT / "realtime_seg").is_dir()
+
+
+def test_no_augment_feeds_plain_resized_pairs(camvid_dir):
+    """--no-augment gives the resized pairs themselves; augmentation changes them (was ignored once)."""
+    from realtime_seg.data import load_dataset, load_pair, resize_pair
+    from realtime_seg.train import _make_sequence_class, pixel_weights
+
+    ds = load_dataset(camvid_dir)
+    pairs = [load_pair(s, ds.format, ds.table) for s in ds.train[:4]]
+    weights = pixel_weights(ds, pairs, "none")
+    seq_class = _make_sequence_class()
+    plain = seq_class(pairs, (48, 64), 4, weights, ds.table.num_classes, False, 0, 1)
+    augmented = seq_class(pairs, (48, 64), 4, weights, ds.table.num_classes, True, 0, 1)
+    x, y, _ = plain[0]
+    for image, label, i in zip(x, y, plain.order):
+        want_image, want_label = resize_pair(*pairs[i], (48, 64))
+        np.testing.assert_allclose(image, want_image / 255.0, atol=1e-6)
+        np.testing.assert_array_equal(label, np.where(want_label < 11, want_label, 0))
+    assert not np.allclose(augmented[0][0], x)
