@@ -7,6 +7,7 @@ turn it into a training example.
 from __future__ import annotations
 
 import logging
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,14 +90,25 @@ def camvid_samples(root: Path, split: str) -> list[Sample]:
     return _pair(image_dir, mask_dir)
 
 
+def check_data_folder(root: Path) -> None:
+    """`root` is an existing folder (not a file): a clear error otherwise."""
+    if not root.exists():
+        raise UserError(f"dataset folder {root} does not exist; pass a CamVid or CARLA folder")
+    if not root.is_dir():
+        raise UserError(f"--data {root} is a file, not a dataset folder; pass a CamVid or CARLA folder")
+    try:
+        os.listdir(root)
+    except PermissionError:
+        raise UserError(f"cannot read dataset folder {root}: permission denied; check its permissions") from None
+
+
 def load_dataset(root: str | Path, fmt: str = "auto", classes: str = "auto",
                  val_fraction: float = 0.1, seed: int = 0) -> Dataset:
     """Find the samples of a dataset folder and split them into train and validation."""
     root = Path(root)
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
-    if not root.is_dir():
-        raise UserError(f"dataset folder {root} does not exist; pass a CamVid or CARLA folder")
+    check_data_folder(root)
     fmt = detect_format(root) if fmt == "auto" else fmt
     if fmt == "camvid":
         train, val = camvid_samples(root, "train"), camvid_samples(root, "val")
@@ -169,7 +181,7 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]):
 
 def augment(image: np.ndarray, mask: np.ndarray, size: tuple[int, int],
             rng: np.random.Generator, max_scale: float = 1.5):
-    """Random scale-and-crop, horizontal flip, brightness/contrast; output at (height, width)."""
+    """Random scale-and-crop, horizontal flip, brightness/contrast/colour cast; output at (height, width)."""
     h, w = mask.shape
     scale = rng.uniform(1.0, max_scale)  # crop 1/scale of the frame, keep its aspect
     ch, cw = int(h / scale), int(w / scale)
@@ -178,5 +190,8 @@ def augment(image: np.ndarray, mask: np.ndarray, size: tuple[int, int],
     if rng.random() < 0.5:
         image, mask = image[:, ::-1], mask[:, ::-1]
     contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
-    image = np.clip(image.astype(np.float32) * contrast + brightness, 0, 255).astype(np.uint8)
+    gains = np.float32(contrast)
+    if rng.random() < 0.5:  # white balance / colour cast: CamVid's skies are white, dash-cams' blue
+        gains = contrast * rng.uniform(0.7, 1.15, size=3).astype(np.float32)
+    image = np.clip(image.astype(np.float32) * gains + brightness, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(image), np.ascontiguousarray(mask)

@@ -47,6 +47,7 @@ class TrainConfig:
     val_fraction: float = 0.1       # CARLA held-out fraction
     seed: int = 0
     resume: bool = False
+    init: str = ""                  # start from this checkpoint's weights (fine-tuning)
     mixed_precision: bool = False
     workers: int = 2
     extra: dict = field(default_factory=dict)
@@ -221,6 +222,21 @@ def _callbacks(cfg: TrainConfig, run: Path, val_pairs, table, state: dict):
             keras.callbacks.CSVLogger(str(run / "metrics.csv"), append=cfg.resume)]
 
 
+def _init_from(model, path: Path) -> None:
+    """Start from a checkpoint's weights (fine-tuning); any input size, same width and classes."""
+    keras = _keras()
+    if not path.is_file():
+        raise UserError(f"--init: checkpoint {path} not found; pass a .keras file written by train")
+    try:
+        source = keras.models.load_model(path, compile=False)
+        model.set_weights(source.get_weights())
+    except Exception as e:
+        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise UserError(f"--init: cannot use {path} ({first}); it needs the same --width and "
+                        f"class count as this run") from None
+    log.info("initialised from %s", path)
+
+
 def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict):
     keras = _keras()
     if cfg.resume and (run / "last.keras").exists():
@@ -235,6 +251,8 @@ def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict):
         raise UserError(f"--resume: {run / 'last.keras'} does not exist; start without --resume")
     from .model import unet_model
     model = unet_model((*cfg.input_size, 3), cfg.width, num_classes)
+    if cfg.init:
+        _init_from(model, Path(cfg.init))
     model.compile(optimizer=keras.optimizers.Adam(cfg.lr),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
@@ -345,6 +363,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.keras")
+    p.add_argument("--init", default="", help="start from this .keras checkpoint's weights (fine-tune)")
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
     p.add_argument("--workers", type=int, default=2, help="data loader threads")
     return p

@@ -174,3 +174,27 @@ def test_no_augment_feeds_plain_resized_pairs(camvid_dir):
         np.testing.assert_allclose(image, want_image / 255.0, atol=1e-6)
         np.testing.assert_array_equal(label, np.where(want_label < 11, want_label, 0))
     assert not np.allclose(augmented[0][0], x)
+
+
+def test_init_fine_tunes_from_a_checkpoint_at_another_size(tiny_run, tmp_path, camvid_dir):
+    """--init starts from a checkpoint's weights, even at another input size (fully convolutional)."""
+    import keras
+
+    from realtime_seg.train import train
+
+    run, _ = tiny_run
+    source = keras.models.load_model(run / "best.keras", compile=False)
+    train(tiny_config(camvid_dir, tmp_path / "ft", epochs=1, lr=1e-12, input_size=(48, 64),
+                      init=str(run / "best.keras"), schedule="constant"))
+    tuned = keras.models.load_model(tmp_path / "ft" / "last.keras", compile=False)
+    assert tuned.inputs[0].shape[1:3] == (48, 64)
+    for a, b in zip(source.get_weights(), tuned.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)  # lr ~0: the weights are the checkpoint's
+
+
+def test_init_with_another_width_is_a_clear_error(tiny_run, tmp_path, camvid_dir):
+    run, _ = tiny_run
+    result = run_cli("realtime_seg", "train", "--data", str(camvid_dir), "--out", str(tmp_path / "x"),
+                     "--width", "8", "--input-size", "32x48", "--epochs", "1",
+                     "--init", str(run / "best.keras"))
+    assert "--init" in assert_one_line_error(result)

@@ -1,0 +1,40 @@
+"""Write docs/val_example.png: a CamVid val frame, the model's prediction and the ground truth.
+
+usage: python scripts/val_example.py [--model accurate] [--data ../shared/data/camvid] [--frame 0001TP_008550]
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from realtime_seg.classes import CAMVID  # noqa: E402
+from realtime_seg.engine import load_model, resolve_model  # noqa: E402
+from realtime_seg.render import colorize  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", default="accurate")
+    p.add_argument("--data", default="../shared/data/camvid")
+    p.add_argument("--frame", default="0016E5_07959")
+    p.add_argument("--out", default="docs/val_example.png")
+    args = p.parse_args()
+    model = load_model(resolve_model(args.model))
+    frame = cv2.imread(str(Path(args.data) / "val" / f"{args.frame}.png"))
+    label = cv2.imread(str(Path(args.data) / "valannot" / f"{args.frame}.png"), cv2.IMREAD_GRAYSCALE)
+    h, w = label.shape
+    palette = np.vstack([model.palette_bgr, [[0, 0, 0]]]).astype(np.uint8)  # void (11) drawn black
+    panels = [frame, colorize(model.predict([frame])[0], palette, (w, h)),
+              colorize(np.minimum(label, CAMVID.void), palette, (w, h))]
+    for panel, title in zip(panels, ("input", f"prediction ({model.path.stem})", "ground truth")):
+        cv2.putText(panel, title, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(panel, title, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.imwrite(args.out, np.hstack(panels))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
