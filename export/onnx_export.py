@@ -22,7 +22,8 @@ import numpy as np
 from realtime_seg.backend import import_keras
 from realtime_seg.classes import TABLES
 from realtime_seg.engine import preprocess
-from realtime_seg.errors import UserError
+from realtime_seg.errors import ArgumentParser, UsageError, UserError
+from realtime_seg.paths import check_output_file, check_readable
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,11 @@ def _sha256(path: Path) -> str:
 
 def load_keras(path: Path):
     """Load a .keras file in safe mode, as float32 whatever policy it was trained under."""
+    if path.is_dir():
+        raise UserError(f"checkpoint {path} is a folder; pass a .keras file written by `train`")
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found; pass a .keras file written by `train`")
+    check_readable(path, "checkpoint")
     if not zipfile.is_zipfile(path):
         raise UserError(f"{path} is not a Keras .keras file; pass RUN_DIR/best.keras from `train`")
     keras = import_keras()  # after the cheap checks: loading TensorFlow takes seconds
@@ -143,12 +147,18 @@ def to_fp16(proto):
 def parity_frames(source: str, count: int) -> list[np.ndarray]:
     """`count` BGR frames spread over a video, or the images of a folder."""
     import cv2
+    from realtime_seg.sources import open_video_file
     path = Path(source)
+    if not path.exists():
+        raise UserError(f"--frames {path} not found; pass a video or a folder of images")
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
         frames = [cv2.imread(str(p)) for p in files[:count]]
     else:
-        cap = cv2.VideoCapture(str(path))
+        try:
+            cap, _ = open_video_file(path)  # the viewer's checks: empty, image, undecodable
+        except UserError as e:
+            raise UserError(f"--frames: {e}") from None
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         frames = []
         for idx in np.linspace(0, max(total - 1, 0), count).astype(int):
@@ -207,13 +217,13 @@ def export_model(cfg: ExportConfig) -> dict:
     import onnx
     checkpoint, out = Path(cfg.checkpoint), Path(cfg.output)
     if out.suffix != ".onnx":
-        raise UserError(f"output {out} must end in .onnx")
-    if out.resolve() == checkpoint.resolve():
-        raise UserError(f"output {out} is the checkpoint itself; choose another -o path")
+        raise UsageError(f"-o {out} must end in .onnx; e.g. -o models/NAME.onnx")
+    check_output_file(out, "-o", {"checkpoint": checkpoint, "--frames video": Path(cfg.frames)})
+    frames = parity_frames(cfg.frames, cfg.num_frames)  # before Keras (seconds to load): bad input fails at once
     model = load_keras(checkpoint)
     _, h, w, _ = model.inputs[0].shape
     info = _class_info(checkpoint, cfg.classes, model.outputs[0].shape[-1])
-    batch = preprocess(parity_frames(cfg.frames, cfg.num_frames), (h, w))
+    batch = preprocess(frames, (h, w))
     print(f"converting {checkpoint} ({h}x{w}, {len(info['classes'])} classes, head {cfg.head}, "
           f"{'fp16' if cfg.fp16 else 'fp32'}) ...", flush=True)
     proto = convert(model, cfg.head)
@@ -237,8 +247,8 @@ def export_model(cfg: ExportConfig) -> dict:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m export", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a .keras file written by `python -m realtime_seg train`")
     p.add_argument("-o", "--output", required=True, help="where to write the .onnx file")
     p.add_argument("--fp16", action="store_true", help="fp16 weights (GPUs); float32 input/output")
@@ -253,7 +263,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.num_frames < 1:
-        from realtime_seg.errors import UsageError
         raise UsageError(f"--num-frames must be at least 1, got {args.num_frames}")
     export_model(ExportConfig(checkpoint=args.checkpoint, output=args.output, fp16=args.fp16,
                               head=args.head, classes=args.classes, frames=args.frames,

@@ -21,11 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # FFmpeg probing warnings; we report errors
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own log (e.g. a refused stream)
-    from .errors import UserError
+    from .errors import Interrupted, UserError
     name = argv[0] if argv and argv[0] in COMMANDS else None
     module = COMMANDS[name] if name else "realtime_seg.viewer"
     try:
         return importlib.import_module(module).main(argv[1:] if name else argv)
+    except Interrupted as e:  # cleaned up and saved what could be: not an error of the user's
+        print(e, file=sys.stderr)
+        return e.exit_code
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

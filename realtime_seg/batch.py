@@ -33,16 +33,17 @@ import cv2
 import numpy as np
 
 from .engine import DEVICES, PRESETS, SegModel, load_model, resolve_model
-from .errors import UsageError, UserError
+from .errors import ArgumentParser, UsageError, UserError
+from .paths import check_creatable, same_path
 from .pipeline import StageTimes, VideoOutput, partial_path, segment_stream
 from .progress import progress
 from .render import Legend, compose, draw_hud
-from .sources import Source, open_video_file
+from .sources import Source, is_url, open_video_file
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts",
-                  ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"}
+                  ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv", ".y4m", ".mjpeg", ".mjpg"}
 # Container -> FourCC. VP8 WebM is the default: browsers play it and, unlike VP9, it encodes
 # at a usable speed on a small CPU (docs/BATCH.md has the measurements).
 EXT_CODECS = {"webm": "VP80", "mp4": "mp4v", "avi": "MJPG", "mkv": "VP80", "mov": "mp4v"}
@@ -371,7 +372,7 @@ class Runner:
             cap, first = open_video_file(job.source)
         except UserError as e:
             self._uncount(job.frames)
-            log.warning("%s: failed: %s", job.source, _reason(e, job.source))
+            report_failure(str(e))
             return Result(job.label, f"failed: {_reason(e, job.source)}")
         source = Source(str(job.source), cap, first=first)
         model = self.models.get(slot)
@@ -397,7 +398,7 @@ class Runner:
             if status.startswith("failed"):
                 self._uncount((source.frame_count or frames) - frames)
         if status.startswith("failed"):
-            log.warning("%s: %s", job.source, status)
+            report_failure(f"{job.source}: {status.removeprefix('failed: ')}; re-copy or re-encode it")
         return Result(job.label, status, frames, time.perf_counter() - start, written)
 
     def _open_writers(self, job: Job, source: Source, size: tuple[int, int], model: SegModel) -> dict:
@@ -466,6 +467,12 @@ class Runner:
                 self.overall.refresh()
 
 
+def report_failure(message: str) -> None:
+    """One `error: ...` line per failed input on stderr, above the progress bars (the batch goes on)."""
+    from tqdm import tqdm
+    tqdm.write(f"error: {message}", file=sys.stderr)
+
+
 def _hud(source: Source, model: SegModel, times: StageTimes, index: int, done: int, start: float) -> list[str]:
     elapsed = time.perf_counter() - start
     total = f"/{source.frame_count}" if source.frame_count else ""
@@ -507,6 +514,15 @@ def check_config(cfg: BatchConfig) -> None:
         raise UsageError(f"--codec must be a 4-letter FourCC like VP80, mp4v or MJPG, got {cfg.fourcc!r}")
 
 
+def check_out(cfg: BatchConfig, inputs: list[tuple[Path, Path]]) -> None:
+    """--out is a folder that can be made (nothing is created yet) and not one of the inputs."""
+    if cfg.out.exists() and not cfg.out.is_dir():
+        if any(same_path(cfg.out, p) for p, _ in inputs):
+            raise UsageError(f"--out {cfg.out} is an input video; --out takes a folder for the outputs")
+        raise UserError(f"--out {cfg.out} is a file, not a folder; choose another --out")
+    check_creatable(cfg.out, "--out")
+
+
 def probe_codec(cfg: BatchConfig) -> None:
     """Open (and delete) a tiny video in DIR: a codec this OpenCV cannot write fails here, once."""
     try:
@@ -530,11 +546,30 @@ def run_batch(specs: list[str], cfg: BatchConfig, stop: threading.Event | None =
     """Expand, plan and process every input; one Result per input, in input order."""
     check_config(cfg)
     stop = stop or threading.Event()
+    streams = [spec for spec in specs if is_url(spec)]
+    if streams:
+        raise UsageError(f"batch reads video files, not streams ({streams[0]}); record it first with "
+                         f"`python -m realtime_seg --video URL --no-show --output rec.mp4`")
     inputs, unmatched = expand_inputs(specs, cfg.recursive, cfg.out)
     if not inputs:
         raise UsageError(f"no videos found in {' '.join(specs) or '(no inputs)'}; pass video files, "
                          f"folders or globs (folders: --recursive for subfolders)")
+    check_out(cfg, inputs)
+    existed = cfg.out.exists()
+    try:
+        return _run_planned(inputs, unmatched, cfg, stop)
+    finally:
+        if not existed:  # nothing written (all failed, or interrupted): no empty folder left behind
+            with contextlib.suppress(OSError):
+                cfg.out.rmdir()
+
+
+def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: BatchConfig,
+                 stop: threading.Event) -> list[Result]:
+    """Process the inputs that have outputs to write; the others are skipped or not found."""
     jobs = plan(inputs, cfg)
+    for spec in unmatched:
+        report_failure(f"{spec} not found (no such file, or no videos match); check the path")
     results: dict[int, Result] = {}
     todo = []
     for i, job in enumerate(jobs):
@@ -601,16 +636,9 @@ def summary_line(results: list[Result], out: Path) -> str:
     return f"{', '.join(parts)}; outputs in {out}"
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one `error: ...` line (exit 2), like every other error of this tool."""
-
-    def error(self, message: str):
-        raise UsageError(f"{message}; see `python -m realtime_seg batch --help`")
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m realtime_seg batch", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m realtime_seg batch", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or globs")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
     p.add_argument("--model", help=f"ONNX model or preset ({', '.join(PRESETS)}); default: accurate")

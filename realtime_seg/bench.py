@@ -37,10 +37,11 @@ import cv2
 import numpy as np
 
 from .engine import DEVICES, PRESETS, SegModel, load_model, preprocess, resolve_model
-from .errors import UsageError, UserError
+from .errors import ArgumentParser, UsageError, UserError
+from .paths import check_output_file
 from .pipeline import Packet, StageTimes, VideoOutput
 from .render import Legend
-from .sources import Source, open_video
+from .sources import Source, is_url, open_video
 
 log = logging.getLogger(__name__)
 
@@ -234,11 +235,10 @@ def onnx_conv_flops(path: str | Path) -> int | None:
 # ---------------------------------------------------------------- clip and stages
 
 def check_video(video: str) -> None:
-    """The product's checks and one-line errors for the video; streams are refused."""
-    source = open_video(video)
-    source.close()
-    if source.live:
+    """The product's checks and one-line errors for the video; streams are refused before opening."""
+    if is_url(video):
         raise UsageError(f"bench needs a video file, not a stream ({video}); record a clip first")
+    open_video(video).close()
 
 
 def read_clip(video: str, n: int) -> Clip:
@@ -540,19 +540,6 @@ def report(cfg: BenchConfig, clip: Clip, results: list[ModelResult], machine: di
     return {**asdict(results[0]), **doc}
 
 
-def check_writable(path: Path) -> None:
-    """Fail before measuring, not after, when the JSON cannot be written there."""
-    if path.is_dir():
-        raise UserError(f"--json {path} is a folder; pass a file path")
-    probe = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror}; choose a writable --json path") from None
-
-
 def write_json(doc: dict, path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -568,9 +555,10 @@ def write_json(doc: dict, path: Path) -> None:
 def run(cfg: BenchConfig) -> dict:
     """Measure every model on the same clip; print the tables; return the JSON document."""
     check_video(cfg.video)
-    if cfg.json:
-        check_writable(Path(cfg.json))
     paths = [resolve_model(m) for m in cfg.models]
+    if cfg.json:  # fail before measuring, not after; never over an input
+        inputs = {"video": cfg.video, **{f"model {p.name}": p for p in paths}}
+        check_output_file(Path(cfg.json), "--json", {**inputs, **({"Keras model": cfg.keras} if cfg.keras else {})})
     models = [load_model(p, cfg.device, cfg.threads, cfg.spinning) for p in paths]
     if cfg.keras and not Path(cfg.keras).is_file():
         raise UserError(f"Keras model {cfg.keras} not found; pass --keras PATH to a .keras file")
@@ -607,8 +595,8 @@ def run(cfg: BenchConfig) -> dict:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realtime_seg bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m realtime_seg bench", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", default=str(DEMO_VIDEO), help="video file (default: the demo video)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help=f"ONNX model or preset ({', '.join(PRESETS)}); default: accurate")

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
+from .paths import check_readable
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,11 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinnin
     `spinning=False` stops idle intra-op threads from busy-waiting (onnxruntime's default).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"model {path} not found; pass --model PATH to an exported .onnx file")
+    if path.is_dir():
+        raise UserError(f"model {path} is a folder; pass --model PATH to an exported .onnx file")
+    check_readable(path, "model")
     session = _session(path, _providers(device), threads, spinning)
     provider = session.get_providers()[0]  # onnxruntime falls back to CPU silently: trust this
     if device == "cuda" and provider != _CUDA:

@@ -1,6 +1,9 @@
 """User-facing errors: one line, what went wrong, and what to do; mapped to exit codes."""
 from __future__ import annotations
 
+import argparse
+import signal
+
 
 class UserError(Exception):
     """A problem with the user's input or environment (exit code 1); shown as one line."""
@@ -12,3 +15,18 @@ class UsageError(UserError):
     """Invalid command-line usage (exit code 2)."""
 
     exit_code = 2
+
+
+class Interrupted(UserError):
+    """Stopped by Ctrl-C or SIGTERM after cleaning up; exit code 128 + the signal (130, 143)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are one `error: ...` line (UsageError, exit 2) like every other error."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message}; see `{self.prog} --help`")

@@ -7,6 +7,7 @@ Predictions are resized to each label's own size (nearest) before scoring.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -14,20 +15,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .data import FORMATS, camvid_samples, carla_samples, detect_format, load_pair, _split
+from .data import (FORMATS, _split, camvid_samples, carla_samples, check_data_folder, detect_format,
+                   load_pair)
 from .classes import CAMVID, ClassTable
 from .engine import DEVICES, SegModel, load_model, resolve_model
-from .errors import UsageError, UserError
+from .errors import ArgumentParser, UsageError, UserError
+from .paths import check_output_file
 from .metrics import confusion_matrix, iou_per_class, summarize
 from .progress import progress
 
 SPLITS = ("train", "val", "test", "all")
+CONFUSION_TYPES = {".png", ".jpg", ".jpeg", ".bmp"}
 
 
 def find_samples(root: Path, fmt: str, split: str):
     """Samples of `split`: CamVid folders by name; CARLA the trainer's held-out split (or all)."""
-    if not root.is_dir():
-        raise UserError(f"dataset folder {root} does not exist; pass a CamVid or CARLA folder")
+    check_data_folder(root)
     fmt = detect_format(root) if fmt == "auto" else fmt
     if fmt == "camvid":
         if split == "all":
@@ -101,15 +104,34 @@ def _write_atomic(path: Path, write) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if write(tmp) is False:
             raise OSError(f"could not encode {path.suffix}")
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {e.strerror or e}; choose a writable path") from None
-    os.replace(tmp, path)
+        os.replace(tmp, path)
+    except (OSError, cv2.error) as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {getattr(e, 'strerror', None) or e}; "
+                        f"choose a writable path") from None
+
+
+def check_outputs(args: argparse.Namespace, model_path: Path) -> None:
+    """--json and --confusion can be written, and neither replaces the model or the other."""
+    outputs = {"--json": args.json, "--confusion": args.confusion}
+    if args.confusion and Path(args.confusion).suffix.lower() not in CONFUSION_TYPES:
+        raise UsageError(f"--confusion {args.confusion} must be an image file "
+                         f"({', '.join(sorted(CONFUSION_TYPES))})")
+    if args.json and args.confusion and Path(args.json).resolve() == Path(args.confusion).resolve():
+        raise UsageError(f"--json and --confusion are both {args.json}; give them different paths")
+    data = Path(args.data).resolve()
+    for option, path in outputs.items():
+        if path and Path(path).is_file() and data in Path(path).resolve().parents:
+            raise UsageError(f"{option} {path} would replace a file of the dataset {args.data}; "
+                             f"choose a path outside it")
+        if path:
+            check_output_file(Path(path), option, {"model": model_path})
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realtime_seg eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m realtime_seg eval", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="ONNX model or preset (accurate, fast); default: accurate")
     p.add_argument("--data", required=True, help="CamVid or CARLA folder")
     p.add_argument("--split", default="val", choices=SPLITS)
@@ -125,7 +147,9 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
-    model = load_model(resolve_model(args.model), args.device)
+    model_path = resolve_model(args.model)
+    check_outputs(args, model_path)
+    model = load_model(model_path, args.device)
     fmt, samples = find_samples(Path(args.data), args.format, args.split)
     if not samples:
         raise UserError(f"no image/mask pairs in the {args.split} split of {args.data}")

@@ -18,7 +18,8 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
-from .errors import UserError
+from .errors import UsageError, UserError
+from .paths import check_readable, read_head
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,17 @@ CAMERA_BACKEND = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_A
 
 
 class Source:
-    """A video file read frame by frame: no frame is lost unless `realtime` asks to drop."""
+    """A video file read frame by frame: no frame is lost unless `realtime` asks to drop.
+
+    `loop` starts the file again at its end (kiosk demos); `limit` ends the source after that
+    many frames. A file that ends before the frame count in its header is `broken` (truncated).
+    """
 
     live = False
 
     def __init__(self, name: str, capture: cv2.VideoCapture, realtime: bool = False,
-                 first: np.ndarray | None = None):
-        self.name, self.cap, self.realtime = name, capture, realtime
+                 first: np.ndarray | None = None, loop: bool = False, limit: int | None = None):
+        self.name, self.cap, self.realtime, self.loop, self.limit = name, capture, realtime, loop, limit
         self._pending = first  # decoded at open time to prove the file is a video
         self.fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
         if not 1 <= self.fps <= 240:  # containers without a rate report 0 or nonsense
@@ -45,28 +50,65 @@ class Source:
         self.frame_count: int | None = count if count > 0 else None
         self.size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self.dropped = 0
-        self.error: str | None = None
+        self.delivered = 0           # frames returned by read()
+        self.loops = 0               # times a looping file started again
+        self.error: str | None = None   # a live source was lost (a warning: what was read is good)
+        self.broken: str | None = None  # a file could not be read to its end (an error)
         self.cancelled = False
-        self._index, self._t0 = 0, None
+        self._index, self._pass, self._t0 = 0, 0, None  # frames taken from the file: in all, this pass
+
+    @property
+    def length(self) -> int | None:
+        """How many frames read() will return if nothing goes wrong; None when unknown or endless."""
+        if self.loop or self.frame_count is None:
+            return self.limit
+        return self.frame_count if self.limit is None else min(self.frame_count, self.limit)
 
     def cancel(self) -> None:
         """End the source early, as if it had ended: read() returns None from now on (signal-safe: no locks)."""
         self.cancelled = True
 
     def read(self) -> np.ndarray | None:
-        """The next frame, or None at the end."""
-        if self.cancelled:
+        """The next frame, or None at the end (of the file, of `limit` frames, or after cancel())."""
+        if self.cancelled or (self.limit is not None and self.delivered >= self.limit):
             return None
+        frame = self._next()
+        if frame is not None:
+            self.delivered += 1
+        return frame
+
+    def _next(self) -> np.ndarray | None:
         if self.realtime:
             self._keep_pace()
         if self._pending is not None:
             frame, self._pending = self._pending, None
-            self._index += 1
-            return frame
+        else:
+            ok, frame = self.cap.read()
+            if not ok:
+                return None if self._ended_short() or not self.loop else self._rewind()
+        self._index, self._pass = self._index + 1, self._pass + 1
+        return frame
+
+    def _ended_short(self) -> bool:
+        """True (and `broken` set) when the file ended before the frame count in its header."""
+        if self.frame_count and self._pass < self.frame_count:
+            self.broken = (f"video {self.name} ended after {self._pass} of {self.frame_count} frames: "
+                           f"truncated or corrupt; re-copy or re-encode it")
+        return self.broken is not None
+
+    def _rewind(self) -> np.ndarray | None:
+        """Loop: the first frame again, by seeking or (streams that cannot seek) by reopening."""
+        self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         ok, frame = self.cap.read()
         if not ok:
+            self.cap.release()
+            self.cap = cv2.VideoCapture(self.name, cv2.CAP_FFMPEG)
+            ok, frame = self.cap.read()
+        if not ok:
+            self.broken = f"cannot loop {self.name}: it gives no frame after a restart; re-encode it"
             return None
-        self._index += 1
+        self.loops += 1
+        self._index, self._pass = self._index + 1, 1
         return frame
 
     def _keep_pace(self) -> None:
@@ -76,7 +118,7 @@ class Source:
             self._t0 = now
         due = int((now - self._t0) * self.fps)
         while self._index < due and self.cap.grab():
-            self._index += 1
+            self._index, self._pass = self._index + 1, self._pass + 1
             self.dropped += 1
         early = self._t0 + self._index / self.fps - now
         if early > 0:
@@ -154,7 +196,11 @@ class LiveSource(Source):
         self.error = f"{self.name} was lost and did not come back after {self._retries} tries"
         return False
 
-    def read(self) -> np.ndarray | None:
+    @property
+    def length(self) -> int | None:
+        return self.limit
+
+    def _next(self) -> np.ndarray | None:
         """The newest frame not yet taken; waits for one; None when the source has ended."""
         with self._cond:
             while not self._fresh and not self._done and not self.cancelled:
@@ -194,7 +240,7 @@ def _stream_capture(url: str) -> Callable[[], cv2.VideoCapture]:
 def open_camera(index: int, backend: int = CAMERA_BACKEND) -> LiveSource:
     """A webcam by index; buffering is kept to one frame where the driver allows it."""
     if index < 0:
-        raise UserError(f"camera index must be 0 or more, got {index}")
+        raise UsageError(f"--camera must be 0 or more, got {index}")
 
     def open_capture() -> cv2.VideoCapture:
         cap = cv2.VideoCapture(index, backend)
@@ -208,38 +254,58 @@ def open_camera(index: int, backend: int = CAMERA_BACKEND) -> LiveSource:
                         f"`v4l2-ctl --list-devices` (Linux) or try another --camera index") from None
 
 
-def open_video(spec: str, realtime: bool = False) -> Source:
-    """A video file or a stream URL (rtsp, http, ...)."""
-    scheme = urlparse(spec).scheme.lower()
-    if len(scheme) > 1:  # one letter is a Windows drive, not a scheme
+def is_url(spec: str) -> bool:
+    """True for `scheme://...` (one letter is a Windows drive, not a scheme)."""
+    return len(urlparse(spec).scheme) > 1
+
+
+def open_video(spec: str, realtime: bool = False, loop: bool = False) -> Source:
+    """A video file or a stream URL (rtsp, http, ...); `loop` (files only) starts again at the end."""
+    if is_url(spec):
+        scheme = urlparse(spec).scheme.lower()
         if scheme not in STREAM_SCHEMES:
             raise UserError(f"unsupported URL scheme {scheme!r} in {spec}; use one of "
                             f"{', '.join(STREAM_SCHEMES)} or a file path")
+        if loop:
+            raise UsageError(f"--loop replays video files, not streams ({spec}); drop --loop")
         try:
             return LiveSource(spec, _stream_capture(spec))
         except UserError:
             raise UserError(f"cannot open stream {spec} within {OPEN_TIMEOUT_MS // 1000}s; check "
                             f"the URL and that the server is reachable") from None
     cap, first = open_video_file(Path(spec))
-    return Source(spec, cap, realtime, first)
+    return Source(spec, cap, realtime, first, loop=loop)
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"II*\x00", b"MM\x00*", b"BM")
+
+
+def _image_content(path: Path) -> bool:
+    """The file starts like an image (PNG, JPEG, GIF, TIFF, BMP, WebP), whatever its name."""
+    head = read_head(path)
+    return head.startswith(IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 def open_video_file(path: Path) -> tuple[cv2.VideoCapture, np.ndarray]:
     """An opened capture and its first frame; a clear error for anything that is not a video."""
-    if not path.exists():
-        raise UserError(f"video {path} not found; check the path")
     if path.is_dir():
         raise UserError(f"{path} is a folder, not a video; pass a video file "
                         f"(`python -m realtime_seg batch` takes folders)")
+    check_readable(path, "video")
     if path.stat().st_size == 0:
         raise UserError(f"video {path} is empty (0 bytes); pass a real video file")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise UserError(f"{path} is an image, not a video; pass a video file")
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     ok, first = cap.read() if cap.isOpened() else (False, None)
+    if ok and _image_content(path):  # FFmpeg plays an image as a 1-frame video; a raw MJPEG has more
+        ok = cap.grab()
+        cap.release()
+        if not ok:
+            raise UserError(f"{path} is an image, not a video; pass a video file")
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        ok, first = cap.read()
     if not ok:  # a header alone, or bytes FFmpeg cannot decode
         cap.release()
         raise UserError(f"cannot decode {path}: corrupt or not a video; pass an mp4, avi, mkv "

@@ -3,6 +3,7 @@
 usage: python -m realtime_seg --video drive.mp4 [--model accurate|fast|M.onnx] [--output out.mp4]
        python -m realtime_seg --camera 0
        python -m realtime_seg --video rtsp://host/stream --no-show --output rec.mp4
+       python -m realtime_seg --video demo.mp4 --loop [--max-frames 20000]   (kiosk; soak tests)
 keys:  q/Esc quit, space pause, n next frame (paused), +/- opacity, m view, l legend, s screenshot
 """
 from __future__ import annotations
@@ -25,7 +26,8 @@ import cv2
 import numpy as np
 
 from .engine import DEVICES, PRESETS, SegModel, load_model, resolve_model
-from .errors import UsageError, UserError
+from .errors import ArgumentParser, UsageError, UserError
+from .paths import check_output_file
 from .pipeline import Packet, StageTimes, VideoOutput, segment_stream
 from .render import VIEWS, Legend, compose, draw_hud
 from .sources import Source, open_camera, open_video
@@ -179,9 +181,13 @@ def default_output(args) -> Path:
 
 
 def open_source(args) -> Source:
+    """The camera or video of the arguments, looping and limited to --max-frames as asked."""
     if args.camera is not None:
-        return open_camera(args.camera)
-    return open_video(args.video, realtime=args.realtime)
+        source = open_camera(args.camera)
+    else:
+        source = open_video(args.video, realtime=args.realtime, loop=args.loop)
+    source.limit = args.max_frames
+    return source
 
 
 @contextlib.contextmanager
@@ -217,6 +223,8 @@ def run(args) -> dict:
         print("interrupted", file=sys.stderr)
     if source.error:
         print(f"warning: {source.error}", file=sys.stderr)
+    if source.broken:  # a truncated file: its recording was not kept
+        raise UserError(source.broken + ("; nothing was recorded" if output else ""))
     if written:
         print(f"wrote {written} ({output.frames} frames, {source.size[0]}x{source.size[1]} at {source.fps:g} fps)")
     return summary
@@ -237,7 +245,7 @@ def _session(args, model: SegModel, source: Source) -> tuple[dict, VideoOutput |
             summary = _loop(model, source, output, show, state, Path(args.screenshots))
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, keep what was recorded
             source.cancel()
-        ok = True
+        ok = source.broken is None
     finally:
         source.close()
         written = output.close(ok) if output else None
@@ -250,7 +258,7 @@ def _loop(model: SegModel, source: Source, output: VideoOutput | None, show: boo
           state: ViewState, shots: Path) -> dict:
     from .progress import progress
     times, meter, legend = StageTimes(), FpsMeter(), Legend(model.classes, model.palette_bgr)
-    bar = None if show else progress(total=source.frame_count, desc="segmenting", unit="frame")
+    bar = None if show else progress(total=source.length, desc="segmenting", unit="frame")
     start, frames = time.perf_counter(), 0
     # closing: on a second Ctrl-C the stage threads stop before the source is closed under them
     with contextlib.closing(segment_stream(source, model, times)) as packets:
@@ -311,9 +319,9 @@ def _opacity(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realtime_seg", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="other commands: train, export, eval, batch, bench (each takes --help)")
+    p = ArgumentParser(prog="python -m realtime_seg", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="other commands: train, export, eval, batch, bench (each takes --help)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--video", help="video file or stream URL (rtsp://, http://, ...); default: the demo video")
     src.add_argument("--camera", type=int, help="webcam index, e.g. 0")
@@ -325,6 +333,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", help="FourCC for --output (default by extension: mp4v, MJPG, VP80)")
     p.add_argument("--no-show", action="store_true", help="no window; progress bar instead")
     p.add_argument("--realtime", action="store_true", help="keep pace with a file's fps by dropping frames")
+    p.add_argument("--loop", action="store_true", help="start a video file again at its end (kiosk demos)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--no-legend", action="store_true")
     p.add_argument("--no-hud", action="store_true")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: automatic)")
@@ -332,14 +342,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+def check_args(args: argparse.Namespace) -> None:
+    """Usage errors in the options, and an --output that cannot be written, before any work."""
     if args.threads < 0:
         raise UsageError(f"--threads must be 0 or more, got {args.threads}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError(f"--max-frames must be 1 or more, got {args.max_frames}")
+    if args.camera is not None and args.camera < 0:
+        raise UsageError(f"--camera must be 0 or more, got {args.camera}")
+    if args.loop and args.camera is not None:
+        raise UsageError("--loop replays video files, not cameras; drop --loop")
+    if args.output:
+        inputs = {"input video": args.video} if args.video and "://" not in args.video else {}
+        check_output_file(Path(args.output), "--output", inputs)
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
     if args.video is None and args.camera is None:
         args.video = str(DEMO_VIDEO)
         print(f"no --video or --camera given: playing the demo {DEMO_VIDEO.name}")
-    if args.output and args.video and Path(args.output).resolve() == Path(args.video).resolve():
-        raise UsageError(f"--output {args.output} is the input video; choose another output path")
+    check_args(args)
     run(args)
     return 0

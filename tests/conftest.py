@@ -20,7 +20,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 if str(ROOT) not in sys.path:  # the package need not be installed to be tested
     sys.path.insert(0, str(ROOT))
 
-PROGRESS = re.compile(r"\| *\d+/\d+ \[")  # a tqdm bar: "decode train: 67%|███ | 2/3 [00:00<..."
+# a tqdm bar: "decode train: 67%|███ | 2/3 [00:00<...", or one without a total: "total: 0frame [00:00, ..."
+PROGRESS = re.compile(r"\| *\d+/\d+ \[|: *\d+\w* \[\d+:\d+")
 TINY = dict(width=4, input_size=(32, 48), epochs=2, batch_size=2, workers=1)
 
 

@@ -1,0 +1,71 @@
+"""Checks on the files a command reads and writes, done before any work: one-line errors.
+
+Inputs must be readable; an output must be creatable (its nearest existing ancestor is a
+writable folder), must not be a folder when a file is meant, and must never be an input.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import UsageError, UserError
+
+
+def check_readable(path: Path, what: str) -> None:
+    """`path` can be opened for reading; a clear error (missing, folder, permission) otherwise."""
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} not found; check the path") from None
+    except IsADirectoryError:
+        raise UserError(f"{what} {path} is a folder, not a file; pass a file") from None
+    except PermissionError:
+        raise UserError(f"cannot read {what} {path}: permission denied; check its permissions "
+                        f"(e.g. chmod a+r)") from None
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path}: {e.strerror}; check the file") from None
+
+
+def read_head(path: Path, size: int = 16) -> bytes:
+    """The first bytes of a readable file (checked with `check_readable` first)."""
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+def same_path(a: Path | str, b: Path | str) -> bool:
+    """True when two paths name the same file (symlinks and hard links included)."""
+    a, b = Path(a), Path(b)
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def nearest_existing(path: Path) -> Path:
+    """`path` or its closest ancestor that exists."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_creatable(folder: Path, option: str) -> None:
+    """`folder` exists as a writable folder, or could be created (nothing is created here)."""
+    base = nearest_existing(folder)
+    if not base.is_dir():
+        raise UserError(f"cannot write under {folder}: {base} is a file, not a folder; "
+                        f"choose another {option}")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write under {base}: permission denied; choose another {option}")
+
+
+def check_output_file(path: Path, option: str, inputs: dict[str, Path | str] | None = None) -> None:
+    """An output file that can be written and is none of the `inputs` (name -> path)."""
+    for name, source in (inputs or {}).items():
+        if same_path(path, source) or Path(path).resolve() == Path(source).resolve():
+            raise UsageError(f"{option} {path} is the {name}; writing it would destroy the input: "
+                             f"choose another {option} path")
+    if Path(path).is_dir():
+        raise UserError(f"cannot write {path}: it is a folder; pass a file path as {option}")
+    check_creatable(Path(path).parent, option)
