@@ -557,7 +557,8 @@ def run(cfg: BenchConfig) -> dict:
     check_video(cfg.video)
     paths = [resolve_model(m) for m in cfg.models]
     if cfg.json:  # fail before measuring, not after; never over an input
-        inputs = {"video": cfg.video, **{f"model {p.name}": p for p in paths}}
+        models = {"model": paths[0]} if len(paths) == 1 else {f"model {p.name}": p for p in paths}
+        inputs = {"video": cfg.video, **models}
         check_output_file(Path(cfg.json), "--json", {**inputs, **({"Keras model": cfg.keras} if cfg.keras else {})})
     models = [load_model(p, cfg.device, cfg.threads, cfg.spinning) for p in paths]
     if cfg.keras and not Path(cfg.keras).is_file():

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -241,6 +242,9 @@ def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict):
     keras = _keras()
     if cfg.resume and (run / "last.keras").exists():
         log.info("resuming from %s at epoch %d", run / "last.keras", state.get("epoch", 0))
+        if not zipfile.is_zipfile(run / "last.keras"):
+            raise UserError(f"--resume: {run / 'last.keras'} is not a readable .keras file (cut off or "
+                            f"corrupt); restore it, or start a new run without --resume")
         try:
             return keras.models.load_model(run / "last.keras")
         except Exception as e:
@@ -275,8 +279,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise UsageError(f"--val-fraction must be at least 0 and below 1, got {cfg.val_fraction:g}")
     data, out = Path(cfg.data).resolve(), Path(cfg.out).resolve()
     if out == data or data in out.parents:
-        raise UsageError(f"--out {cfg.out} is inside the dataset folder {cfg.data}; choose a run "
-                         f"folder outside it")
+        raise UsageError(f"--out {cfg.out} is {'' if out == data else 'inside '}the dataset folder "
+                         f"{cfg.data}; choose a run folder outside it")
     check_creatable(Path(cfg.out), "--out")
 
 

@@ -248,9 +248,9 @@ MATRIX = [
     ("train", "folder that is no dataset", "--data {in}/folder", 1, "neither a CamVid folder"),
     ("train", "unreadable data folder", "--data {in}/locked_data", 1, "permission denied"),
     ("train", "--out under a file", "--out {in}/plain_file/run", 1, "is a file, not a folder"),
-    ("train", "--out is the data folder", "--out {camvid}", 2, "inside the dataset folder"),
+    ("train", "--out is the data folder", "--out {camvid}", 2, "is the dataset folder"),
     ("train", "--resume from a broken checkpoint", "--out {in}/broken_run --resume", 1,
-     "--resume: cannot load"),
+     "is not a readable .keras file"),
     ("train", "negative batch size", "--batch-size -3", 2, "--batch-size must be at least 1"),
     ("train", "zero workers", "--workers 0", 2, "--workers must be at least 1"),
     ("train", "negative learning rate", "--lr -1", 2, "--lr must be a positive number"),
@@ -299,7 +299,7 @@ MATRIX = [
     ("bench", "model with NCHW input", "--model {in}/nchw.onnx", 1, "takes input"),
     ("bench", "--json under a file", "--json {in}/plain_file/b.json", 1, "is a file, not a folder"),
     ("bench", "--json is the video", "--json {in}/clip.mp4", 2, "is the video"),
-    ("bench", "--json is the model", "--model {in}/model.onnx --json {in}/model.onnx", 2, "is the model"),
+    ("bench", "--json is the model", "--model {in}/model.onnx --json {in}/model.onnx", 2, "is the model;"),
     ("bench", "zero batch", "--batches 1 0", 2, "--batches must be at least 1"),
 ]
 
