@@ -2,7 +2,7 @@
 
 usage: python -m realtime_seg bench --video drive.mp4 [--model accurate|fast|M.onnx] [--frames 200]
        python -m realtime_seg bench --models fast accurate --json bench.json
-       python -m realtime_seg bench --threads 2 --no-spin   (onnxruntime threads; 0: automatic)
+       python -m realtime_seg bench --threads 1 --spin   (onnxruntime threads, 0: all cores; busy-waiting on)
 
 On the first N frames of the video, in one run:
   stages alone     decode, preprocess, inference (batch 1), draw, encode: ms/frame, one after another
@@ -61,7 +61,7 @@ class BenchConfig:
     device: str = "auto"
     frames: int = 200
     threads: int = 0
-    spinning: bool = True
+    spinning: bool = False
     batches: tuple[int, ...] = (1, 4, 8)
     seed_keras: bool = True
     json: str | None = None
@@ -607,8 +607,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--frames", type=int, default=200, help="first N frames of the video (default 200)")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: automatic)")
-    p.add_argument("--no-spin", action="store_true",
-                   help="onnxruntime's idle threads sleep instead of busy-waiting (session.intra_op.allow_spinning=0)")
+    p.add_argument("--spin", action="store_true",
+                   help="let onnxruntime's idle threads busy-wait (its own default; the product turns it off)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8], help="batch sizes for model alone")
     p.add_argument("--json", help="also write the results as JSON")
     return p
@@ -626,7 +626,7 @@ def config(args: argparse.Namespace) -> BenchConfig:
     if args.keras and len(models) > 1:
         raise UsageError("--keras names one Keras file: use it with --model, not --models")
     return BenchConfig(args.video, models, args.keras, args.device, args.frames, args.threads,
-                       not args.no_spin, tuple(args.batches), not args.no_keras, args.json)
+                       args.spin, tuple(args.batches), not args.no_keras, args.json)
 
 
 def main(argv: list[str]) -> int:

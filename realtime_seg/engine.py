@@ -83,7 +83,7 @@ def _providers(device: str) -> list[str]:
     return [_CUDA, "CPUExecutionProvider"] if _CUDA in available else ["CPUExecutionProvider"]
 
 
-def _session(path: Path, providers: list[str], threads: int, spinning: bool = True):
+def _session(path: Path, providers: list[str], threads: int, spinning: bool = False):
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -99,10 +99,11 @@ def _session(path: Path, providers: list[str], threads: int, spinning: bool = Tr
                         f"pass a model exported by `python -m export`") from None
 
 
-def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinning: bool = True) -> SegModel:
+def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinning: bool = False) -> SegModel:
     """Open an exported model on `device` ('auto' prefers CUDA); threads 0 = onnxruntime's choice.
 
-    `spinning=False` stops idle intra-op threads from busy-waiting (onnxruntime's default).
+    Idle intra-op threads sleep rather than busy-wait (onnxruntime's default, `spinning=True`): the
+    pipeline's decode, draw and encode stages need those cores (measured: docs/BENCHMARKS.md).
     """
     path = Path(path)
     if not path.exists():

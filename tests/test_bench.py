@@ -86,13 +86,13 @@ def test_bench_several_models_without_keras(tmp_path):
         shutil.copy(ROOT / "tests/fixtures/tiny_camvid.onnx", tmp_path / f"{name}.onnx")
     out = tmp_path / "bench.json"
     stdout = _bench("--models", str(tmp_path / "a.onnx"), str(tmp_path / "b.onnx"),
-                       "--frames", "8", "--threads", "2", "--no-spin", "--json", str(out))
+                       "--frames", "8", "--threads", "2", "--spin", "--json", str(out))
     doc = json.loads(out.read_text())
     check_run_facts(doc, 8, 2)
     assert [r["model"] for r in doc["models"]] == ["a", "b"]
     for r in doc["models"]:
         check_model_result(r, 8)
-        assert r["threads"] == 2 and r["spinning"] is False and r["flops_source"] == "onnx"
+        assert r["threads"] == 2 and r["spinning"] is True and r["flops_source"] == "onnx"
         assert r["seed_keras_fps"] is None
         assert r["seed_keras_note"].startswith("skipped: no Keras file")
         assert r["ratios"]["pipeline_over_seed_keras"] is None
@@ -119,3 +119,12 @@ def test_onnx_flops_of_the_fixture():
     pytest.importorskip("onnx")
     from realtime_seg.bench import onnx_conv_flops
     assert onnx_conv_flops(ROOT / "tests/fixtures/tiny_camvid.onnx") == 20_398_080
+
+
+def test_product_sessions_do_not_spin_by_default():
+    """Idle onnxruntime threads must not busy-wait on the cores that decode and draw need."""
+    from realtime_seg.engine import load_model
+    default = load_model(ROOT / "tests/fixtures/tiny_camvid.onnx").session.get_session_options()
+    spinning = load_model(ROOT / "tests/fixtures/tiny_camvid.onnx", spinning=True).session.get_session_options()
+    assert default.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert spinning.get_session_config_entry("session.intra_op.allow_spinning") != "0"
