@@ -84,3 +84,27 @@ def tiny_run(tmp_path_factory, camvid_dir) -> tuple[Path, dict]:
     run = tmp_path_factory.mktemp("tiny_run")
     summary = train(tiny_config(camvid_dir, run, augment=False, lr=3e-3, schedule="constant"))
     return run, summary
+
+
+class FakeCapture:
+    """cv2.VideoCapture stand-in for live sources (no cameras here); subclasses implement read()."""
+
+    fps, width, height = 30.0, 160, 120
+    opened, released = True, False
+
+    def isOpened(self) -> bool:
+        return self.opened and not self.released
+
+    def grab(self) -> bool:
+        return self.read()[0]
+
+    def get(self, prop: int) -> float:
+        import cv2
+        return {cv2.CAP_PROP_FPS: self.fps, cv2.CAP_PROP_FRAME_WIDTH: float(self.width),
+                cv2.CAP_PROP_FRAME_HEIGHT: float(self.height), cv2.CAP_PROP_FRAME_COUNT: -1.0}.get(prop, 0.0)
+
+    def set(self, prop: int, value: float) -> bool:
+        return True
+
+    def release(self) -> None:
+        self.released = True

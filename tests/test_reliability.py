@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, ROOT, assert_one_line_error
+from conftest import FIXTURES, ROOT, FakeCapture, assert_one_line_error
 
 from realtime_seg import sources, viewer
 
@@ -431,31 +431,18 @@ def test_training_interrupt_saves_last_and_resumes(sig, tmp_path):
     assert json.loads((run / "summary.json").read_text())["epochs"] == done + 1
 
 
-class EndlessCamera:
+class EndlessCamera(FakeCapture):
     """cv2.VideoCapture stand-in: a camera at ~100 fps that never ends; remembers being released."""
 
-    opened: list["EndlessCamera"] = []
+    instances: list["EndlessCamera"] = []
 
     def __init__(self, *args):
         self.released = False
-        type(self).opened.append(self)
-
-    def isOpened(self) -> bool:
-        return not self.released
+        type(self).instances.append(self)
 
     def read(self):
         time.sleep(0.01)
         return True, np.full((120, 160, 3), 90, np.uint8)
-
-    def get(self, prop: int) -> float:
-        return {cv2.CAP_PROP_FPS: 30.0, cv2.CAP_PROP_FRAME_WIDTH: 160.0, cv2.CAP_PROP_FRAME_HEIGHT: 120.0,
-                cv2.CAP_PROP_FRAME_COUNT: -1.0}.get(prop, 0.0)
-
-    def set(self, prop: int, value: float) -> bool:
-        return True
-
-    def release(self) -> None:
-        self.released = True
 
 
 class SignalWhenRecording(threading.Thread):
@@ -482,7 +469,7 @@ def _open_paths() -> set[str]:
                          ids=["camera-SIGINT", "looping-file-SIGTERM"])
 def test_viewer_interrupt_releases_the_source_and_keeps_the_recording(source, sig, tmp_path, monkeypatch, capsys):
     """In this process: after main() returns, the camera is released / the file closed, the recording final."""
-    monkeypatch.setattr(EndlessCamera, "opened", [])
+    monkeypatch.setattr(EndlessCamera, "instances", [])
     out = tmp_path / "rec.mp4"
     if source == "camera":
         monkeypatch.setattr(sources.cv2, "VideoCapture", EndlessCamera)
@@ -500,7 +487,7 @@ def test_viewer_interrupt_releases_the_source_and_keeps_the_recording(source, si
     assert frames > 0 and video_info(out)[0] == frames
     assert [p.name for p in tmp_path.iterdir()] == ["rec.mp4"]
     if source == "camera":
-        assert EndlessCamera.opened and all(cam.released for cam in EndlessCamera.opened)
+        assert EndlessCamera.instances and all(cam.released for cam in EndlessCamera.instances)
     else:
         assert str(SHORT.resolve()) not in _open_paths()
     assert str(out.resolve()) not in _open_paths()

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the package need not be installed to be tested
     sys.path.insert(0, str(ROOT))
 
+from conftest import FakeCapture  # noqa: E402
 from realtime_seg import sources, viewer  # noqa: E402
 from realtime_seg.engine import load_model  # noqa: E402
 from realtime_seg.render import Legend, blend, colorize  # noqa: E402
@@ -169,15 +170,14 @@ def test_fps_meter_smooths_intervals_not_rates(monkeypatch):
 
 # ---------------------------------------------------------------- 2. a slow consumer on a live source
 
-class CountingCapture:
+class CountingCapture(FakeCapture):
     """A live capture at ~100 fps whose frames carry their number in the pixels."""
+
+    fps, width, height = 100.0, 32, 24
 
     def __init__(self, period_s: float = 0.01):
         self.period, self.produced, self.released = period_s, 0, False
         self._t0 = time.perf_counter()
-
-    def isOpened(self) -> bool:
-        return True
 
     def read(self):
         due = self._t0 + (self.produced + 1) * self.period
@@ -187,19 +187,6 @@ class CountingCapture:
         frame[:] = (n & 255, (n >> 8) & 255, 7)
         self.produced += 1
         return True, frame
-
-    def grab(self) -> bool:
-        return self.read()[0]
-
-    def get(self, prop: int) -> float:
-        return {cv2.CAP_PROP_FPS: 100.0, cv2.CAP_PROP_FRAME_WIDTH: 32.0, cv2.CAP_PROP_FRAME_HEIGHT: 24.0,
-                cv2.CAP_PROP_FRAME_COUNT: -1.0}.get(prop, 0.0)
-
-    def set(self, prop: int, value: float) -> bool:
-        return False
-
-    def release(self) -> None:
-        self.released = True
 
 
 def frame_number(frame: np.ndarray) -> int:
@@ -276,7 +263,7 @@ def test_first_signal_ends_the_source_second_interrupts(monkeypatch):
 
 # ---------------------------------------------------------------- 3. webcam mode
 
-class UnpluggedCamera:
+class UnpluggedCamera(FakeCapture):
     """cv2.VideoCapture stand-in: each open plays the next entry of `plan` frames (0: fails to open)."""
 
     plan: list[int] = []
@@ -289,9 +276,6 @@ class UnpluggedCamera:
         cls.opens += 1
         self.opened = self.left > 0
 
-    def isOpened(self) -> bool:
-        return self.opened
-
     def read(self):
         if self.left <= 0:
             return False, None  # unplugged
@@ -299,19 +283,6 @@ class UnpluggedCamera:
         self.left -= 1
         type(self).produced += 1
         return True, np.full((120, 160, 3), 40 * (self.left % 5), np.uint8)
-
-    def grab(self) -> bool:
-        return self.read()[0]
-
-    def get(self, prop: int) -> float:
-        return {cv2.CAP_PROP_FPS: 30.0, cv2.CAP_PROP_FRAME_WIDTH: 160.0, cv2.CAP_PROP_FRAME_HEIGHT: 120.0,
-                cv2.CAP_PROP_FRAME_COUNT: -1.0}.get(prop, 0.0)
-
-    def set(self, prop: int, value: float) -> bool:
-        return True
-
-    def release(self) -> None:
-        self.opened = False
 
 
 def test_camera_unplugged_reconnects_then_gives_up(tmp_path, monkeypatch, capsys, caplog):
