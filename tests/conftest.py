@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,12 @@ os.environ.setdefault("KERAS_BACKEND",
                       "tensorflow" if importlib.util.find_spec("tensorflow") else "jax")
 
 import pytest  # noqa: E402
+
+# The interrupt tests play a user pressing Ctrl-C in a terminal. Run as a background job
+# (`cmd &`, some CI runners), this process would inherit SIGINT as ignored, and so would every
+# child it starts: the product rightly keeps an ignored SIGINT ignored, and the tests would wait.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

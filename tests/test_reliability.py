@@ -478,7 +478,9 @@ def test_viewer_interrupt_releases_the_source_and_keeps_the_recording(source, si
         args = ["--video", str(SHORT), "--loop"]  # never ends by itself
     watcher = SignalWhenRecording(tmp_path / ".rec.partial.mp4", sig)
     watcher.start()
-    assert viewer.main([*args, "--no-show", "--output", str(out), "--model", str(TINY)]) == 0
+    # --max-frames: an endless source must still end (and the test fail) if the signal were lost
+    assert viewer.main([*args, "--no-show", "--output", str(out), "--model", str(TINY),
+                        "--max-frames", "3000"]) == 0
     stopped = time.monotonic() - watcher.sent
     watcher.join()
     captured = capsys.readouterr()
