@@ -8,11 +8,9 @@ Graph: input `image` float32 (N, H, W, 3) RGB in [0, 1]; output `class_map` uint
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ from realtime_seg.backend import import_keras
 from realtime_seg.classes import TABLES
 from realtime_seg.engine import preprocess
 from realtime_seg.errors import ArgumentParser, UsageError, UserError
-from realtime_seg.paths import check_output_file, check_readable
+from realtime_seg.paths import check_output_file, check_readable, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -199,22 +197,8 @@ def _metadata(cfg: ExportConfig, info: dict, size, checks: dict, checkpoint: Pat
     }
 
 
-def _write_atomic(proto, out: Path) -> None:
-    """Write beside `out`, then rename; on any failure neither `out` nor the temporary remains."""
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(proto.SerializeToString())
-        os.replace(tmp, out)  # fails e.g. when `out` is a folder
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write {out}: {e.strerror}; choose a writable -o path") from None
-
-
 def export_model(cfg: ExportConfig) -> dict:
     """Convert, check and write; returns the parity numbers. No file is left if a check fails."""
-    import onnx
     checkpoint, out = Path(cfg.checkpoint), Path(cfg.output)
     if out.suffix != ".onnx":
         raise UsageError(f"-o {out} must end in .onnx; e.g. -o models/NAME.onnx")
@@ -241,7 +225,8 @@ def export_model(cfg: ExportConfig) -> dict:
     for key, value in _metadata(cfg, info, (h, w), checks, checkpoint).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    _write_atomic(proto, out)
+    write_atomic(out, lambda tmp: tmp.write_bytes(proto.SerializeToString()),
+                 hint="choose a writable -o path")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return checks
 

@@ -34,8 +34,8 @@ import numpy as np
 
 from .engine import DEVICES, PRESETS, SegModel, load_model, resolve_model
 from .errors import ArgumentParser, UsageError, UserError
-from .paths import check_creatable, same_path
-from .pipeline import StageTimes, VideoOutput, partial_path, segment_stream
+from .paths import check_creatable, partial_path, same_path
+from .pipeline import StageTimes, VideoOutput, segment_stream
 from .progress import progress
 from .render import Legend, compose, draw_hud
 from .sources import Source, is_url, open_video_file

@@ -38,7 +38,7 @@ import numpy as np
 
 from .engine import DEVICES, PRESETS, SegModel, load_model, preprocess, resolve_model
 from .errors import ArgumentParser, UsageError, UserError
-from .paths import check_output_file
+from .paths import check_output_file, write_atomic
 from .pipeline import Packet, StageTimes, VideoOutput
 from .render import Legend
 from .sources import Source, is_url, open_video
@@ -541,13 +541,8 @@ def report(cfg: BenchConfig, clip: Clip, results: list[ModelResult], machine: di
 
 
 def write_json(doc: dict, path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror}; choose a writable --json path") from None
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"),
+                 hint="choose a writable --json path")
 
 
 # ---------------------------------------------------------------- command

@@ -7,9 +7,7 @@ Predictions are resized to each label's own size (nearest) before scoring.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -20,7 +18,7 @@ from .data import (FORMATS, _split, camvid_samples, carla_samples, check_data_fo
 from .classes import CAMVID, ClassTable
 from .engine import DEVICES, SegModel, load_model, resolve_model
 from .errors import ArgumentParser, UsageError, UserError
-from .paths import check_output_file
+from .paths import check_output_file, write_atomic
 from .metrics import confusion_matrix, iou_per_class, summarize
 from .progress import progress
 
@@ -95,21 +93,7 @@ def confusion_png(cm: np.ndarray, classes: list[str], path: Path) -> None:
         for j in range(n):
             cv2.putText(image, f"{rows[i, j] * 100:.0f}", (margin + j * cell + 6, y),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
-    _write_atomic(path, lambda tmp: cv2.imwrite(str(tmp), image))
-
-
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if write(tmp) is False:
-            raise OSError(f"could not encode {path.suffix}")
-        os.replace(tmp, path)
-    except (OSError, cv2.error) as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {getattr(e, 'strerror', None) or e}; "
-                        f"choose a writable path") from None
+    write_atomic(path, lambda tmp: cv2.imwrite(str(tmp), image))
 
 
 def check_outputs(args: argparse.Namespace, model_path: Path) -> None:
@@ -158,7 +142,7 @@ def main(argv: list[str]) -> int:
               "images": len(samples), **report(model, cm)}
     print_table(result)
     if args.json:
-        _write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+        write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
     if args.confusion:
         confusion_png(cm, model.classes, Path(args.confusion))
     return 0

@@ -5,8 +5,10 @@ writable folder), must not be a folder when a file is meant, and must never be a
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Callable
 
 from .errors import UsageError, UserError
 
@@ -69,3 +71,26 @@ def check_output_file(path: Path, option: str, inputs: dict[str, Path | str] | N
     if Path(path).is_dir():
         raise UserError(f"cannot write {path}: it is a folder; pass a file path as {option}")
     check_creatable(Path(path).parent, option)
+
+
+def partial_path(path: Path) -> Path:
+    """Where `path` is written until complete: same folder, same extension (encoders go by it)."""
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def write_atomic(path: Path, write: Callable[[Path], object], hint: str = "choose a writable path",
+                 what: str = "") -> Path:
+    """`write(tmp)` beside `path`, then rename: on any failure neither `path` nor the temporary remains."""
+    import cv2  # cv2.error: imwrite raises it for some bad paths and returns False for others
+    tmp = partial_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if write(tmp) is False:
+            raise OSError(f"could not encode {path.suffix or 'the file'}")
+        os.replace(tmp, path)  # fails e.g. when `path` is a folder
+    except (OSError, cv2.error) as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[0]
+        raise UserError(f"cannot write {what + ' ' if what else ''}{path}: {reason}; {hint}") from None
+    return path

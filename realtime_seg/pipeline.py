@@ -22,6 +22,7 @@ import numpy as np
 
 from .engine import SegModel, preprocess
 from .errors import UserError
+from .paths import partial_path
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +164,6 @@ def codec_for(path: Path, codec: str | None = None) -> str:
         raise UserError(f"unsupported output type {path.suffix or '(none)'} for {path}; "
                         f"use one of {', '.join(CODECS)}")
     return CODECS[path.suffix.lower()]
-
-
-def partial_path(path: Path) -> Path:
-    """Where `path` is written until complete (same folder and container extension)."""
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
 class VideoOutput:

@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import signal
 import sys
 import threading
@@ -24,7 +23,7 @@ import numpy as np
 
 from .data import FORMATS, Dataset, augment, load_dataset, load_pair, resize_pair
 from .errors import ArgumentParser, Interrupted, UsageError, UserError
-from .paths import check_creatable
+from .paths import check_creatable, write_atomic
 from .metrics import confusion_matrix, iou_per_class, summarize
 
 log = logging.getLogger(__name__)
@@ -135,16 +134,13 @@ def evaluate_arrays(predict, pairs, size, num_classes: int, batch_size: int = 8)
 
 
 def _save_atomic(model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    """An interrupt mid-save must not leave a half-written checkpoint that breaks --resume."""
+    write_atomic(path, model.save, hint="free space or choose another --out")
 
 
 def _write_json_atomic(path: Path, doc: dict) -> None:
-    """An interrupt mid-write must not leave a half-written state.json that breaks --resume."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2)),
+                 hint="free space or choose another --out")
 
 
 @contextlib.contextmanager
@@ -174,7 +170,7 @@ def _save_after_interrupt(model, run: Path, received: list[int]) -> Interrupted:
     """Save last.keras (further signals wait until it is written), remove temporaries; the error to raise."""
     old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for tmp in run.glob(".*.tmp*"):  # a checkpoint or state.json cut off mid-write
+        for tmp in run.glob(".*.partial.*"):  # a checkpoint or state.json cut off mid-write
             tmp.unlink(missing_ok=True)
         _save_atomic(model, run / "last.keras")
     finally:

@@ -27,7 +27,7 @@ import numpy as np
 
 from .engine import DEVICES, PRESETS, SegModel, load_model, resolve_model
 from .errors import ArgumentParser, UsageError, UserError
-from .paths import check_output_file
+from .paths import check_output_file, write_atomic
 from .pipeline import Packet, StageTimes, VideoOutput, segment_stream
 from .render import VIEWS, Legend, compose, draw_hud
 from .sources import Source, open_camera, open_video
@@ -156,18 +156,8 @@ def save_png(image: np.ndarray, folder: Path) -> Path:
     path = folder / f"{stem}.png"
     while path.exists():
         path, n = folder / f"{stem}_{n}.png", n + 1
-    tmp = path.with_name(f".{path.stem}.partial.png")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        written = cv2.imwrite(str(tmp), image)
-    except (OSError, cv2.error):
-        written = False
-    if not written:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write screenshot {path}; check that {folder} is writable")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda tmp: cv2.imwrite(str(tmp), image),
+                        hint=f"check that {folder} is writable", what="screenshot")
 
 
 def default_output(args) -> Path:
