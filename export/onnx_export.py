@@ -20,7 +20,7 @@ import numpy as np
 from realtime_seg.backend import import_keras
 from realtime_seg.classes import TABLES
 from realtime_seg.engine import preprocess
-from realtime_seg.errors import ArgumentParser, UsageError, UserError
+from realtime_seg.errors import ArgumentParser, UsageError, UserError, first_line
 from realtime_seg.paths import check_output_file, check_readable, write_atomic
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def load_keras(path: Path):
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as e:
-        raise UserError(f"cannot load Keras model {path}: {str(e).splitlines()[0][:160]}") from None
+        raise UserError(f"cannot load Keras model {path}: {first_line(e)}") from None
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4 or shape[3] != 3 or None in shape[1:3]:
         raise UserError(f"model {path} takes input {shape}; export needs a fixed (H, W, 3) image input")

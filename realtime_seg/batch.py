@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from .engine import DEVICES, PRESETS, SegModel, load_model, resolve_model
-from .errors import ArgumentParser, UsageError, UserError
+from .errors import ArgumentParser, UsageError, UserError, first_line
 from .paths import check_creatable, partial_path, same_path
 from .pipeline import StageTimes, VideoOutput, segment_stream
 from .progress import progress
@@ -488,7 +488,7 @@ def _short(name: str, width: int = 24) -> str:
 
 def _reason(error: BaseException, path: Path) -> str:
     """One line, without repeating the path the table already shows."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = first_line(error, limit=None)
     return text.replace(f"{path} ", "").replace(str(path), path.name)
 
 

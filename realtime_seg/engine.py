@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .paths import check_readable
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,7 @@ def _session(path: Path, providers: list[str], threads: int, spinning: bool = Fa
     try:
         return ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own types for a bad or non-ONNX file
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load model {path}: not a valid ONNX file ({first}); "
+        raise UserError(f"cannot load model {path}: not a valid ONNX file ({first_line(e)}); "
                         f"pass a model exported by `python -m export`") from None
 
 

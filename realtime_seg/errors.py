@@ -5,6 +5,12 @@ import argparse
 import signal
 
 
+def first_line(error: BaseException, limit: int | None = 160) -> str:
+    """The first line of an exception's message (its type name when empty), cut to `limit`."""
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:limit]
+
+
 class UserError(Exception):
     """A problem with the user's input or environment (exit code 1); shown as one line."""
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .errors import UsageError, UserError
+from .errors import UsageError, UserError, first_line
 
 
 def check_readable(path: Path, what: str) -> None:
@@ -91,6 +91,6 @@ def write_atomic(path: Path, write: Callable[[Path], object], hint: str = "choos
     except (OSError, cv2.error) as e:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[0]
+        reason = getattr(e, "strerror", None) or first_line(e, limit=None)
         raise UserError(f"cannot write {what + ' ' if what else ''}{path}: {reason}; {hint}") from None
     return path

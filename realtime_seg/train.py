@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from .data import FORMATS, Dataset, augment, load_dataset, load_pair, resize_pair
-from .errors import ArgumentParser, Interrupted, UsageError, UserError
+from .errors import ArgumentParser, Interrupted, UsageError, UserError, first_line
 from .paths import check_creatable, write_atomic
 from .metrics import confusion_matrix, iou_per_class, summarize
 
@@ -228,8 +228,7 @@ def _init_from(model, path: Path) -> None:
         source = keras.models.load_model(path, compile=False)
         model.set_weights(source.get_weights())
     except Exception as e:
-        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise UserError(f"--init: cannot use {path} ({first}); it needs the same --width and "
+        raise UserError(f"--init: cannot use {path} ({first_line(e, 120)}); it needs the same --width and "
                         f"class count as this run") from None
     log.info("initialised from %s", path)
 
@@ -244,8 +243,7 @@ def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict):
         try:
             return keras.models.load_model(run / "last.keras")
         except Exception as e:
-            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-            raise UserError(f"--resume: cannot load {run / 'last.keras'} ({first}); restore it, or "
+            raise UserError(f"--resume: cannot load {run / 'last.keras'} ({first_line(e)}); restore it, or "
                             f"start a new run without --resume") from None
     if cfg.resume:
         raise UserError(f"--resume: {run / 'last.keras'} does not exist; start without --resume")
