@@ -35,7 +35,7 @@ import numpy as np
 from .engine import DEVICES, PRESETS, SegModel, load_model, resolve_model
 from .errors import ArgumentParser, UsageError, UserError, first_line
 from .paths import check_creatable, partial_path, same_path
-from .pipeline import StageTimes, VideoOutput, segment_stream
+from .pipeline import StageTimes, VideoOutput, segment_stream, wait_for_releases
 from .progress import progress
 from .render import Legend, compose, draw_hud
 from .sources import Source, is_url, open_video_file
@@ -702,6 +702,7 @@ def main(argv: list[str]) -> int:
     if received:
         print(f"interrupted ({signal.Signals(received[0]).name}): unfinished outputs were removed",
               file=sys.stderr)
+        wait_for_releases()
         return 128 + received[0]
     return 1 if any(r.failed for r in results) else 0
 

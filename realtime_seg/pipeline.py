@@ -166,6 +166,16 @@ def codec_for(path: Path, codec: str | None = None) -> str:
     return CODECS[path.suffix.lower()]
 
 
+_RELEASES: list[threading.Thread] = []  # encoders discarded by VideoOutput.discard, still flushing
+
+
+def wait_for_releases(timeout: float = 1.5) -> None:
+    """Before exiting: OpenCV aborts the process (SIGABRT) if Python shuts down mid-release."""
+    deadline = time.monotonic() + timeout
+    for thread in _RELEASES:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
 class VideoOutput:
     """Encodes frames on a thread into a temporary file; `close(ok=True)` renames it into place."""
 
@@ -223,5 +233,7 @@ class VideoOutput:
         self._thread.join()  # at most the frame being encoded
         self.tmp.unlink(missing_ok=True)
         # release() flushes the encoder's look-ahead (VP9: ~25 frames, seconds of work) into a
-        # file that is already deleted: let it run on a thread that exit does not wait for.
-        threading.Thread(target=self.writer.release, name="release", daemon=True).start()
+        # file that is already deleted: run it on a thread; `wait_for_releases` bounds the wait.
+        thread = threading.Thread(target=self.writer.release, name="release", daemon=True)
+        thread.start()
+        _RELEASES.append(thread)
