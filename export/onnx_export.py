@@ -17,17 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime_seg.backend import import_keras
-from realtime_seg.classes import TABLES
-from realtime_seg.engine import preprocess
+from realtime_seg.training.backend import import_keras
+from realtime_seg.datasets.classes import TABLES
+from realtime_seg.datasets.readers import split_settings
+from realtime_seg.contract import CLASS_MAP, INPUT, LOGITS, SPLIT, preprocess
 from realtime_seg.errors import ArgumentParser, UsageError, UserError, first_line
-from realtime_seg.paths import check_output_file, check_readable, write_atomic
+from realtime_seg.cli import DEMO_VIDEO, check_at_least
+from realtime_seg.system import check_output_file, check_readable, write_atomic
 
 log = logging.getLogger(__name__)
 
 OPSET = 18  # tf2onnx 1.17 supports at most 18
 HEADS = ("argmax", "logits")
-DEMO_VIDEO = Path(__file__).resolve().parent.parent / "videos" / "dashcam_highway.mp4"
 
 
 @dataclass
@@ -89,7 +90,8 @@ def _class_info(checkpoint: Path, classes: str, n_out: int) -> dict:
     config_path = checkpoint.parent / "config.json"
     if classes == "auto" and config_path.is_file():
         cfg = json.loads(config_path.read_text())
-        info = {"classes": cfg["classes_list"], "palette": cfg["palette"], "dataset": cfg["dataset"]}
+        info = {"classes": cfg["classes_list"], "palette": cfg["palette"], "dataset": cfg["dataset"],
+                "split": split_settings(cfg)}
     elif classes in TABLES:
         t = TABLES[classes]
         info = {"classes": list(t.classes), "palette": [list(c) for c in t.palette], "dataset": t.name}
@@ -112,14 +114,14 @@ def convert(model, head: str):
     if head not in HEADS:
         raise UserError(f"unknown --head {head!r}; allowed: {', '.join(HEADS)}")
     _, h, w, _ = model.inputs[0].shape
-    spec = [tf.TensorSpec((None, h, w, 3), tf.float32, name="image")]
+    spec = [tf.TensorSpec((None, h, w, 3), tf.float32, name=INPUT)]
 
     @tf.function(input_signature=spec)
     def forward(image):
         logits = model(image, training=False)                         # (N, H, W, C)
         if head == "logits":
-            return {"logits": logits}
-        return {"class_map": tf.cast(tf.argmax(logits, axis=-1), tf.uint8), "logits": logits}
+            return {LOGITS: logits}
+        return {CLASS_MAP: tf.cast(tf.argmax(logits, axis=-1), tf.uint8), LOGITS: logits}
 
     proto, _ = tf2onnx.convert.from_function(forward, input_signature=spec, opset=OPSET)
     return proto
@@ -145,7 +147,7 @@ def to_fp16(proto):
 def parity_frames(source: str, count: int) -> list[np.ndarray]:
     """`count` BGR frames spread over a video, or the images of a folder."""
     import cv2
-    from realtime_seg.sources import open_video_file
+    from realtime_seg.runtime.sources import open_video_file
     path = Path(source)
     if not path.exists():
         raise UserError(f"--frames {path} not found; pass a video or a folder of images")
@@ -176,9 +178,9 @@ def parity(model, proto, batch: np.ndarray) -> dict[str, float]:
     import onnxruntime as ort
     keras_logits = np.asarray(model(batch, training=False))
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"image": batch})))
-    onnx_map = outs["class_map"] if "class_map" in outs else np.argmax(outs["logits"], -1)
-    return {"max_abs_logit_diff": float(np.abs(outs["logits"] - keras_logits).max()),
+    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {INPUT: batch})))
+    onnx_map = outs[CLASS_MAP] if CLASS_MAP in outs else np.argmax(outs[LOGITS], -1)
+    return {"max_abs_logit_diff": float(np.abs(outs[LOGITS] - keras_logits).max()),
             "agreement": float(np.mean(onnx_map == np.argmax(keras_logits, -1)))}
 
 
@@ -189,8 +191,9 @@ def _metadata(cfg: ExportConfig, info: dict, size, checks: dict, checkpoint: Pat
         "input_size": json.dumps(list(size)), "input_layout": "NHWC",
         "preprocessing": json.dumps({"color": "RGB", "scale": "1/255", "range": [0, 1],
                                      "resize": "area"}),
-        "output": "class_map" if cfg.head == "argmax" else "logits",
+        "output": CLASS_MAP if cfg.head == "argmax" else LOGITS,
         "dataset": info.get("dataset", ""), "val_miou": json.dumps(info.get("val_miou")),
+        **({SPLIT: json.dumps(info["split"])} if "split" in info else {}),
         "precision": "fp16" if cfg.fp16 else "fp32",
         "source_checkpoint": checkpoint.name, "source_sha256": _sha256(checkpoint),
         "parity": json.dumps(checks), "keras_version": keras.__version__,
@@ -221,7 +224,7 @@ def export_model(cfg: ExportConfig) -> dict:
         raise UserError(f"export of {checkpoint} agrees with Keras on only "
                         f"{checks['agreement'] * 100:.2f}% of pixels (< {need * 100:.1f}%); nothing written")
     if cfg.head == "argmax":
-        proto = _drop_output(proto, "logits")
+        proto = _drop_output(proto, LOGITS)
     for key, value in _metadata(cfg, info, (h, w), checks, checkpoint).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -247,8 +250,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    if args.num_frames < 1:
-        raise UsageError(f"--num-frames must be at least 1, got {args.num_frames}")
+    check_at_least("--num-frames", args.num_frames, 1)
     export_model(ExportConfig(checkpoint=args.checkpoint, output=args.output, fp16=args.fp16,
                               head=args.head, classes=args.classes, frames=args.frames,
                               num_frames=args.num_frames))

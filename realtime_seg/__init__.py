@@ -14,13 +14,13 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_model": "engine", "SegModel": "engine", "preprocess": "engine",
-    "open_video": "sources", "open_camera": "sources",
-    "segment_stream": "pipeline", "VideoOutput": "pipeline",
-    "compose": "render", "colorize": "render",
-    "unet_model": "model", "conv_block": "model", "upsampling_block": "model",
-    "TrainConfig": "train", "train": "train",
-    "load_dataset": "data", "UserError": "errors",
+    "load_model": "runtime.engine", "SegModel": "runtime.engine", "preprocess": "contract",
+    "open_video": "runtime.sources", "open_camera": "runtime.sources",
+    "segment_stream": "runtime.pipeline", "VideoOutput": "runtime.video",
+    "compose": "runtime.render", "colorize": "runtime.render",
+    "unet_model": "training.model", "conv_block": "training.model", "upsampling_block": "training.model",
+    "TrainConfig": "training.train", "train": "training.train",
+    "load_dataset": "datasets.readers", "UserError": "errors",
 }
 __all__ = sorted(_EXPORTS)
 

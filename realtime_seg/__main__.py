@@ -9,8 +9,8 @@ import logging
 import os
 import sys
 
-COMMANDS = {"train": "realtime_seg.train", "eval": "realtime_seg.evaluate",
-            "batch": "realtime_seg.batch", "bench": "realtime_seg.bench",
+COMMANDS = {"train": "realtime_seg.training.train", "eval": "realtime_seg.commands.evaluate",
+            "batch": "realtime_seg.commands.batch", "bench": "realtime_seg.commands.bench",
             "export": "export.onnx_export"}
 
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own log (e.g. a refused stream)
     from .errors import Interrupted, UserError
     name = argv[0] if argv and argv[0] in COMMANDS else None
-    module = COMMANDS[name] if name else "realtime_seg.viewer"
+    module = COMMANDS[name] if name else "realtime_seg.commands.view"
     try:
         return importlib.import_module(module).main(argv[1:] if name else argv)
     except Interrupted as e:  # cleaned up and saved what could be: not an error of the user's

@@ -26,8 +26,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm at import
 
-from realtime_seg.batch import BatchConfig, _quiet_stderr, run_batch  # noqa: E402
-from realtime_seg.engine import load_model, preprocess  # noqa: E402
+from realtime_seg.commands.batch import BatchConfig, run_batch  # noqa: E402
+from realtime_seg.system import quiet_stderr  # noqa: E402
+from realtime_seg.contract import preprocess  # noqa: E402
+from realtime_seg.runtime.engine import load_model  # noqa: E402
 
 VIDEO = ROOT / "videos" / "dashcam_highway.mp4"
 TINY = ROOT / "tests" / "fixtures" / "tiny_camvid.onnx"
@@ -63,7 +65,7 @@ def bench_codecs(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for ext, fourcc in CODECS:
             path = Path(tmp) / f"out.{ext}"
-            with _quiet_stderr():  # OpenCV's harmless WebM 'tag not supported' line
+            with quiet_stderr():  # OpenCV's harmless WebM 'tag not supported' line
                 writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), 25.0, (w, h))
             if not writer.isOpened():
                 print(f"{ext}/{fourcc:7} not available in this OpenCV")

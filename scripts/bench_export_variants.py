@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from realtime_seg.engine import preprocess  # noqa: E402
+from realtime_seg.contract import preprocess  # noqa: E402
 
 VARIANTS = (("argmax", "NHWC"), ("logits", "NHWC"), ("argmax", "NCHW"), ("logits", "NCHW"))
 VIDEO = ROOT / "videos" / "dashcam_highway.mp4"
@@ -146,7 +146,7 @@ def bench(model, label: str, args) -> dict:
 
 
 def _flops(model) -> int:
-    from realtime_seg.model import count_flops
+    from realtime_seg.training.model import count_flops
     return count_flops(model)
 
 
@@ -167,7 +167,7 @@ def models(args):
     for path in args.keras or [str(ROOT / "tests/fixtures/tiny_camvid.keras")]:
         yield Path(path).stem, load_keras(Path(path))
     if args.random:
-        from realtime_seg.model import unet_model
+        from realtime_seg.training.model import unet_model
         width, h, w = (int(x) for x in args.random.split("x"))
         yield f"random_w{width}_{h}x{w}", unet_model((h, w, 3), width, 11)
 

@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from realtime_seg.classes import CAMVID  # noqa: E402
-from realtime_seg.engine import load_model, resolve_model  # noqa: E402
-from realtime_seg.render import colorize  # noqa: E402
+from realtime_seg.datasets.classes import CAMVID  # noqa: E402
+from realtime_seg.cli import resolve_model  # noqa: E402
+from realtime_seg.runtime.engine import load_model  # noqa: E402
+from realtime_seg.runtime.render import colorize  # noqa: E402
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ TINY = dict(width=4, input_size=(32, 48), epochs=2, batch_size=2, workers=1)
 
 def tiny_config(data, out, **overrides):
     """A TrainConfig small enough to train in seconds on 2 CPU cores."""
-    from realtime_seg.train import TrainConfig
+    from realtime_seg.training.train import TrainConfig
     return TrainConfig(data=str(data), out=str(out), **{**TINY, **overrides})
 
 
@@ -87,7 +87,7 @@ def frames_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, camvid_dir) -> tuple[Path, dict]:
     """One 2-epoch, width-4, 32x48 run on the CamVid fixture: (run folder, summary)."""
-    from realtime_seg.train import train
+    from realtime_seg.training.train import train
     run = tmp_path_factory.mktemp("tiny_run")
     summary = train(tiny_config(camvid_dir, run, augment=False, lr=3e-3, schedule="constant"))
     return run, summary

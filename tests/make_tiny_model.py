@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from export import ExportConfig, export_model
-from realtime_seg.train import TrainConfig, train
+from realtime_seg.training.train import TrainConfig, train
 
 HERE = Path(__file__).resolve().parent / "fixtures"
 

@@ -1,0 +1,104 @@
+"""`python -m realtime_seg batch`: options, signals, the end table and the exit code."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from ...cli import add_model_options
+from ...errors import ArgumentParser
+from ...runtime.video import wait_for_releases
+from ...system import on_stop_signals
+from .config import DEFAULT_EXT, BatchConfig
+from .run import run_batch
+from .runner import Result
+
+
+def format_table(results: list[Result]) -> str:
+    """file, frames, fps (processing rate), status: one row per input."""
+    rows = [(r.label, str(r.frames) if r.frames else "-", f"{r.fps:.1f}" if r.frames else "-", r.status)
+            for r in results]
+    heads = ("file", "frames", "fps", "status")
+    width = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(heads[:3])]
+
+    def line(c: tuple[str, ...]) -> str:
+        return f"{c[0]:<{width[0]}}  {c[1]:>{width[1]}}  {c[2]:>{width[2]}}  {c[3]}"
+    return "\n".join([line(heads), *(line(row) for row in rows)])
+
+
+def summary_line(results: list[Result], out: Path) -> str:
+    """e.g. '2 written, 1 skipped, 1 failed; outputs in seg/'."""
+    counts = {k: sum(r.status.startswith(k) for r in results)
+              for k in ("ok", "skipped", "failed", "interrupted", "not started")}
+    parts = [f"{counts['ok']} written", f"{counts['skipped']} skipped", f"{counts['failed']} failed"]
+    parts += [f"{counts[k]} {k}" for k in ("interrupted", "not started") if counts[k]]
+    return f"{', '.join(parts)}; outputs in {out}"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m realtime_seg batch", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or globs")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
+    add_model_options(p, threads_help="onnxruntime threads per worker (0: half the cores / workers, at least 1)")
+    p.add_argument("--opacity", type=float, default=0.5, help="mask opacity in the blend, 0-1")
+    p.add_argument("--mask-only", action="store_true", help="colour mask video instead of the blend")
+    p.add_argument("--hud", action="store_true", help="draw frame number, FPS and stage times")
+    p.add_argument("--no-legend", action="store_true", help="no class legend")
+    p.add_argument("--png-masks", action="store_true", help="also DIR/<name>_masks/NNNNNN.png: class ids")
+    p.add_argument("--stats", action="store_true", help="also DIR/<name>_stats.csv: class-area fractions")
+    p.add_argument("--ext", default=DEFAULT_EXT, help=f"output container (default {DEFAULT_EXT}: VP8, "
+                   f"plays in browsers; mp4: mp4v, ~20x faster to encode, not for browsers)")
+    p.add_argument("--codec", help="FourCC, e.g. VP80, VP90, mp4v, MJPG (default: by --ext)")
+    p.add_argument("--overwrite", action="store_true", help="redo outputs that exist (default: skip)")
+    p.add_argument("--recursive", action="store_true", help="folders: include subfolders; globs: ** matches")
+    p.add_argument("--workers", type=int, default=1, help="files processed in parallel (default 1)")
+    p.add_argument("--batch-size", type=int, default=1, help="frames per inference call (default 1)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> BatchConfig:
+    return BatchConfig(out=args.out, model=args.model, device=args.device, opacity=args.opacity,
+                       mask_only=args.mask_only, hud=args.hud, legend=not args.no_legend,
+                       png_masks=args.png_masks, stats=args.stats, codec=args.codec,
+                       ext=args.ext.lstrip(".").lower(), overwrite=args.overwrite,
+                       recursive=args.recursive, workers=args.workers, batch_size=args.batch_size,
+                       threads=args.threads)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """SIGINT/SIGTERM set `stop` (files end at their next frame); a second Ctrl-C aborts at once."""
+    received: list[int] = []
+
+    def handler(signum: int) -> None:
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        received.append(signum)
+        stop.set()
+
+    with on_stop_signals(handler):
+        yield received
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    cfg = config_from_args(args)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # decode errors are reported per file
+    from tqdm.contrib.logging import logging_redirect_tqdm
+    stop = threading.Event()
+    with stop_on_signals(stop) as received, logging_redirect_tqdm():
+        results = run_batch(args.inputs, cfg, stop)
+    print(format_table(results))
+    print(summary_line(results, cfg.out))
+    if received:
+        print(f"interrupted ({signal.Signals(received[0]).name}): unfinished outputs were removed",
+              file=sys.stderr)
+        wait_for_releases()
+        return 128 + received[0]
+    return 1 if any(r.failed for r in results) else 0

@@ -1,0 +1,54 @@
+"""A batch run's settings (what to write and how) and their checks."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...cli import check_at_least, check_opacity
+from ...errors import UsageError
+from ...runtime.video import CODECS
+
+DEFAULT_EXT = "webm"  # VP8: browsers play it (runtime/video.py's CODECS)
+
+
+@dataclass
+class BatchConfig:
+    """What to write and how; one per run."""
+
+    out: Path
+    model: str | None = None
+    device: str = "auto"
+    opacity: float = 0.5
+    mask_only: bool = False
+    hud: bool = False
+    legend: bool = True
+    png_masks: bool = False
+    stats: bool = False
+    codec: str | None = None
+    ext: str = DEFAULT_EXT
+    overwrite: bool = False
+    recursive: bool = False
+    workers: int = 1
+    batch_size: int = 1
+    threads: int = 0              # onnxruntime threads per session (0: half the cores per worker)
+    share_model: bool = True      # one session for all workers: as fast here, one copy of the weights
+
+    @property
+    def fourcc(self) -> str:
+        return self.codec or CODECS.get(f".{self.ext}", "")
+
+
+def check_config(cfg: BatchConfig) -> None:
+    """Usage errors in the options, found before any file is touched."""
+    check_opacity(cfg.opacity)
+    check_at_least("--workers", cfg.workers, 1)
+    check_at_least("--batch-size", cfg.batch_size, 1)
+    check_at_least("--threads", cfg.threads, 0)
+    if not cfg.ext.isalnum():
+        raise UsageError(f"--ext must be a container name like webm or mp4, got {cfg.ext!r}")
+    if not cfg.fourcc:
+        raise UsageError(f"no default codec for --ext {cfg.ext}; use one of "
+                         f"{', '.join(c.lstrip('.') for c in CODECS)} "
+                         f"or give --codec")
+    if len(cfg.fourcc) != 4:
+        raise UsageError(f"--codec must be a 4-letter FourCC like VP80, mp4v or MJPG, got {cfg.fourcc!r}")

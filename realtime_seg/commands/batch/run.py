@@ -1,0 +1,107 @@
+"""The batch: plan the inputs, probe the codec, run the files on worker threads under one progress bar."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import os
+import threading
+from pathlib import Path
+
+import cv2
+
+from ...cli import resolve_model
+from ...errors import UsageError, UserError
+from ...runtime.sources import is_url
+from ...system import progress, quiet_stderr
+from .config import BatchConfig, check_config
+from .plan import Job, check_out, expand_inputs, header_frames, pending_outputs, plan
+from .runner import Models, Result, Runner, report_failure
+
+
+def probe_codec(cfg: BatchConfig) -> None:
+    """Open (and delete) a tiny video in DIR: a codec this OpenCV cannot write fails here, once."""
+    try:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output folder {cfg.out}: {e.strerror}; choose another --out") from None
+    if not os.access(cfg.out, os.W_OK):
+        raise UserError(f"output folder {cfg.out} is not writable; choose another --out")
+    path = cfg.out / f".codec_probe_{os.getpid()}.partial.{cfg.ext}"
+    with quiet_stderr():
+        writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*cfg.fourcc), 25.0, (64, 48))
+    ok = writer.isOpened()
+    writer.release()
+    path.unlink(missing_ok=True)
+    if not ok:
+        raise UsageError(f"this OpenCV cannot write codec {cfg.fourcc} in .{cfg.ext} files; "
+                         f"use the default (.webm VP80) or --ext mp4 (mp4v)")
+
+
+def run_batch(specs: list[str], cfg: BatchConfig, stop: threading.Event | None = None) -> list[Result]:
+    """Expand, plan and process every input; one Result per input, in input order."""
+    check_config(cfg)
+    stop = stop or threading.Event()
+    streams = [spec for spec in specs if is_url(spec)]
+    if streams:
+        raise UsageError(f"batch reads video files, not streams ({streams[0]}); record it first with "
+                         f"`python -m realtime_seg --video URL --no-show --output rec.mp4`")
+    inputs, unmatched = expand_inputs(specs, cfg.recursive, cfg.out)
+    if not inputs:
+        raise UsageError(f"no videos found in {' '.join(specs) or '(no inputs)'}; pass video files, "
+                         f"folders or globs (folders: --recursive for subfolders)")
+    check_out(cfg, inputs)
+    existed = cfg.out.exists()
+    try:
+        return _run_planned(inputs, unmatched, cfg, stop)
+    finally:
+        if not existed:  # nothing written (all failed, or interrupted): no empty folder left behind
+            with contextlib.suppress(OSError):
+                cfg.out.rmdir()
+
+
+def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: BatchConfig,
+                 stop: threading.Event) -> list[Result]:
+    """Process the inputs that have outputs to write; the others are skipped or not found."""
+    jobs = plan(inputs, cfg)
+    for spec in unmatched:
+        report_failure(f"{spec} not found (no such file, or no videos match); check the path")
+    results: dict[int, Result] = {}
+    todo = []
+    for i, job in enumerate(jobs):
+        pending = pending_outputs(job, cfg.overwrite)
+        if pending is None:
+            results[i] = Result(job.label, "skipped (exists)")
+        else:
+            todo.append((i, pending))
+    if todo:
+        probe_codec(cfg)
+        models = Models(resolve_model(cfg.model), cfg)
+        for _, job in todo:
+            job.frames = header_frames(job.source)
+        results.update(_run_jobs(todo, cfg, models, stop))
+    ordered = [results[i] for i in range(len(jobs))]
+    return [Result(spec, "failed: not found (no such file, or no videos match)") for spec in unmatched] + ordered
+
+
+def _run_jobs(todo: list[tuple[int, Job]], cfg: BatchConfig, models: Models,
+              stop: threading.Event) -> dict[int, Result]:
+    """Run jobs on `workers` threads under an overall progress bar; waits in short steps so
+    that signals reach the main thread promptly."""
+    overall = progress(total=sum(job.frames for _, job in todo), desc="total", unit="frame", position=0)
+    runner = Runner(cfg, models, stop, overall)
+    pool = cf.ThreadPoolExecutor(cfg.workers, thread_name_prefix="batch")
+    futures = {pool.submit(runner.run, job): i for i, job in todo}
+    try:
+        pending = set(futures)
+        while pending:
+            _, pending = cf.wait(pending, timeout=0.2)
+    except BaseException:  # e.g. KeyboardInterrupt where no signal handler sets `stop`
+        stop.set()
+        raise
+    finally:
+        stop_early = stop.is_set()
+        pool.shutdown(wait=True, cancel_futures=stop_early)
+        overall.close()
+    labels = {i: job.label for i, job in todo}
+    return {i: (f.result() if f.done() and not f.cancelled() else Result(labels[i], "not started"))
+            for f, i in futures.items()}

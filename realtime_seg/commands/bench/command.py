@@ -1,0 +1,142 @@
+"""`python -m realtime_seg bench`: measure every model on the same clip, in one run."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...cli import DEMO_VIDEO, PRESETS, add_model_options, check_at_least, resolve_model
+from ...errors import ArgumentParser, UsageError, UserError
+from ...runtime.engine import SegModel, load_model
+from ...system import check_output_file
+from .loops import (
+    SeedKeras,
+    keras_path_for,
+    product_pipeline,
+    seed_keras,
+    sequential_fps,
+)
+from .machine import load_average, machine_info
+from .report import build_result, report, table, write_json
+from .stages import (
+    Clip,
+    _drawer,
+    _status,
+    check_video,
+    measure_stages,
+    read_clip,
+    throughput,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchConfig:
+    video: str
+    models: list[str]
+    keras: str | None = None
+    device: str = "auto"
+    frames: int = 200
+    threads: int = 0
+    spinning: bool = False
+    batches: tuple[int, ...] = (1, 4, 8)
+    seed_keras: bool = True
+    json: str | None = None
+
+
+def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: Path) -> dict:
+    """Stages alone, model alone, product pipeline and naive loop for one ONNX model: the measurements."""
+    _status(f"{name}: stages alone")
+    stages_ms, _ = measure_stages(model, clip, tmp)
+    _status(f"{name}: model alone at batches {', '.join(map(str, cfg.batches))}")
+    throughput_ips = throughput(model, clip, cfg.batches)
+    _status(f"{name}: product pipeline")
+    pipeline_fps, pipeline_stages_ms = product_pipeline(model, clip, tmp)
+    _status(f"{name}: naive onnxruntime loop")
+    naive = sequential_fps(clip, tmp, "naive_ort", model.input_size, model.infer, _drawer(model))
+    return {"stages_ms": stages_ms, "throughput_ips": throughput_ips, "pipeline_fps": pipeline_fps,
+            "pipeline_stages_ms": pipeline_stages_ms, "naive_ort_fps": naive}
+
+
+def run(cfg: BenchConfig) -> dict:
+    """Measure every model on the same clip; print the tables; return the JSON document."""
+    check_video(cfg.video)
+    paths = [resolve_model(m) for m in cfg.models]
+    if cfg.json:  # fail before measuring, not after; never over an input
+        models = {"model": paths[0]} if len(paths) == 1 else {f"model {p.name}": p for p in paths}
+        inputs = {"video": cfg.video, **models}
+        check_output_file(Path(cfg.json), "--json", {**inputs, **({"Keras model": cfg.keras} if cfg.keras else {})})
+    models = [load_model(p, cfg.device, cfg.threads, cfg.spinning) for p in paths]
+    if cfg.keras and not Path(cfg.keras).is_file():
+        raise UserError(f"Keras model {cfg.keras} not found; pass --keras PATH to a .keras file")
+    load = load_average()
+    if load is not None and load > 0.5 * (os.cpu_count() or 1):
+        print(f"warning: load average {load} on {os.cpu_count()} cores: other processes use the CPU, "
+              f"timings will be low and noisy", file=sys.stderr)
+    clip = read_clip(cfg.video, cfg.frames)
+    names = [spec if spec in PRESETS else Path(spec).stem for spec in cfg.models]
+    with tempfile.TemporaryDirectory(prefix="realtime_seg_bench_") as tmp:
+        measured = [bench_model(m, name, cfg, clip, Path(tmp)) for m, name in zip(models, names)]
+        seeds = []
+        for name, model, path in zip(names, models, paths):  # last: TensorFlow stays loaded after
+            keras_path = keras_path_for(path, cfg.keras)
+            if cfg.seed_keras:
+                _status(f"{name}: seed Keras loop")
+                seeds.append(seed_keras(model, clip, Path(tmp), keras_path))
+            else:
+                seeds.append(SeedKeras(str(keras_path), note="skipped: --no-keras"))
+    results = [build_result(name, model, cfg.threads, cfg.spinning, m, seed)
+               for name, model, m, seed in zip(names, models, measured, seeds)]
+    _status("matrix-multiply rate")
+    machine = machine_info(any(r.provider.startswith("CUDA") for r in results), load)
+    print(f"bench: {clip.path} ({clip.size[0]}x{clip.size[1]}, {len(clip.frames)} frames), "
+          f"{machine['cpu']}, {machine['cores']} cores ({' '.join(machine['flags']) or 'no SIMD flags read'})"
+          f"{', GPU ' + machine['gpu'] if machine['gpu'] else ''}; "
+          f"NumPy float32 matmul {machine['matmul_gflops']:.0f} GFLOP/s")
+    for r in results:
+        print(table(r, results[0] if len(results) > 1 else None))
+    doc = report(cfg, clip, results, machine)
+    if cfg.json:
+        write_json(doc, Path(cfg.json))
+        print(f"wrote {cfg.json}")
+    return doc
+
+
+def parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m realtime_seg bench", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--video", default=str(DEMO_VIDEO), help="video file (default: the demo video)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", help=f"ONNX model or preset ({', '.join(PRESETS)}); default: accurate")
+    which.add_argument("--models", nargs="+", metavar="M", help="several models, measured in one run")
+    p.add_argument("--keras", help="the same weights as .keras (default: M.keras beside M.onnx)")
+    p.add_argument("--no-keras", action="store_true", help="skip the seed Keras loop")
+    add_model_options(p, model=False, threads_help="onnxruntime intra-op threads (0: automatic)")
+    p.add_argument("--frames", type=int, default=200, help="first N frames of the video (default 200)")
+    p.add_argument("--spin", action="store_true",
+                   help="let onnxruntime's idle threads busy-wait (its own default; the product turns it off)")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8], help="batch sizes for model alone")
+    p.add_argument("--json", help="also write the results as JSON")
+    return p
+
+
+def config(args: argparse.Namespace) -> BenchConfig:
+    """Checked settings from the parsed arguments."""
+    check_at_least("--frames", args.frames, 1)
+    check_at_least("--threads", args.threads, 0)
+    check_at_least("--batches", min(args.batches), 1)
+    models = args.models or [args.model or os.environ.get("REALTIME_SEG_MODEL", "accurate")]
+    if args.keras and len(models) > 1:
+        raise UsageError("--keras names one Keras file: use it with --model, not --models")
+    return BenchConfig(args.video, models, args.keras, args.device, args.frames, args.threads,
+                       args.spin, tuple(args.batches), not args.no_keras, args.json)
+
+
+def main(argv: list[str]) -> int:
+    run(config(parser().parse_args(argv)))
+    return 0

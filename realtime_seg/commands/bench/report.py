@@ -1,0 +1,132 @@
+"""One model's results, built once from what was measured; the printed table and the JSON."""
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ...runtime.engine import SegModel
+from ...system import write_atomic
+from .loops import SeedKeras
+
+if TYPE_CHECKING:
+    from .command import BenchConfig
+from .machine import onnx_conv_flops, versions
+from .stages import Clip, _mean
+
+STAGES = ("decode", "preprocess", "inference", "draw", "encode")
+
+
+@dataclass
+class ModelResult:
+    """Everything measured for one model, built once by `build_result`; `asdict` of it is its JSON."""
+
+    model: str
+    model_path: str
+    input_size: tuple[int, int]
+    classes: int
+    output: str
+    provider: str
+    threads: int
+    spinning: bool
+    frames: int
+    stages_ms: dict[str, float]          # mean: what bounds FPS
+    stages_ms_median: dict[str, float]   # far below the mean: contention
+    slowest_stage: str
+    bound_fps: float
+    serial_fps: float
+    pipeline_fps: float
+    pipeline_stages_ms: dict[str, float]
+    naive_ort_fps: float
+    seed_keras_fps: float | None
+    seed_keras_note: str
+    keras_path: str | None
+    latency_ms_b1_median: float
+    throughput_ips: dict[str, float]
+    flops: int | None
+    flops_source: str
+    flops_onnx: int | None
+    flops_keras: int | None
+    inference_gflops_per_s: float | None
+    ratios: dict[str, float | None]
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def build_result(name: str, model: SegModel, threads: int, spinning: bool, measured: dict,
+                 seed: SeedKeras) -> ModelResult:
+    """The model's result, built once: what was measured, and what follows from it."""
+    ms = measured["stages_ms"]
+    stages_ms = {k: _mean(v) for k, v in ms.items()}
+    slowest = max(stages_ms, key=stages_ms.get)
+    bound_fps = 1000 / stages_ms[slowest]
+    flops_onnx = onnx_conv_flops(model.path)
+    flops, source = ((seed.flops, "keras") if seed.flops else (flops_onnx, "onnx") if flops_onnx else
+                     (None, "unavailable (install onnx, or put the .keras beside the model)"))
+    pipeline_fps = measured["pipeline_fps"]
+    return ModelResult(
+        model=name, model_path=str(model.path), input_size=model.input_size, classes=len(model.classes),
+        output=model.output_name, provider=model.provider, threads=threads, spinning=spinning,
+        frames=len(ms["inference"]), stages_ms=stages_ms,
+        stages_ms_median={k: statistics.median(v) for k, v in ms.items()},
+        slowest_stage=slowest, bound_fps=bound_fps, serial_fps=1000 / sum(stages_ms.values()),
+        pipeline_fps=pipeline_fps, pipeline_stages_ms=measured["pipeline_stages_ms"],
+        naive_ort_fps=measured["naive_ort_fps"], seed_keras_fps=seed.fps, seed_keras_note=seed.note,
+        keras_path=seed.path, latency_ms_b1_median=statistics.median(ms["inference"]),
+        throughput_ips=measured["throughput_ips"], flops=flops, flops_source=source,
+        flops_onnx=flops_onnx, flops_keras=seed.flops,
+        inference_gflops_per_s=flops / (stages_ms["inference"] / 1e3) / 1e9 if flops else None,
+        ratios={"pipeline_over_seed_keras": _ratio(pipeline_fps, seed.fps),
+                "pipeline_over_naive_ort": _ratio(pipeline_fps, measured["naive_ort_fps"]),
+                "pipeline_over_bound": _ratio(pipeline_fps, bound_fps)})
+
+
+def _fmt(value: float | None, spec: str = ".1f", none: str = "-") -> str:
+    return none if value is None else format(value, spec)
+
+
+def table(result: ModelResult, baseline: ModelResult | None = None) -> str:
+    """The per-model table: stages alone, bound, end to end, ratios, model alone."""
+    r = result
+    gflops = f"{r.flops / 1e9:.2f} GFLOPs/frame ({r.flops_source})" if r.flops else "FLOPs unknown"
+    lines = [f"model {r.model}: {r.input_size[0]}x{r.input_size[1]}, {r.classes} classes, {gflops}, "
+             f"{r.provider.replace('ExecutionProvider', '')}, threads {r.threads or 'auto'}"
+             f"{'' if r.spinning else ', no spinning'}",
+             "  stage alone     ms/frame"]
+    for stage in STAGES:
+        mark = "   <- slowest" if stage == r.slowest_stage else ""
+        lines.append(f"  {stage:<14} {r.stages_ms[stage]:9.2f}{mark}")
+    lines += [f"  bound          {r.bound_fps:9.1f} FPS  (1000 / slowest stage; all in series: "
+              f"{r.serial_fps:.1f} FPS)",
+              "  end to end           FPS  pipeline / this",
+              f"  pipeline       {r.pipeline_fps:9.1f}  1.00x  (the product: overlapped threads)",
+              f"  naive ORT      {r.naive_ort_fps:9.1f}  {_fmt(r.ratios['pipeline_over_naive_ort'], '.2f')}x",
+              f"  seed Keras     {_fmt(r.seed_keras_fps, '9.1f', '        -')}  "
+              f"{_fmt(r.ratios['pipeline_over_seed_keras'], '.2f')}x  {r.seed_keras_note}".rstrip(),
+              f"  pipeline / bound {_fmt(r.ratios['pipeline_over_bound'], '.2f')}",
+              f"  model alone: batch-1 latency {r.latency_ms_b1_median:.2f} ms (median); images/s "
+              + ", ".join(f"b{b} {v:.1f}" for b, v in r.throughput_ips.items())]
+    if r.inference_gflops_per_s:
+        lines.append(f"  inference runs at {r.inference_gflops_per_s:.1f} GFLOP/s")
+    if baseline is not None and baseline is not r:
+        lines.append(f"  vs {baseline.model}: pipeline {r.pipeline_fps / baseline.pipeline_fps:.2f}x, "
+                     f"inference {baseline.stages_ms['inference'] / r.stages_ms['inference']:.2f}x")
+    return "\n".join(lines)
+
+
+def report(cfg: BenchConfig, clip: Clip, results: list[ModelResult], machine: dict) -> dict:
+    """The JSON document: run facts, machine, versions, every model, and the first model's keys on top."""
+    doc = {"video": clip.path, "video_size": list(clip.size), "video_fps": clip.fps,
+           "frames": len(clip.frames), "device": cfg.device, "threads": cfg.threads,
+           "spinning": cfg.spinning, "machine": machine, "versions": versions(),
+           "models": [asdict(r) for r in results]}
+    return {**asdict(results[0]), **doc}
+
+
+def write_json(doc: dict, path: Path) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"),
+                 hint="choose a writable --json path")

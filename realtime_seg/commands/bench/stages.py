@@ -1,0 +1,142 @@
+"""Each stage alone on frames decoded into memory: decode, preprocess, inference, draw, encode."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from ...contract import preprocess
+from ...errors import UsageError, UserError
+from ...runtime.engine import SegModel
+from ...runtime.pipeline import Packet, StageTimes
+from ...runtime.render import Overlay
+from ...runtime.sources import is_url, open_video
+
+CODEC = "mp4v"
+
+
+@dataclass
+class Clip:
+    """The first frames of the video, decoded into memory, with the decode time of each."""
+
+    path: str
+    frames: list[np.ndarray]
+    decode_ms: list[float]
+    fps: float
+    size: tuple[int, int]  # (width, height)
+
+
+def _ms(fn: Callable[[], object]) -> tuple[float, object]:
+    """Milliseconds one call of `fn` takes, and its result."""
+    t = time.perf_counter()
+    out = fn()
+    return (time.perf_counter() - t) * 1e3, out
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def check_video(video: str) -> None:
+    """The product's checks and one-line errors for the video; streams are refused before opening."""
+    if is_url(video):
+        raise UsageError(f"bench needs a video file, not a stream ({video}); record a clip first")
+    open_video(video).close()
+
+
+def read_clip(video: str, n: int) -> Clip:
+    """Decode the first `n` frames into memory, timing each cv2 read."""
+    _status(f"decoding {n} frames of {video}")
+    cap = cv2.VideoCapture(video, cv2.CAP_FFMPEG)
+    frames, decode_ms = [], []
+    try:
+        while len(frames) < n:
+            ms, (ok, frame) = _ms(cap.read)
+            if not ok:
+                break
+            frames.append(frame)
+            decode_ms.append(ms)
+        fps = cap.get(cv2.CAP_PROP_FPS)
+    finally:
+        cap.release()
+    if len(decode_ms) > 1:
+        decode_ms = decode_ms[1:]  # the first read starts the decoder: warm-up, not counted
+    if len(frames) < n:
+        print(f"note: {video} has only {len(frames)} frames; measuring those", file=sys.stderr)
+    size = (frames[0].shape[1], frames[0].shape[0])
+    return Clip(video, frames, decode_ms, fps if 1 <= fps <= 240 else 30.0, size)
+
+
+def _hud_args() -> tuple[StageTimes, SimpleNamespace]:
+    """Stage times and a source stand-in for the HUD's text, as the viewer fills them."""
+    times = StageTimes()
+    for stage in ("read", "preprocess", "inference", "draw"):
+        times.add(stage, 1.0)
+    return times, SimpleNamespace(dropped=0)
+
+
+def _drawer(model: SegModel) -> Callable[[Packet], np.ndarray]:
+    """The viewer's painting of a frame (its overlay, legend and HUD), with its default view."""
+    from ..view import ViewState, render
+    state = ViewState(Overlay(model.classes, model.palette_bgr))
+    times, source = _hud_args()
+    return lambda packet: render(packet, model, state, 30.0, times, source)
+
+
+def _writer(path: Path, clip: Clip) -> cv2.VideoWriter:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*CODEC), clip.fps, clip.size)
+    if not writer.isOpened():
+        raise UserError(f"cannot encode {CODEC} video in {path.parent}; check this OpenCV's FFmpeg")
+    return writer
+
+
+def measure_stages(model: SegModel, clip: Clip, tmp: Path) -> tuple[dict[str, list[float]], list]:
+    """Each stage alone over the in-memory frames: ms per frame, and the class maps.
+
+    Every stage is warmed up first (first session runs allocate, the legend and fonts are drawn
+    once, the encoder starts), as in a long-running viewer.
+    """
+    size, draw, warm = model.input_size, _drawer(model), clip.frames[:2]
+    for i, frame in enumerate(warm):
+        draw(Packet(i, frame, model.infer(preprocess([frame], size))[0]))
+    _encode(tmp / "warm-up.mp4", clip, [draw(Packet(0, warm[0], model.predict(warm[:1])[0]))])
+    ms: dict[str, list[float]] = {"decode": clip.decode_ms}
+    ms["preprocess"], xs = zip(*(_ms(lambda f=f: preprocess([f], size)) for f in clip.frames))
+    ms["inference"], maps = zip(*(_ms(lambda x=x: model.infer(x)[0]) for x in xs))
+    ms["draw"], images = zip(*(_ms(lambda i=i: draw(Packet(i, clip.frames[i], maps[i])))
+                               for i in range(len(clip.frames))))
+    ms["encode"] = _encode(tmp / "encode.mp4", clip, images)
+    return {k: list(v) for k, v in ms.items()}, list(maps)
+
+
+def _encode(path: Path, clip: Clip, images) -> list[float]:
+    """Write `images` with a plain cv2.VideoWriter; ms per write."""
+    writer = _writer(path, clip)
+    try:
+        return [_ms(lambda im=im: writer.write(im))[0] for im in images]
+    finally:
+        writer.release()
+
+
+def throughput(model: SegModel, clip: Clip, batches: tuple[int, ...], seconds: float = 0.5) -> dict[str, float]:
+    """Images per second of session.run alone at each batch size (real frames, time-boxed)."""
+    out = {}
+    for b in batches:
+        x = preprocess([clip.frames[i % len(clip.frames)] for i in range(b)], model.input_size)
+        model.infer(x)  # warm-up at this shape
+        runs, t0 = 0, time.perf_counter()
+        while runs < 3 or time.perf_counter() - t0 < seconds:
+            model.infer(x)
+            runs += 1
+        out[str(b)] = b * runs / (time.perf_counter() - t0)
+    return out
+
+
+def _status(text: str) -> None:
+    print(f"bench: {text} ...", file=sys.stderr, flush=True)

@@ -1,0 +1,155 @@
+"""Score an ONNX model on a labelled split: mIoU, pixel accuracy, per-class IoU (void ignored).
+
+usage: python -m realtime_seg eval --model models/camvid_accurate.onnx --data ../shared/data/camvid
+           [--split val] [--format auto|camvid|carla] [--json scores.json] [--confusion cm.png]
+       python -m realtime_seg eval --model runs/x/x.onnx --data ~/carla --run runs/x
+Predictions are resized to each label's own size (nearest) before scoring. A CARLA folder has
+no val folder: its held-out split is drawn as the training run drew it, with the settings of
+--run DIR (its config.json), else of the model's metadata, else the trainer's defaults.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..cli import add_model_options, check_at_least, resolve_model
+from ..contract import SPLIT
+from ..datasets.classes import CAMVID, ClassTable
+from ..datasets.metrics import iou_per_class, score, summarize
+from ..datasets.readers import DEFAULT_SPLIT, FORMATS, SPLITS, load_pair, load_split, split_settings
+from ..errors import ArgumentParser, UsageError, UserError
+from ..runtime.engine import SegModel, load_model
+from ..system import check_output_file, check_readable, progress, write_atomic
+
+CONFUSION_TYPES = {".png", ".jpg", ".jpeg", ".bmp"}
+
+
+def find_split(model: SegModel, run: str | None) -> tuple[dict, str]:
+    """The training run's split settings, and where they came from: --run, model metadata, defaults."""
+    if run:
+        config = Path(run) / "config.json"
+        check_readable(config, "--run config")
+        try:
+            return split_settings(json.loads(config.read_text())), f"{config}"
+        except (ValueError, AttributeError):
+            raise UserError(f"--run: {config} is not a training config (JSON); pass a run folder "
+                            f"written by `train`") from None
+    if SPLIT in model.metadata:
+        return {**DEFAULT_SPLIT, **json.loads(model.metadata[SPLIT])}, f"{model.path.name} metadata"
+    return dict(DEFAULT_SPLIT), "the trainer's defaults"
+
+
+def describe_split(fmt: str, split: str, settings: dict, origin: str) -> str:
+    """Which images are scored, in words: e.g. CARLA's held-out 10% (seed 0, from run/config.json)."""
+    if fmt == "camvid":
+        return f"CamVid {split}" + (" (train/ + val/)" if split == "all" else f" ({split}/ folder)")
+    if split == "all":
+        return "every CARLA pair"
+    part = f"{settings['val_fraction']:.0%}" if split == "val" else f"{1 - settings['val_fraction']:.0%}"
+    return (f"CARLA {split}: the {'held-out' if split == 'val' else 'training'} {part}, seed "
+            f"{settings['seed']} (split settings from {origin})")
+
+
+def evaluate(model: SegModel, samples, fmt: str, batch_size: int = 8) -> np.ndarray:
+    """Confusion matrix over `samples`, predictions at each label's size."""
+    void = CAMVID.void if fmt == "camvid" else None  # labels are checked against the model's classes
+    table = ClassTable(model.path.name, tuple(model.classes), (), void)
+    with progress(samples, desc="eval", unit="img") as bar:
+        pairs = (load_pair(s, fmt, table) for s in bar)
+        return score(lambda images: model.predict([cv2.cvtColor(i, cv2.COLOR_RGB2BGR) for i in images]),
+                     pairs, len(model.classes), batch_size)
+
+
+def report(model: SegModel, cm: np.ndarray) -> dict:
+    """Scores as a dict: miou, pixel_accuracy, per_class_iou (name -> IoU or None)."""
+    scores = summarize(cm)
+    ious = iou_per_class(cm)
+    return {**scores, "per_class_iou": {c: (None if np.isnan(v) else float(v))
+                                        for c, v in zip(model.classes, ious)},
+            "pixels": int(cm.sum()), "confusion": cm.tolist()}
+
+
+def print_table(result: dict) -> None:
+    width = max(len(c) for c in result["per_class_iou"])
+    for name, iou in result["per_class_iou"].items():
+        print(f"  {name:<{width}}  {'  n/a' if iou is None else f'{iou * 100:5.1f}'}")
+    print(f"mIoU {result['miou'] * 100:.2f}  pixel accuracy {result['pixel_accuracy'] * 100:.2f}  "
+          f"({result['images']} images of {result['scored']})")
+
+
+def confusion_png(cm: np.ndarray, classes: list[str], path: Path) -> None:
+    """Row-normalised confusion matrix as a heat map with class names."""
+    n, cell, margin = len(classes), 36, 110
+    rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    heat = cv2.applyColorMap((rows * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)
+    image = np.full((margin + n * cell, margin + n * cell, 3), 255, np.uint8)
+    image[margin:, margin:] = cv2.resize(heat, (n * cell, n * cell), interpolation=cv2.INTER_NEAREST)
+    for i, name in enumerate(classes):
+        y = margin + i * cell + cell // 2 + 4
+        cv2.putText(image, name[:12], (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        col = np.full((cell, margin, 3), 255, np.uint8)  # column labels, rotated
+        cv2.putText(col, name[:12], (4, cell // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        image[:margin, margin + i * cell:margin + (i + 1) * cell] = cv2.rotate(col, cv2.ROTATE_90_COUNTERCLOCKWISE)
+        for j in range(n):
+            cv2.putText(image, f"{rows[i, j] * 100:.0f}", (margin + j * cell + 6, y),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
+    write_atomic(path, lambda tmp: cv2.imwrite(str(tmp), image))
+
+
+def check_outputs(args: argparse.Namespace, model_path: Path) -> None:
+    """--json and --confusion can be written, and neither replaces the model or the other."""
+    outputs = {"--json": args.json, "--confusion": args.confusion}
+    if args.confusion and Path(args.confusion).suffix.lower() not in CONFUSION_TYPES:
+        raise UsageError(f"--confusion {args.confusion} must be an image file "
+                         f"({', '.join(sorted(CONFUSION_TYPES))})")
+    if args.json and args.confusion and Path(args.json).resolve() == Path(args.confusion).resolve():
+        raise UsageError(f"--json and --confusion are both {args.json}; give them different paths")
+    data = Path(args.data).resolve()
+    for option, path in outputs.items():
+        if path and Path(path).is_file() and data in Path(path).resolve().parents:
+            raise UsageError(f"{option} {path} would replace a file of the dataset {args.data}; "
+                             f"choose a path outside it")
+        if path:
+            check_output_file(Path(path), option, {"model": model_path})
+
+
+def parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m realtime_seg eval", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_options(p)
+    p.add_argument("--data", required=True, help="CamVid or CARLA folder")
+    p.add_argument("--split", default="val", choices=SPLITS)
+    p.add_argument("--format", default="auto", choices=FORMATS)
+    p.add_argument("--run", metavar="DIR", help="training run folder: score its CARLA split (config.json)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--json", help="write scores as JSON")
+    p.add_argument("--confusion", help="write a confusion-matrix PNG")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    check_at_least("--batch-size", args.batch_size, 1)
+    check_at_least("--threads", args.threads, 0)
+    model_path = resolve_model(args.model)
+    check_outputs(args, model_path)
+    model = load_model(model_path, args.device, args.threads)
+    settings, origin = find_split(model, args.run)
+    fmt, samples = load_split(args.data, args.split, args.format, settings["val_fraction"], settings["seed"])
+    if not samples:
+        raise UserError(f"no image/mask pairs in the {args.split} split of {args.data}")
+    scored = describe_split(fmt, args.split, settings, origin)
+    print(f"scoring {len(samples)} images: {scored}")
+    cm = evaluate(model, samples, fmt, args.batch_size)
+    result = {"model": model.path.name, "data": str(args.data), "split": args.split, "scored": scored,
+              "split_settings": settings, "images": len(samples), **report(model, cm)}
+    print_table(result)
+    if args.json:
+        write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+    if args.confusion:
+        confusion_png(cm, model.classes, Path(args.confusion))
+    return 0

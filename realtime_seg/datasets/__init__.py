@@ -1,0 +1,1 @@
+"""Datasets: class tables, CARLA and CamVid readers, augmentation, metrics (NumPy and OpenCV only)."""

@@ -1,0 +1,192 @@
+"""Dataset readers (CARLA captures, CamVid) and augmentation, with NumPy and OpenCV only.
+
+A dataset is a list of `Sample(image, mask)` paths; `load_pair` decodes one into
+RGB uint8 (H, W, 3) and class ids uint8 (H, W); `augment` and `resize_pair`
+turn it into a training example.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .classes import CAMVID, CARLA13, CARLA23, ClassTable
+from ..errors import UserError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp"}
+CARLA_MASK_DIRS = ("CameraMask", "CameraSeg")
+FORMATS = ("auto", "carla", "camvid")
+SPLITS = ("train", "val", "test", "all")
+DEFAULT_SPLIT = {"val_fraction": 0.1, "seed": 0}  # CARLA: the held-out fraction and shuffle seed
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: Path
+    mask: Path
+
+
+@dataclass
+class Dataset:
+    """Train and validation samples of one dataset, with its class table."""
+
+    format: str
+    table: ClassTable
+    train: list[Sample]
+    val: list[Sample]
+
+
+def _images(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
+
+
+def _pair(image_dir: Path, mask_dir: Path) -> list[Sample]:
+    """Pair images and masks by file stem; an image without a mask is an error."""
+    images, masks = _images(image_dir), _images(mask_dir)
+    missing = sorted(set(images) - set(masks))
+    if missing:
+        raise UserError(f"image {images[missing[0]]} has no mask in {mask_dir} "
+                        f"({len(missing)} unpaired); add the mask or remove the image")
+    return [Sample(images[k], masks[k]) for k in sorted(images)]
+
+
+def detect_format(root: Path) -> str:
+    """'camvid' for a SegNet layout, 'carla' for capture folders; else a clear error."""
+    if (root / "train").is_dir() and (root / "trainannot").is_dir():
+        return "camvid"
+    if _carla_captures(root):
+        return "carla"
+    raise UserError(f"{root} is neither a CamVid folder (train/ + trainannot/) nor a CARLA "
+                    f"capture (CameraRGB/ + CameraMask/ or CameraSeg/); point --data at one")
+
+
+def _carla_captures(root: Path) -> list[Path]:
+    """Capture folders at or one level below `root`."""
+    candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir())
+    return [c for c in candidates if (c / "CameraRGB").is_dir()
+            and any((c / m).is_dir() for m in CARLA_MASK_DIRS)]
+
+
+def carla_samples(root: Path) -> list[Sample]:
+    """All (CameraRGB, CameraMask|CameraSeg) pairs of the captures under `root`."""
+    samples = []
+    for capture in _carla_captures(root):
+        mask_dir = next(capture / m for m in CARLA_MASK_DIRS if (capture / m).is_dir())
+        samples += _pair(capture / "CameraRGB", mask_dir)
+    return samples
+
+
+def camvid_samples(root: Path, split: str) -> list[Sample]:
+    """Pairs of `<split>/` and `<split>annot/` (SegNet layout)."""
+    image_dir, mask_dir = root / split, root / f"{split}annot"
+    if not image_dir.is_dir() or not mask_dir.is_dir():
+        raise UserError(f"{root} has no CamVid split {split!r} ({split}/ and {split}annot/); "
+                        f"pick a split that exists")
+    return _pair(image_dir, mask_dir)
+
+
+def check_data_folder(root: Path) -> None:
+    """`root` is an existing folder (not a file): a clear error otherwise."""
+    if not root.exists():
+        raise UserError(f"dataset folder {root} does not exist; pass a CamVid or CARLA folder")
+    if not root.is_dir():
+        raise UserError(f"--data {root} is a file, not a dataset folder; pass a CamVid or CARLA folder")
+    try:
+        os.listdir(root)
+    except PermissionError:
+        raise UserError(f"cannot read dataset folder {root}: permission denied; check its permissions") from None
+
+
+def load_split(root: str | Path, split: str, fmt: str = "auto", val_fraction: float = 0.1,
+               seed: int = 0) -> tuple[str, list[Sample]]:
+    """(format, samples) of one split: CamVid's folders by name, CARLA's deterministic held-out split."""
+    root = Path(root)
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
+    check_data_folder(root)
+    fmt = detect_format(root) if fmt == "auto" else fmt
+    if fmt == "camvid":
+        if split == "all":
+            return fmt, camvid_samples(root, "train") + camvid_samples(root, "val")
+        return fmt, camvid_samples(root, split)
+    if split == "test":
+        raise UserError("CARLA folders have no test split; use --split val (held out), train or all")
+    samples = carla_samples(root)
+    train, val = _split(samples, val_fraction, seed)
+    return fmt, {"train": train, "val": val, "all": samples}[split]
+
+
+def split_settings(run_config: dict) -> dict:
+    """How a training run (its config.json) split its data: what eval needs to score the same val."""
+    return {"format": run_config.get("dataset", run_config.get("format", "auto")),
+            **{k: run_config.get(k, v) for k, v in DEFAULT_SPLIT.items()}}
+
+
+def load_dataset(root: str | Path, fmt: str = "auto", classes: str = "auto",
+                 val_fraction: float = 0.1, seed: int = 0) -> Dataset:
+    """Find the samples of a dataset folder and split them into train and validation."""
+    fmt, train = load_split(root, "train", fmt, val_fraction, seed)
+    _, val = load_split(root, "val", fmt, val_fraction, seed)
+    table = CAMVID if fmt == "camvid" else _carla_table(train + val, classes)
+    if not train:
+        raise UserError(f"no image/mask pairs found under {root}; expected PNG or JPEG files")
+    return Dataset(fmt, table, train, val)
+
+
+def _split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list, list]:
+    """Deterministic held-out split: at least one validation sample when there are two."""
+    order = sorted(samples, key=lambda s: str(s.image))
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(order) * val_fraction)) if len(order) > 1 else 0
+    return order[n_val:], order[:n_val]
+
+
+def _carla_table(samples: list[Sample], classes: str) -> ClassTable:
+    """CARLA 0.8 (13 classes) or 0.9.10+ (23): as asked, or from the largest id in the masks."""
+    if classes in ("carla13", "carla23"):
+        return CARLA13 if classes == "carla13" else CARLA23
+    if classes != "auto":
+        raise UserError(f"unknown CARLA class table {classes!r}; allowed: auto, carla13, carla23")
+    top = max(int(read_mask(s.mask, "carla").max()) for s in samples) if samples else 0
+    return CARLA13 if top < CARLA13.num_classes else CARLA23
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3); an alpha channel is dropped."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UserError(f"cannot read image {path}: not an image or corrupt; replace or remove it")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_mask(path: Path, fmt: str) -> np.ndarray:
+    """Class ids uint8 (H, W): the red channel for CARLA, the single channel for CamVid."""
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise UserError(f"cannot read mask {path}: not an image or corrupt; replace or remove it")
+    if raw.ndim == 3:
+        raw = raw[..., 2] if fmt == "carla" else raw[..., 0]  # OpenCV is BGR(A): red is index 2
+    return raw.astype(np.uint8)
+
+
+def load_pair(sample: Sample, fmt: str, table: ClassTable) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and check one sample: sizes agree and every id is in the class table."""
+    image, mask = read_image(sample.image), read_mask(sample.mask, fmt)
+    if image.shape[:2] != mask.shape:
+        raise UserError(f"mask {sample.mask} is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                        f"{image.shape[1]}x{image.shape[0]}; masks must match their images")
+    top = int(mask.max())
+    if top >= table.num_classes and top != table.void:
+        allowed = f"0-{table.num_classes - 1}" + (f" or {table.void} (void)" if table.void else "")
+        raise UserError(f"mask {sample.mask} has class id {top}, outside the {table.name} table "
+                        f"({allowed}); check that the data matches (--format, --classes, or the model)")
+    return image, mask

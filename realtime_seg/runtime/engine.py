@@ -1,0 +1,116 @@
+"""Run an exported U-Net with onnxruntime: metadata, provider choice, pre- and post-processing.
+
+The `.onnx` file describes itself (`metadata_props`); its inputs, outputs and metadata keys
+are the contract in realtime_seg/contract.py.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..contract import REQUIRED_METADATA, preprocess
+from ..errors import UserError, first_line
+from ..system import check_readable
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cuda", "cpu")
+_CUDA = "CUDAExecutionProvider"
+
+
+@dataclass
+class SegModel:
+    """An onnxruntime session plus what its metadata says about classes and input."""
+
+    path: Path
+    session: "object"
+    classes: list[str]
+    palette_bgr: np.ndarray          # (C, 3) uint8, OpenCV order
+    input_size: tuple[int, int]      # (height, width)
+    input_name: str
+    output_name: str
+    provider: str                    # the provider the session really runs on
+    metadata: dict[str, str]
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) float32 in [0, 1] -> (N, H, W) uint8 class ids."""
+        out = self.session.run([self.output_name], {self.input_name: batch})[0]
+        return out if out.ndim == 3 else np.argmax(out, axis=-1).astype(np.uint8)
+
+    def predict(self, frames_bgr: list[np.ndarray]) -> np.ndarray:
+        """BGR frames of any size -> class maps (N, H, W) at the model's input size."""
+        return self.infer(preprocess(frames_bgr, self.input_size))
+
+
+def read_metadata(path: Path, session) -> dict[str, str]:
+    """The model's metadata_props, checked for the keys the runtime needs."""
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+    missing = [k for k in REQUIRED_METADATA if k not in meta]
+    if missing:
+        raise UserError(f"model {path} lacks metadata {', '.join(missing)}; "
+                        f"export it with `python -m export CHECKPOINT.keras -o {path.name}`")
+    return meta
+
+
+def _providers(device: str) -> list[str]:
+    import onnxruntime as ort
+    if device not in DEVICES:
+        raise UserError(f"unknown device {device!r}; allowed: {', '.join(DEVICES)}")
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda" and _CUDA not in available:
+        raise UserError("--device cuda: this onnxruntime has no CUDA provider; install "
+                        "onnxruntime-gpu (CUDA 13, cuDNN 9) or use --device cpu")
+    return [_CUDA, "CPUExecutionProvider"] if _CUDA in available else ["CPUExecutionProvider"]
+
+
+def _session(path: Path, providers: list[str], threads: int, spinning: bool = False):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    if not spinning:  # idle pool threads sleep instead of spinning: they leave the cores to decode and draw
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3  # a missing CUDA library is reported by us, from get_providers()
+    try:
+        return ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as e:  # onnxruntime raises its own types for a bad or non-ONNX file
+        raise UserError(f"cannot load model {path}: not a valid ONNX file ({first_line(e)}); "
+                        f"pass a model exported by `python -m export`") from None
+
+
+def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinning: bool = False) -> SegModel:
+    """Open an exported model on `device` ('auto' prefers CUDA); threads 0 = onnxruntime's choice.
+
+    Idle intra-op threads sleep rather than busy-wait (onnxruntime's default, `spinning=True`): the
+    pipeline's decode, draw and encode stages need those cores (measured: docs/BENCHMARKS.md).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"model {path} not found; pass --model PATH to an exported .onnx file")
+    if path.is_dir():
+        raise UserError(f"model {path} is a folder; pass --model PATH to an exported .onnx file")
+    check_readable(path, "model")
+    session = _session(path, _providers(device), threads, spinning)
+    provider = session.get_providers()[0]  # onnxruntime falls back to CPU silently: trust this
+    if device == "cuda" and provider != _CUDA:
+        raise UserError("--device cuda: CUDA libraries could not be loaded (CUDA 13 and cuDNN 9 "
+                        "are needed); fix the install or use --device cpu")
+    meta = read_metadata(path, session)
+    inp, out = session.get_inputs()[0], session.get_outputs()[0]
+    size = tuple(json.loads(meta["input_size"]))
+    if len(inp.shape) != 4 or inp.shape[3] != 3 or tuple(inp.shape[1:3]) != size:
+        raise UserError(f"model {path} takes input {inp.shape}, expected (N, {size[0]}, {size[1]}, 3) "
+                        f"float32 RGB; re-export it with `python -m export`")
+    classes = json.loads(meta["classes"])
+    palette = np.array(json.loads(meta["palette"]), np.uint8).reshape(-1, 3)
+    if len(palette) != len(classes):
+        raise UserError(f"model {path} has {len(classes)} classes but {len(palette)} colours; re-export it")
+    log.info("model %s on %s, input %s, %d classes", path.name, provider, size, len(classes))
+    return SegModel(path, session, classes, np.ascontiguousarray(palette[:, ::-1]), size,
+                    inp.name, out.name, provider, meta)

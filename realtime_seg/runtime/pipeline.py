@@ -1,0 +1,149 @@
+"""Overlapped stages: decode and inference on their own threads, bounded queues between them.
+
+    source.read ─► [q] ─► preprocess + infer ─► [q] ─► consumer (draw, show, encode)
+
+`segment_stream` yields `Packet`s in order; the consumer's loop is the same for every
+source. `VideoOutput` encodes on its own thread into a temporary file that is renamed
+only when complete.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from ..contract import preprocess
+from .engine import SegModel
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+@dataclass
+class Packet:
+    index: int
+    frame: np.ndarray                     # BGR (H, W, 3), as decoded
+    class_map: np.ndarray | None = None   # uint8 (h, w) at the model's input size
+    ms: dict[str, float] = field(default_factory=dict)
+
+
+class StageTimes:
+    """Milliseconds per stage: smoothed for the HUD, totals for the summary."""
+
+    def __init__(self, alpha: float = 0.1):
+        self.alpha, self.ema, self.total, self.count = alpha, {}, {}, {}
+        self._lock = threading.Lock()
+
+    def add(self, stage: str, ms: float) -> None:
+        with self._lock:
+            self.ema[stage] = ms if stage not in self.ema else self.ema[stage] + self.alpha * (ms - self.ema[stage])
+            self.total[stage] = self.total.get(stage, 0.0) + ms
+            self.count[stage] = self.count.get(stage, 0) + 1
+
+    def mean(self) -> dict[str, float]:
+        with self._lock:
+            return {k: self.total[k] / self.count[k] for k in self.total}
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    """Blocking put that gives up when `stop` is set (so threads never hang on a full queue)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            pass
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            pass
+    return _END
+
+
+def _reader(source, out: queue.Queue, stop: threading.Event, times: StageTimes) -> None:
+    index = 0
+    while not stop.is_set():
+        t = time.perf_counter()
+        frame = source.read()
+        if frame is None:
+            break
+        ms = (time.perf_counter() - t) * 1e3
+        times.add("read", ms)
+        if not _put(out, Packet(index, frame), stop):
+            break
+        index += 1
+    _put(out, _END, stop)
+
+
+def _inferrer(model: SegModel, inq: queue.Queue, out: queue.Queue, stop: threading.Event,
+              times: StageTimes, batch_size: int) -> None:
+    done = False
+    while not done and not stop.is_set():
+        batch = [_get(inq, stop)]
+        while batch[-1] is not _END and len(batch) < batch_size:
+            try:  # take what is already decoded; never wait to fill a batch
+                batch.append(inq.get_nowait())
+            except queue.Empty:
+                break
+        if batch[-1] is _END:
+            done = True
+            batch.pop()
+        if batch:
+            t0 = time.perf_counter()
+            x = preprocess([p.frame for p in batch], model.input_size)
+            t1 = time.perf_counter()
+            maps = model.infer(x)
+            t2 = time.perf_counter()
+            times.add("preprocess", (t1 - t0) * 1e3 / len(batch))
+            times.add("inference", (t2 - t1) * 1e3 / len(batch))
+            for packet, class_map in zip(batch, maps):
+                packet.class_map = class_map
+                if not _put(out, packet, stop):
+                    return
+    _put(out, _END, stop)
+
+
+def segment_stream(source, model: SegModel, times: StageTimes | None = None,
+                   queue_size: int = 2, batch_size: int = 1) -> Iterator[Packet]:
+    """Frames of `source` with their class maps, in order; stages overlap on threads."""
+    times = times or StageTimes()
+    stop = threading.Event()
+    frames, results = queue.Queue(queue_size), queue.Queue(queue_size)
+    errors: list[BaseException] = []
+
+    def guarded(fn, *args):
+        def run():
+            try:
+                fn(*args)
+            except BaseException as e:  # re-raised in the consumer's thread
+                errors.append(e)
+                stop.set()
+        return threading.Thread(target=run, name=fn.__name__.strip("_"), daemon=True)
+
+    threads = [guarded(_reader, source, frames, stop, times),
+               guarded(_inferrer, model, frames, results, stop, times, batch_size)]
+    for t in threads:
+        t.start()
+    try:
+        while True:
+            item = _get(results, stop)
+            if item is _END:
+                break
+            yield item
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5.0)
+    if errors:
+        raise errors[0]

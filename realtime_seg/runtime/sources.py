@@ -1,0 +1,313 @@
+"""Frame sources: video files, cameras and stream URLs, all read the same way.
+
+`open_source(spec)` returns a `Source`; `source.read()` gives the next BGR frame or
+None at the end, whatever the source, so the pipeline never branches on its type.
+Live sources (cameras, URLs) are read on their own thread that keeps only the newest
+frame: a slow consumer never builds up lag, and the frames it missed are counted.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
+
+import cv2
+import numpy as np
+
+from ..errors import UsageError, UserError
+from ..system import check_readable, read_head
+
+log = logging.getLogger(__name__)
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+OPEN_TIMEOUT_MS = 5000
+READ_TIMEOUT_MS = 5000
+# V4L2 directly on Linux: CAP_ANY also probes other backends, which print errors for a missing camera
+CAMERA_BACKEND = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
+
+
+class Source:
+    """A video file read frame by frame: no frame is lost unless `realtime` asks to drop.
+
+    `loop` starts the file again at its end (kiosk demos); `limit` ends the source after that
+    many frames. A file that ends before the frame count in its header is `broken` (truncated).
+    """
+
+    live = False
+
+    def __init__(self, name: str, capture: cv2.VideoCapture, realtime: bool = False,
+                 first: np.ndarray | None = None, loop: bool = False, limit: int | None = None):
+        self.name, self.cap, self.realtime, self.loop, self.limit = name, capture, realtime, loop, limit
+        self._pending = first  # decoded at open time to prove the file is a video
+        self.fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        if not 1 <= self.fps <= 240:  # containers without a rate report 0 or nonsense
+            self.fps = 30.0
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count: int | None = count if count > 0 else None
+        self.size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self.dropped = 0
+        self.delivered = 0           # frames returned by read()
+        self.loops = 0               # times a looping file started again
+        self.error: str | None = None   # a live source was lost (a warning: what was read is good)
+        self.broken: str | None = None  # a file could not be read to its end (an error)
+        self.cancelled = False
+        self._index, self._pass, self._t0 = 0, 0, None  # frames taken from the file: in all, this pass
+
+    @property
+    def length(self) -> int | None:
+        """How many frames read() will return if nothing goes wrong; None when unknown or endless."""
+        if self.loop or self.frame_count is None:
+            return self.limit
+        return self.frame_count if self.limit is None else min(self.frame_count, self.limit)
+
+    def cancel(self) -> None:
+        """End the source early, as if it had ended: read() returns None from now on (signal-safe: no locks)."""
+        self.cancelled = True
+
+    def read(self) -> np.ndarray | None:
+        """The next frame, or None at the end (of the file, of `limit` frames, or after cancel())."""
+        if self.cancelled or (self.limit is not None and self.delivered >= self.limit):
+            return None
+        frame = self._next()
+        if frame is not None:
+            self.delivered += 1
+        return frame
+
+    def _next(self) -> np.ndarray | None:
+        if self.realtime:
+            self._keep_pace()
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+        else:
+            ok, frame = self.cap.read()
+            if not ok:
+                return None if self._ended_short() or not self.loop else self._rewind()
+        self._index, self._pass = self._index + 1, self._pass + 1
+        return frame
+
+    def _ended_short(self) -> bool:
+        """True (and `broken` set) when the file ended before the frame count in its header."""
+        if self.frame_count and self._pass < self.frame_count:
+            self.broken = (f"video {self.name} ended after {self._pass} of {self.frame_count} frames: "
+                           f"truncated or corrupt; re-copy or re-encode it")
+        return self.broken is not None
+
+    def _rewind(self) -> np.ndarray | None:
+        """Loop: the first frame again, by seeking or (streams that cannot seek) by reopening."""
+        self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        ok, frame = self.cap.read()
+        if not ok:
+            self.cap.release()
+            self.cap = cv2.VideoCapture(self.name, cv2.CAP_FFMPEG)
+            ok, frame = self.cap.read()
+        if not ok:
+            self.broken = f"cannot loop {self.name}: it gives no frame after a restart; re-encode it"
+            return None
+        self.loops += 1
+        self._index, self._pass = self._index + 1, 1
+        return frame
+
+    def _keep_pace(self) -> None:
+        """Play at the file's own rate: wait for a frame that is early, skip (grab) the ones we are late for."""
+        now = time.perf_counter()
+        if self._t0 is None:
+            self._t0 = now
+        due = int((now - self._t0) * self.fps)
+        while self._index < due and self.cap.grab():
+            self._index, self._pass = self._index + 1, self._pass + 1
+            self.dropped += 1
+        early = self._t0 + self._index / self.fps - now
+        if early > 0:
+            time.sleep(early)
+
+    def close(self) -> None:
+        self.cap.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LiveSource(Source):
+    """A camera or stream read on a thread that keeps only the newest frame."""
+
+    live = True
+    retries = 3        # reconnection attempts after a lost camera or stream
+    backoff_s = 0.5    # first wait before reconnecting; doubles on each attempt
+
+    def __init__(self, name: str, open_capture: Callable[[], cv2.VideoCapture],
+                 retries: int | None = None, backoff_s: float | None = None):
+        super().__init__(name, _opened(open_capture, name))
+        self.frame_count = None
+        self._open = open_capture
+        self._retries = self.retries if retries is None else retries
+        self._backoff = self.backoff_s if backoff_s is None else backoff_s
+        self._latest: np.ndarray | None = None
+        self._fresh = False
+        self._done = False
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"read:{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        """The reader thread: owns the capture, keeps the newest frame, ends the source when done."""
+        try:
+            self._read_frames()
+        except Exception as e:  # a backend error ends the source; the consumer must not wait forever
+            self.error = f"{self.name} failed: {e}"
+        finally:
+            self.cap.release()
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def _read_frames(self) -> None:
+        while not self._stop.is_set() and not self.cancelled:
+            ok, frame = self.cap.read()
+            if not ok:
+                if self._stop.is_set() or _has_length(self.cap) or not self._reconnect():
+                    break
+                continue
+            with self._cond:
+                self.dropped += self._fresh  # the previous frame was never taken
+                self._latest, self._fresh = frame, True
+                self._cond.notify()
+
+    def _reconnect(self) -> bool:
+        """Reopen a lost camera or stream, with growing waits; False when it stays lost."""
+        self.cap.release()
+        for attempt in range(self._retries):
+            delay = self._backoff * 2 ** attempt
+            log.warning("%s lost; reconnecting in %.1fs (%d/%d)", self.name, delay, attempt + 1, self._retries)
+            if self._stop.wait(delay):
+                return False
+            cap = self._open()
+            if cap.isOpened():
+                self.cap = cap
+                return True
+            cap.release()
+        self.error = f"{self.name} was lost and did not come back after {self._retries} tries"
+        return False
+
+    @property
+    def length(self) -> int | None:
+        return self.limit
+
+    def _next(self) -> np.ndarray | None:
+        """The newest frame not yet taken; waits for one; None when the source has ended."""
+        with self._cond:
+            while not self._fresh and not self._done and not self.cancelled:
+                self._cond.wait(0.1)
+            if not self._fresh or self.cancelled:
+                return None
+            self._fresh = False
+            return self._latest
+
+    def close(self) -> None:
+        """Stop the reader thread; it releases the capture (never while a read is under way)."""
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        if self._thread.is_alive():
+            log.warning("%s: reader still blocked in a read; it releases the capture when it returns",
+                        self.name)
+
+
+def _has_length(cap: cv2.VideoCapture) -> bool:
+    """A stream of known length (a video file over HTTP) has ended; reopening would replay it."""
+    return cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0
+
+
+def _opened(open_capture: Callable[[], cv2.VideoCapture], name: str) -> cv2.VideoCapture:
+    cap = open_capture()
+    if not cap.isOpened():
+        cap.release()
+        raise UserError(f"cannot open {name}; check that it exists and is reachable")
+    return cap
+
+
+def _stream_capture(url: str) -> Callable[[], cv2.VideoCapture]:
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
+    return lambda: cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+
+
+def open_camera(index: int, backend: int = CAMERA_BACKEND) -> LiveSource:
+    """A webcam by index; buffering is kept to one frame where the driver allows it."""
+    if index < 0:
+        raise UsageError(f"--camera must be 0 or more, got {index}")
+
+    def open_capture() -> cv2.VideoCapture:
+        cap = cv2.VideoCapture(index, backend)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # honoured by V4L2 only; the thread handles the rest
+        return cap
+
+    try:
+        return LiveSource(f"camera {index}", open_capture)
+    except UserError:
+        raise UserError(f"camera {index} not found or busy; list cameras with "
+                        f"`v4l2-ctl --list-devices` (Linux) or try another --camera index") from None
+
+
+def is_url(spec: str) -> bool:
+    """True for `scheme://...` (one letter is a Windows drive, not a scheme)."""
+    return len(urlparse(spec).scheme) > 1
+
+
+def open_video(spec: str, realtime: bool = False, loop: bool = False) -> Source:
+    """A video file or a stream URL (rtsp, http, ...); `loop` (files only) starts again at the end."""
+    if is_url(spec):
+        scheme = urlparse(spec).scheme.lower()
+        if scheme not in STREAM_SCHEMES:
+            raise UserError(f"unsupported URL scheme {scheme!r} in {spec}; use one of "
+                            f"{', '.join(STREAM_SCHEMES)} or a file path")
+        if loop:
+            raise UsageError(f"--loop replays video files, not streams ({spec}); drop --loop")
+        try:
+            return LiveSource(spec, _stream_capture(spec))
+        except UserError:
+            raise UserError(f"cannot open stream {spec} within {OPEN_TIMEOUT_MS // 1000}s; check "
+                            f"the URL and that the server is reachable") from None
+    cap, first = open_video_file(Path(spec))
+    return Source(spec, cap, realtime, first, loop=loop)
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"II*\x00", b"MM\x00*", b"BM")
+
+
+def _image_content(path: Path) -> bool:
+    """The file starts like an image (PNG, JPEG, GIF, TIFF, BMP, WebP), whatever its name."""
+    head = read_head(path)
+    return head.startswith(IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def open_video_file(path: Path) -> tuple[cv2.VideoCapture, np.ndarray]:
+    """An opened capture and its first frame; a clear error for anything that is not a video."""
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a video; pass a video file "
+                        f"(`python -m realtime_seg batch` takes folders)")
+    check_readable(path, "video")
+    if path.stat().st_size == 0:
+        raise UserError(f"video {path} is empty (0 bytes); pass a real video file")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise UserError(f"{path} is an image, not a video; pass a video file")
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    ok, first = cap.read() if cap.isOpened() else (False, None)
+    if ok and _image_content(path):  # FFmpeg plays an image as a 1-frame video; a raw MJPEG has more
+        ok = cap.grab()
+        cap.release()
+        if not ok:
+            raise UserError(f"{path} is an image, not a video; pass a video file")
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        ok, first = cap.read()
+    if not ok:  # a header alone, or bytes FFmpeg cannot decode
+        cap.release()
+        raise UserError(f"cannot decode {path}: corrupt or not a video; pass an mp4, avi, mkv "
+                        f"or webm file")
+    return cap, first

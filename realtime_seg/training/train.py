@@ -1,0 +1,356 @@
+"""Train the seed's U-Net on a CARLA or CamVid folder (Keras 3; TensorFlow or JAX backend).
+
+usage: python -m realtime_seg train --data DIR --out RUN_DIR [--epochs 40] [--limit 16]
+Writes RUN_DIR/best.keras (best val mIoU), last.keras, metrics.csv, summary.json, config.json.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import signal
+import sys
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..datasets.readers import FORMATS, Dataset, load_dataset, load_pair
+from ..datasets.augment import augment, resize_image, resize_pair
+from ..cli import check_at_least
+from ..errors import ArgumentParser, Interrupted, UsageError, UserError, first_line
+from ..system import check_creatable, on_stop_signals, signals_deferred, write_atomic
+from ..datasets.metrics import iou_per_class, score, summarize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    format: str = "auto"
+    classes: str = "auto"           # CARLA table: auto, carla13, carla23
+    epochs: int = 40
+    batch_size: int = 8
+    lr: float = 1e-3
+    schedule: str = "cosine"        # cosine | constant
+    input_size: tuple[int, int] = (96, 128)  # (height, width), multiples of 16
+    width: int = 32                 # n_filters of the first block
+    limit: int = 0                  # use only N samples (0: all)
+    class_weights: str = "none"     # none | median (median frequency balancing)
+    augment: bool = True
+    val_fraction: float = 0.1       # CARLA held-out fraction
+    seed: int = 0
+    resume: bool = False
+    init: str = ""                  # start from this checkpoint's weights (fine-tuning)
+    mixed_precision: bool = False
+    workers: int = 2
+    extra: dict = field(default_factory=dict)
+
+
+def _keras():
+    from .backend import import_keras  # here: `python -m realtime_seg` (the viewer) must not load Keras
+    return import_keras()
+
+
+def _make_sequence_class():
+    keras = _keras()
+
+    class SegSequence(keras.utils.PyDataset):
+        """Shuffled training batches of (image [0,1] float32, ids int32, pixel weights); deterministic per seed."""
+
+        def __init__(self, pairs, size, batch_size, weights, num_classes, augment, seed, workers):
+            super().__init__(workers=workers, use_multiprocessing=False)  # threads: JAX-safe
+            self.pairs, self.size, self.batch_size = pairs, size, batch_size
+            self.num_classes = num_classes
+            self.weights, self.augment, self.seed, self.epoch = weights, augment, seed, 0
+            self.order = self._order()
+
+        def _order(self) -> np.ndarray:
+            return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.pairs))
+
+        def __len__(self) -> int:
+            return math.ceil(len(self.pairs) / self.batch_size)
+
+        def __getitem__(self, idx: int):
+            ids = self.order[idx * self.batch_size:(idx + 1) * self.batch_size]
+            images, masks = zip(*(self._example(i) for i in ids))
+            x = np.stack(images).astype(np.float32) / 255.0           # (B, H, W, 3)
+            y = np.stack(masks)                                       # (B, H, W) ids
+            w = self.weights[y]                                       # (B, H, W), void -> 0
+            y = np.where(y < self.num_classes, y, 0).astype(np.int32)  # void: any valid id (weight 0)
+            return x, y, w
+
+        def _example(self, i: int):
+            image, mask = self.pairs[i]
+            if not self.augment:
+                return resize_pair(image, mask, self.size)
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            return augment(image, mask, self.size, rng)
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self.order = self._order()
+
+    return SegSequence
+
+
+def pixel_weights(dataset: Dataset, pairs, mode: str) -> np.ndarray:
+    """Weight per raw label id (256 entries, ids past the table -> 0); median frequency balancing."""
+    n = dataset.table.num_classes
+    weights = np.ones(n, np.float32)
+    if mode == "median":
+        counts = sum(np.bincount(m.ravel(), minlength=256)[:n] for _, m in pairs).astype(float)
+        freq = counts / max(counts.sum(), 1)
+        present = freq > 0
+        weights[present] = np.median(freq[present]) / freq[present]
+    elif mode != "none":
+        raise UsageError(f"unknown --class-weights {mode!r}; allowed: none, median")
+    table = np.zeros(256, np.float32)  # lookup by raw id: void and anything past the table -> 0
+    table[:n] = weights
+    return table
+
+
+def _decode(dataset: Dataset, samples, desc: str):
+    """Decode and check every pair up front, so bad files fail before training starts."""
+    from ..system import progress
+    with progress(samples, desc=desc) as bar:  # closed (its line ended) before an error is shown
+        return [load_pair(s, dataset.format, dataset.table) for s in bar]
+
+
+def keras_predictor(model, size: tuple[int, int]):
+    """RGB images of any size -> class maps at the model's `size`, preprocessed as the runtime does."""
+    def predict(images: list[np.ndarray]) -> np.ndarray:
+        x = np.stack([resize_image(image, size) for image in images]).astype(np.float32) / 255.0
+        return np.argmax(np.asarray(model(x, training=False)), axis=-1)   # (N, H, W) class ids
+    return predict
+
+
+def _save_atomic(model, path: Path) -> None:
+    """An interrupt mid-save must not leave a half-written checkpoint that breaks --resume."""
+    write_atomic(path, model.save, hint="free space or choose another --out")
+
+
+def _write_json_atomic(path: Path, doc: dict) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2)),
+                 hint="free space or choose another --out")
+
+
+@contextlib.contextmanager
+def interrupts_as_keyboard_interrupt() -> Iterator[list[int]]:
+    """SIGTERM ends training the way Ctrl-C does (KeyboardInterrupt); the signals received are listed."""
+    received: list[int] = []
+
+    def handler(signum: int) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    with on_stop_signals(handler):
+        yield received
+
+
+def _save_after_interrupt(model, run: Path, received: list[int]) -> Interrupted:
+    """Save last.keras (further signals wait until it is written), remove temporaries; the error to raise."""
+    with signals_deferred():
+        for tmp in run.glob(".*.partial.*"):  # a checkpoint or state.json cut off mid-write
+            tmp.unlink(missing_ok=True)
+        _save_atomic(model, run / "last.keras")
+    state = run / "state.json"  # what --resume will read: the epochs completed and recorded
+    epoch = json.loads(state.read_text()).get("epoch", 0) + 1 if state.exists() else 1
+    signum = received[0] if received else signal.SIGINT
+    return Interrupted(f"interrupted ({signal.Signals(signum).name}) in epoch {epoch}; "
+                       f"{run / 'last.keras'} saved: continue with --resume", signum)
+
+
+def _callbacks(cfg: TrainConfig, run: Path, val_pairs, table, state: dict):
+    keras = _keras()
+
+    class Checkpoints(keras.callbacks.Callback):
+        """Validation mIoU after each epoch; keeps best.keras and last.keras (atomically)."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            if val_pairs:
+                cm = score(keras_predictor(self.model, cfg.input_size), val_pairs, table.num_classes)
+                scores = summarize(cm)
+                logs["val_miou"], logs["val_pixel_accuracy"] = scores["miou"], scores["pixel_accuracy"]
+                logs["val_per_class_iou"] = iou_per_class(cm)
+            state["epoch"] = epoch + 1
+            miou = logs.get("val_miou", -logs.get("loss", 0.0))
+            if miou > state.get("best_miou", -np.inf):
+                state.update(best_miou=float(miou), best_epoch=epoch + 1,
+                             best_per_class=[float(v) for v in logs.get("val_per_class_iou", [])])
+                _save_atomic(self.model, run / "best.keras")
+            _save_atomic(self.model, run / "last.keras")
+            logs.pop("val_per_class_iou", None)
+            _write_json_atomic(run / "state.json", state)
+            if val_pairs:
+                print(f"  val mIoU {logs['val_miou']:.4f}  pixel acc {logs['val_pixel_accuracy']:.4f}"
+                      f"  (best {state['best_miou']:.4f} @ epoch {state['best_epoch']})", flush=True)
+
+    def lr_at(epoch: int) -> float:
+        if cfg.schedule == "constant":
+            return cfg.lr
+        return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs)))
+
+    return [Checkpoints(), keras.callbacks.LearningRateScheduler(lr_at),
+            keras.callbacks.CSVLogger(str(run / "metrics.csv"), append=cfg.resume)]
+
+
+def _init_from(model, path: Path) -> None:
+    """Start from a checkpoint's weights (fine-tuning); any input size, same width and classes."""
+    keras = _keras()
+    if not path.is_file():
+        raise UserError(f"--init: checkpoint {path} not found; pass a .keras file written by train")
+    try:
+        source = keras.models.load_model(path, compile=False)
+        model.set_weights(source.get_weights())
+    except Exception as e:
+        raise UserError(f"--init: cannot use {path} ({first_line(e, 120)}); it needs the same --width and "
+                        f"class count as this run") from None
+    log.info("initialised from %s", path)
+
+
+def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict):
+    keras = _keras()
+    if cfg.resume and (run / "last.keras").exists():
+        log.info("resuming from %s at epoch %d", run / "last.keras", state.get("epoch", 0))
+        if not zipfile.is_zipfile(run / "last.keras"):
+            raise UserError(f"--resume: {run / 'last.keras'} is not a readable .keras file (cut off or "
+                            f"corrupt); restore it, or start a new run without --resume")
+        try:
+            return keras.models.load_model(run / "last.keras")
+        except Exception as e:
+            raise UserError(f"--resume: cannot load {run / 'last.keras'} ({first_line(e)}); restore it, or "
+                            f"start a new run without --resume") from None
+    if cfg.resume:
+        raise UserError(f"--resume: {run / 'last.keras'} does not exist; start without --resume")
+    from .model import unet_model
+    model = unet_model((*cfg.input_size, 3), cfg.width, num_classes)
+    if cfg.init:
+        _init_from(model, Path(cfg.init))
+    model.compile(optimizer=keras.optimizers.Adam(cfg.lr),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Usage errors in the settings, and a run folder that cannot be made, before any work."""
+    if cfg.schedule not in ("cosine", "constant"):
+        raise UsageError(f"unknown --schedule {cfg.schedule!r}; allowed: cosine, constant")
+    if any(s <= 0 or s % 16 for s in cfg.input_size):
+        raise UsageError(f"--input-size must be positive multiples of 16, got {cfg.input_size}")
+    for name in ("epochs", "batch_size", "width", "workers"):
+        check_at_least(f"--{name.replace('_', '-')}", getattr(cfg, name), 1)
+    if cfg.limit < 0:
+        raise UsageError(f"--limit must be >= 0, got {cfg.limit}")
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise UsageError(f"--lr must be a positive number, got {cfg.lr:g}")
+    if not 0 <= cfg.val_fraction < 1:
+        raise UsageError(f"--val-fraction must be at least 0 and below 1, got {cfg.val_fraction:g}")
+    data, out = Path(cfg.data).resolve(), Path(cfg.out).resolve()
+    if out == data or data in out.parents:
+        raise UsageError(f"--out {cfg.out} is {'' if out == data else 'inside '}the dataset folder "
+                         f"{cfg.data}; choose a run folder outside it")
+    check_creatable(Path(cfg.out), "--out")
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run a training job; returns the summary written to RUN_DIR/summary.json."""
+    check_config(cfg)
+    dataset = load_dataset(cfg.data, cfg.format, cfg.classes, cfg.val_fraction, cfg.seed)
+    train_s, val_s = dataset.train, dataset.val
+    if cfg.limit:
+        train_s, val_s = train_s[:cfg.limit], val_s[:max(1, cfg.limit // 4)]
+    # before the run folder and Keras (seconds to load): a bad file fails at once, leaving nothing
+    train_pairs, val_pairs = _decode(dataset, train_s, "decode train"), _decode(dataset, val_s, "decode val")
+    weights = pixel_weights(dataset, train_pairs, cfg.class_weights)
+    run = Path(cfg.out)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create run folder {run}: {e.strerror}; choose a writable --out")
+    keras = _keras()
+    keras.utils.set_random_seed(cfg.seed)
+    # set either way: a previous mixed-precision train() in this process must not leak into this one
+    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
+    print(f"{dataset.format} data: {len(train_s)} train / {len(val_s)} val, "
+          f"{dataset.table.num_classes} classes ({dataset.table.name}), backend {keras.backend.backend()}")
+    state_path = run / "state.json"
+    state = json.loads(state_path.read_text()) if cfg.resume and state_path.exists() else {}
+    model = _build(cfg, dataset.table.num_classes, run, state)
+    (run / "config.json").write_text(json.dumps(
+        {**asdict(cfg), "dataset": dataset.format, "table": dataset.table.name,
+         "classes_list": list(dataset.table.classes), "palette": dataset.table.palette}, indent=2))
+    Seq = _make_sequence_class()
+    seq = Seq(train_pairs, cfg.input_size, cfg.batch_size, weights, dataset.table.num_classes,
+              cfg.augment, cfg.seed, cfg.workers)
+    seq.epoch = state.get("epoch", 0)
+    seq.order = seq._order()  # a resumed run shuffles its first epoch as an uninterrupted one would
+    start, t0 = state.get("epoch", 0), time.time()
+    with interrupts_as_keyboard_interrupt() as received:
+        try:
+            history = model.fit(seq, epochs=cfg.epochs, initial_epoch=start,
+                                callbacks=_callbacks(cfg, run, val_pairs, dataset.table, state),
+                                verbose=1 if sys.stdout.isatty() else 2)
+        except KeyboardInterrupt:
+            raise _save_after_interrupt(model, run, received) from None
+    losses = history.history.get("loss", [])
+    summary = {
+        "dataset": dataset.format, "table": dataset.table.name, "classes": list(dataset.table.classes),
+        "epochs": state.get("epoch", 0), "train_samples": len(train_s), "val_samples": len(val_s),
+        "best_val_miou": state.get("best_miou"), "best_epoch": state.get("best_epoch"),
+        "best_per_class_iou": dict(zip(dataset.table.classes, state.get("best_per_class", []))),
+        "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+        "params": model.count_params(), "seconds": round(time.time() - t0, 1),
+        "backend": keras.backend.backend(), "config": asdict(cfg),
+    }
+    (run / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"done: {summary['epochs']} epochs in {summary['seconds']:.0f}s, best val mIoU "
+          f"{summary['best_val_miou'] or 0:.4f} at epoch {summary['best_epoch']}, -> {run / 'best.keras'}")
+    return summary
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH like 96x128, got {text!r}")
+    return h, w
+
+
+def parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m realtime_seg train", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="CamVid folder or CARLA capture folder(s)")
+    p.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
+    p.add_argument("--format", default="auto", choices=FORMATS)
+    p.add_argument("--classes", default="auto", choices=("auto", "carla13", "carla23"))
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--schedule", default="cosine", choices=("cosine", "constant"))
+    p.add_argument("--input-size", type=_size, default=(96, 128), help="HEIGHTxWIDTH, e.g. 96x128")
+    p.add_argument("--width", type=int, default=32, help="filters of the first block (seed: 32)")
+    p.add_argument("--limit", type=int, default=0, help="use only N samples (smoke runs)")
+    p.add_argument("--class-weights", default="none", choices=("none", "median"))
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.keras")
+    p.add_argument("--init", default="", help="start from this .keras checkpoint's weights (fine-tune)")
+    p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
+    p.add_argument("--workers", type=int, default=2, help="data loader threads")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    train(TrainConfig(**vars(args)))
+    return 0

@@ -1,0 +1,574 @@
+"""The live viewer end to end: headless runs, live sources, cameras, streams, a real window, keys, signals."""
+from __future__ import annotations
+
+import functools
+import http.server
+import importlib.util
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # the package need not be installed to be tested
+    sys.path.insert(0, str(ROOT))
+
+from conftest import FakeCapture  # noqa: E402
+from realtime_seg.commands import view as viewer  # noqa: E402
+from realtime_seg.runtime import sources  # noqa: E402
+from realtime_seg.runtime.engine import load_model  # noqa: E402
+from realtime_seg.datasets.classes import CAMVID  # noqa: E402
+from realtime_seg.runtime.render import Legend, Overlay, blend, colorize  # noqa: E402
+
+VIDEO = ROOT / "videos" / "dashcam_highway.mp4"
+MODEL = ROOT / "tests" / "fixtures" / "tiny_camvid.onnx"
+VIDEO_FRAMES, VIDEO_SIZE, VIDEO_FPS = 221, (960, 540), 25.0
+REAL_CAPTURE = cv2.VideoCapture  # tests below replace cv2.VideoCapture; outputs are read with this
+SUMMARY = re.compile(r"^(\d+) frames in [\d.]+s: [\d.]+ FPS mean on \w+ExecutionProvider, dropped (\d+) \|",
+                     re.MULTILINE)
+
+
+# ---------------------------------------------------------------- helpers
+
+def viewer_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 120,
+               model: bool = True) -> subprocess.CompletedProcess:
+    """`python -m realtime_seg ARGS [--model tiny]`, text output captured."""
+    extra = ["--model", str(MODEL)] if model else []
+    return subprocess.run([sys.executable, "-m", "realtime_seg", *args, *extra], cwd=cwd,
+                          env=cli_env(env), capture_output=True, text=True, timeout=timeout)
+
+
+def cli_env(extra: dict | None = None) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra or {})}
+    env.pop("WAYLAND_DISPLAY", None)
+    return env
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int = 1) -> str:
+    """Exit `code`; stderr is one `error: ...` line, no traceback."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == code, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def summary(stdout: str) -> tuple[int, int]:
+    """(frames, dropped) from the viewer's summary line."""
+    match = SUMMARY.search(stdout)
+    assert match, stdout
+    return int(match.group(1)), int(match.group(2))
+
+
+def video_info(path: Path) -> tuple[int, tuple[int, int], float]:
+    """(frames decoded, (W, H), fps) of a video file."""
+    cap = REAL_CAPTURE(str(path), cv2.CAP_FFMPEG)
+    assert cap.isOpened(), path
+    frames = 0
+    while cap.grab():
+        frames += 1
+    info = frames, (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))), \
+        cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return info
+
+
+def read_frames(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
+    """The frames of a video at the given indices."""
+    cap, frames, index = REAL_CAPTURE(str(path), cv2.CAP_FFMPEG), {}, 0
+    while index <= max(wanted) and cap.grab():
+        if index in wanted:
+            frames[index] = cap.retrieve()[1]
+        index += 1
+    cap.release()
+    return frames
+
+
+def legend_box(model, height: int) -> tuple[int, int]:
+    """(rows, cols) the legend covers in a frame of `height`."""
+    panel = Legend(model.classes, model.palette_bgr)._render(height)[0]
+    return panel.shape[0], panel.shape[1]
+
+
+def expected_blend(model, frame: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """The blended frame computed independently of the viewer: predict, colorize, blend."""
+    class_map = model.predict([frame])[0]
+    return blend(frame, colorize(class_map, model.palette_bgr, (frame.shape[1], frame.shape[0])), opacity)
+
+
+def close_fraction(a: np.ndarray, b: np.ndarray, mask: np.ndarray, tol: int = 2) -> float:
+    """The fraction of masked pixels where every channel of a and b is within tol."""
+    near = (np.abs(a.astype(np.int16) - b.astype(np.int16)) <= tol).all(axis=2)
+    return float(near[mask].mean())
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(MODEL, "cpu")
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory) -> Path:
+    """The demo's first 20 frames as an mp4 (25 fps, 960x540): quick runs where length does not matter."""
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    cap = REAL_CAPTURE(str(VIDEO), cv2.CAP_FFMPEG)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, VIDEO_SIZE)
+    for _ in range(20):
+        writer.write(cap.read()[1])
+    writer.release()
+    cap.release()
+    return path
+
+
+# ---------------------------------------------------------------- 1. headless on the dash-cam video
+
+def test_headless_dashcam_output_is_the_blended_video(tmp_path, model):
+    out = tmp_path / "out.avi"  # HuffYUV: lossless, and fast enough to encode 221 frames
+    proc = viewer_cli("--video", str(VIDEO), "--no-show", "--output", str(out), "--codec", "HFYU")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert summary(proc.stdout) == (VIDEO_FRAMES, 0)
+    assert f"({VIDEO_FRAMES} frames, 960x540 at 25 fps)" in proc.stdout
+    assert video_info(out) == (VIDEO_FRAMES, VIDEO_SIZE, VIDEO_FPS)
+
+    picks = {0, 57, 110, 163, VIDEO_FRAMES - 1}
+    inputs, outputs = read_frames(VIDEO, picks), read_frames(out, picks)
+    rows, cols = legend_box(model, VIDEO_SIZE[1])
+    mask = np.ones(VIDEO_SIZE[::-1], bool)
+    mask[:rows + 2, :cols + 2] = False          # legend, top left
+    mask[:100, VIDEO_SIZE[0] - 560:] = False     # HUD, top right
+    for i in sorted(picks):
+        expected = expected_blend(model, inputs[i])
+        assert close_fraction(outputs[i], expected, mask) >= 0.99, f"frame {i}"
+        # the blend is really there (not the raw frame), and so are the legend and the HUD
+        assert close_fraction(inputs[i], expected, mask) < 0.5, f"frame {i}"
+        assert np.abs(outputs[i][:rows, :cols].astype(int) - expected[:rows, :cols]).mean() > 10
+        assert np.abs(outputs[i][4:60, -200:].astype(int) - expected[4:60, -200:]).mean() > 10
+
+
+def test_fps_meter_smooths_intervals_not_rates(monkeypatch):
+    clock = iter(np.cumsum([0.0] + [0.001, 0.199] * 50))  # bursts: 2 frames per 0.2 s = 10 FPS
+    monkeypatch.setattr(viewer.time, "perf_counter", lambda: float(next(clock)))
+    meter = viewer.FpsMeter()
+    fps = [meter.tick() for _ in range(101)]
+    assert 8.0 < fps[-1] < 12.5 and 8.0 < fps[-2] < 12.5
+
+
+# ---------------------------------------------------------------- 2. a slow consumer on a live source
+
+class CountingCapture(FakeCapture):
+    """A live capture at ~100 fps whose frames carry their number in the pixels."""
+
+    fps, width, height = 100.0, 32, 24
+
+    def __init__(self, period_s: float = 0.01):
+        self.period, self.produced, self.released = period_s, 0, False
+        self._t0 = time.perf_counter()
+
+    def read(self):
+        due = self._t0 + (self.produced + 1) * self.period
+        time.sleep(max(0.0, due - time.perf_counter()))
+        n = self.produced
+        frame = np.empty((24, 32, 3), np.uint8)
+        frame[:] = (n & 255, (n >> 8) & 255, 7)
+        self.produced += 1
+        return True, frame
+
+
+def frame_number(frame: np.ndarray) -> int:
+    assert (frame == frame[0, 0]).all() and frame[0, 0, 2] == 7
+    return int(frame[0, 0, 0]) | int(frame[0, 0, 1]) << 8
+
+
+def test_live_source_slow_consumer_gets_the_newest_frame():
+    cap = CountingCapture()
+    source = sources.LiveSource("fake camera", open_capture=lambda: cap)
+    received, lags = [], []
+    try:
+        deadline = time.perf_counter() + 1.0
+        while time.perf_counter() < deadline:
+            time.sleep(0.05)  # a slow consumer: 20 frames/s from a 100 frames/s source
+            frame = source.read()
+            n = frame_number(frame)
+            received.append(n)
+            lags.append(cap.produced - 1 - n)  # newer frames than the one just received
+    finally:
+        source.close()
+    assert len(received) >= 10
+    assert all(b > a for a, b in zip(received, received[1:])), received
+    assert max(lags) <= 2, lags  # always (nearly) the newest: lag never builds up
+    assert np.mean(np.diff(received)) >= 3, received  # the frames in between were skipped
+    assert abs(source.dropped - (cap.produced - len(received))) <= 1, (source.dropped, cap.produced)
+    produced = cap.produced
+    time.sleep(0.05)
+    assert cap.released and cap.produced == produced  # the reader thread stopped and released it
+
+
+def test_realtime_file_keeps_the_videos_pace():
+    source = sources.open_video(str(VIDEO), realtime=True)
+    try:
+        start = time.perf_counter()
+        for _ in range(13):
+            assert source.read() is not None
+        played = 13 + source.dropped  # frames of the video gone by (a loaded machine may skip some)
+        assert time.perf_counter() - start >= (played - 1) / VIDEO_FPS - 0.02  # never ahead of 25 fps
+        dropped = source.dropped
+        time.sleep(0.4)  # a stall of 10 frames' time: those are skipped, not queued
+        assert source.read() is not None
+        assert 7 <= source.dropped - dropped <= 20, (dropped, source.dropped)
+    finally:
+        source.close()
+
+
+def test_cancel_ends_a_stalled_live_source_quickly():
+    source = sources.LiveSource("stalled camera", open_capture=lambda: CountingCapture(period_s=0.6))
+    try:
+        threading.Timer(0.1, source.cancel).start()
+        start = time.perf_counter()
+        assert source.read() is None  # no frame came, and none is waited for after the cancel
+        assert time.perf_counter() - start < 0.45
+    finally:
+        source.close()
+
+
+def test_first_signal_ends_the_source_second_interrupts(monkeypatch):
+    source = sources.open_video(str(VIDEO))
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        with viewer.stop_on_signals(source):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            assert source.cancelled and source.read() is None
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)
+    finally:
+        source.close()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+# ---------------------------------------------------------------- 3. webcam mode
+
+class UnpluggedCamera(FakeCapture):
+    """cv2.VideoCapture stand-in: each open plays the next entry of `plan` frames (0: fails to open)."""
+
+    plan: list[int] = []
+    opens = 0
+    produced = 0
+
+    def __init__(self, index, backend=None):
+        cls = type(self)
+        self.left = cls.plan[cls.opens] if cls.opens < len(cls.plan) else 0
+        cls.opens += 1
+        self.opened = self.left > 0
+
+    def read(self):
+        if self.left <= 0:
+            return False, None  # unplugged
+        time.sleep(0.01)
+        self.left -= 1
+        type(self).produced += 1
+        return True, np.full((120, 160, 3), 40 * (self.left % 5), np.uint8)
+
+
+def test_camera_unplugged_reconnects_then_gives_up(tmp_path, monkeypatch, capsys, caplog):
+    # plays 12 frames, lost; 1st reopen fails, 2nd works (6 frames), lost; 3 reopens fail: give up
+    for name, value in (("plan", [12, 0, 6, 0, 0, 0]), ("opens", 0), ("produced", 0)):
+        monkeypatch.setattr(UnpluggedCamera, name, value)
+    monkeypatch.setattr(sources.cv2, "VideoCapture", UnpluggedCamera)
+    monkeypatch.setattr(sources.LiveSource, "backoff_s", 0.02)
+    handler = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "cam.mp4"
+    caplog.set_level(logging.WARNING, logger="realtime_seg.runtime.sources")
+    start = time.perf_counter()
+    assert viewer.main(["--camera", "0", "--no-show", "--output", str(out), "--model", str(MODEL)]) == 0
+    assert time.perf_counter() - start < 20
+    assert signal.getsignal(signal.SIGTERM) is handler  # main() restores the handler it set
+    captured = capsys.readouterr()
+    assert "warning: camera 0 was lost and did not come back after 3 tries" in captured.err
+    delays = [r.args[1] for r in caplog.records if "reconnecting" in r.getMessage()]
+    assert delays == [0.02, 0.04, 0.02, 0.04, 0.08]  # backoff doubles; resets after a reconnect
+    assert UnpluggedCamera.opens == 6 and UnpluggedCamera.produced == 18
+    frames, dropped = summary(captured.out)
+    assert frames > 0 and frames + dropped == 18  # every frame was either segmented or counted
+    assert video_info(out)[:2] == (frames, (160, 120))
+    assert f"({frames} frames, 160x120 at 30 fps)" in captured.out
+
+
+def test_missing_camera_is_a_one_line_error():
+    if Path("/dev/video7").exists():
+        pytest.skip("this machine has a /dev/video7")
+    line = assert_one_line_error(viewer_cli("--camera", "7", "--no-show", timeout=60))
+    assert "camera 7 not found" in line
+
+
+# ---------------------------------------------------------------- 4. stream URLs
+
+@pytest.fixture(scope="module")
+def http_videos():
+    """http://127.0.0.1:PORT serving the videos folder, on a thread."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(VIDEO.parent)))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_stream_is_segmented_and_ends(tmp_path, http_videos):
+    out = tmp_path / "x.mp4"
+    proc = viewer_cli("--video", f"{http_videos}/{VIDEO.name}", "--no-show", "--output", str(out), timeout=90)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    frames, dropped = summary(proc.stdout)
+    # a live source may drop frames, but it reads the file once: not replayed as if reconnecting
+    assert frames > 0 and frames + dropped == VIDEO_FRAMES, (frames, dropped)
+    assert video_info(out) == (frames, VIDEO_SIZE, VIDEO_FPS)
+    assert "lost" not in proc.stderr
+
+
+def test_unreachable_stream_fails_fast():
+    start = time.perf_counter()
+    proc = viewer_cli("--video", f"http://127.0.0.1:{free_port()}/x.mp4", "--no-show", timeout=60)
+    assert time.perf_counter() - start < 15
+    assert "cannot open stream" in assert_one_line_error(proc)
+
+
+def test_unsupported_scheme_is_a_one_line_error():
+    line = assert_one_line_error(viewer_cli("--video", "ftp://127.0.0.1/x.mp4", "--no-show", timeout=60))
+    assert "unsupported URL scheme 'ftp'" in line
+
+
+# ---------------------------------------------------------------- 5. a real window under Xvfb
+
+def _screenshot_helpers():
+    spec = importlib.util.spec_from_file_location("screenshot_helpers", ROOT / "scripts" / "screenshot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+shots = _screenshot_helpers()
+needs_x = pytest.mark.skipif(bool(shots.missing_tools()), reason=f"{', '.join(shots.missing_tools())} not on "
+                             f"PATH (apt-get install xvfb xdotool)")
+
+
+def _grab_still(display: str, framebuffer: Path, window: str) -> np.ndarray | None:
+    """The window's image if it shows a frame that stays the same for 0.3 s (paused), else None."""
+    first = shots.grab_window(display, framebuffer, window)
+    time.sleep(0.3)
+    second = shots.grab_window(display, framebuffer, window)
+    return second if np.array_equal(first, second) and second.mean() > 20 else None
+
+
+@needs_x
+def test_window_shows_blend_and_legend_and_quits_on_q(model):
+    with shots.xvfb() as (display, framebuffer):
+        proc = subprocess.Popen([sys.executable, "-m", "realtime_seg", "--video", str(VIDEO), "--model", str(MODEL),
+                                 "--no-hud"], cwd=ROOT, env=cli_env({"DISPLAY": display}),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            window = shots.find_window(display)
+            shots.park_cursor(display)
+            still = None
+            for _ in range(3):  # pause (space); the first key can precede the first frame: retry
+                shots.xdotool(display, "key", "--window", window, "space")
+                time.sleep(0.7)
+                if (still := _grab_still(display, framebuffer, window)) is not None:
+                    break
+            assert still is not None, "space did not pause the viewer"
+            assert still.shape[:2] == VIDEO_SIZE[::-1]  # the window opens at the video's size
+            shots.xdotool(display, "key", "--window", window, "n")  # one frame on, still paused
+            time.sleep(0.7)
+            shown = _grab_still(display, framebuffer, window)
+            assert shown is not None and not np.array_equal(shown, still)
+            shots.xdotool(display, "key", "--window", window, "q")
+            start = time.perf_counter()
+            out, err = proc.communicate(timeout=10)
+            assert time.perf_counter() - start < 5
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+    frames, _ = summary(out)
+    index = frames - 1  # the frame on screen: a file source drops none
+    frame = read_frames(VIDEO, {index})[index]
+    expected = expected_blend(model, frame)
+    rows, cols = legend_box(model, VIDEO_SIZE[1])
+    with_legend = expected.copy()
+    Legend(model.classes, model.palette_bgr).draw(with_legend)
+    everywhere = np.ones(VIDEO_SIZE[::-1], bool)
+    assert close_fraction(shown, with_legend, everywhere, tol=3) >= 0.99
+    assert shown[rows:].mean() > 40  # not black
+    legend_area = np.zeros_like(everywhere)
+    legend_area[:rows, :cols] = True
+    assert close_fraction(shown, expected, legend_area) < 0.5  # the legend is drawn over the blend
+    for i, color in enumerate(model.palette_bgr):  # each swatch: the palette colour, over the frame
+        y = 4 + i * ((rows - 8) // len(model.classes))
+        swatch = shown[y + 6, 12].astype(int)
+        assert np.abs(swatch - (0.65 * color + 0.35 * expected[y + 6, 12])).max() <= 3, model.classes[i]
+
+
+def test_stale_display_runs_headless(tmp_path, short_clip):
+    number = next(n for n in range(77, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists()
+                  and not viewer.x_server_listening(n))
+    proc = viewer_cli("--video", str(short_clip), cwd=tmp_path, env={"DISPLAY": f":{number}"}, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    notices = [line for line in proc.stdout.splitlines() if "display" in line]
+    assert notices == ["no display available: running without a window, writing clip_seg.mp4"]
+    assert video_info(tmp_path / "clip_seg.mp4") == (20, VIDEO_SIZE, VIDEO_FPS)
+
+
+def test_display_needs_a_listening_server(tmp_path, monkeypatch):
+    monkeypatch.setattr(viewer, "X11_SOCKETS", tmp_path)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":5")
+    assert not viewer.display_available()  # no socket
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(tmp_path / "X5"))  # a crashed server's socket file: there, but nobody listens
+    assert (tmp_path / "X5").exists() and not viewer.display_available()
+    (tmp_path / "X5").unlink()
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "X5"))
+        server.listen(1)
+        assert viewer.display_available()
+
+
+# ---------------------------------------------------------------- 6. keys
+
+def _state(**overlay) -> viewer.ViewState:
+    """The viewer's key state over an overlay of CamVid's classes."""
+    return viewer.ViewState(Overlay(list(CAMVID.classes), np.zeros((11, 3), np.uint8), **overlay))
+
+
+@pytest.fixture
+def image() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("key", [ord("q"), 27])
+def test_quit_keys(key, image, tmp_path):
+    state = _state()
+    assert viewer.handle_key(key, state, image, tmp_path) == "quit"
+    assert state == _state()
+
+
+def test_space_toggles_pause_and_n_steps(image, tmp_path):
+    state = _state()
+    assert viewer.handle_key(ord(" "), state, image, tmp_path) == "redraw" and state.paused
+    assert viewer.handle_key(ord("n"), state, image, tmp_path) == "next" and state.paused
+    assert viewer.handle_key(ord(" "), state, image, tmp_path) == "redraw" and not state.paused
+
+
+def test_opacity_keys_step_and_clamp(image, tmp_path):
+    state = _state(opacity=0.8)
+    for expected in (0.9, 1.0, 1.0):
+        assert viewer.handle_key(ord("+"), state, image, tmp_path) == "redraw"
+        assert state.overlay.opacity == expected
+    state.overlay.opacity = 0.2
+    for expected in (0.1, 0.0, 0.0):
+        assert viewer.handle_key(ord("-"), state, image, tmp_path) == "redraw"
+        assert state.overlay.opacity == expected
+
+
+def test_view_and_legend_keys(image, tmp_path):
+    state, seen = _state(), []
+    for _ in range(4):
+        assert viewer.handle_key(ord("m"), state, image, tmp_path) == "redraw"
+        seen.append(state.overlay.view)
+    assert seen == ["mask", "side", "original", "blend"]
+    assert viewer.handle_key(ord("l"), state, image, tmp_path) == "redraw" and not state.overlay.legend
+    assert viewer.handle_key(ord("l"), state, image, tmp_path) == "redraw" and state.overlay.legend
+
+
+def test_other_keys_do_nothing(image, tmp_path):
+    state = _state()
+    for key in (255, ord("x"), ord("Q") + 200):  # 255: no key pressed
+        assert viewer.handle_key(key, state, image, tmp_path) is None
+    assert state == _state() and not any(tmp_path.iterdir())
+
+
+def test_s_saves_png_screenshots(image, tmp_path, capsys):
+    folder = tmp_path / "shots"
+    state = _state()
+    assert viewer.handle_key(ord("s"), state, image, folder) is None
+    assert viewer.handle_key(ord("s"), state, image, folder) is None  # same second: a new name
+    files, out = sorted(folder.iterdir()), capsys.readouterr().out
+    assert len(files) == 2 and all(f.suffix == ".png" and not f.name.startswith(".") for f in files)
+    for f in files:
+        assert np.array_equal(cv2.imread(str(f)), image)
+        assert f"screenshot: {f}\n" in out
+    assert state == _state()
+
+
+def test_s_failure_warns_and_keeps_running(image, tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    assert viewer.handle_key(ord("s"), _state(), image, blocker / "shots") is None
+    err = capsys.readouterr().err
+    assert err.startswith("warning: cannot write screenshot") and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_s_leaves_no_partial_file_when_the_encoder_fails(image, tmp_path, monkeypatch):
+    def half_written(path, img):
+        Path(path).write_bytes(b"\x89PNG half")
+        return False
+
+    monkeypatch.setattr(viewer.cv2, "imwrite", half_written)
+    with pytest.raises(viewer.UserError, match="cannot write screenshot"):
+        viewer.save_png(image, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- 7. interrupts
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_finalizes_the_output(sig, tmp_path):
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "realtime_seg", "--video", str(VIDEO), "--model", str(MODEL),
+                             "--realtime", "--no-show", "--output", str(out)], cwd=tmp_path, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.perf_counter() + 60
+        while not (tmp_path / ".out.partial.mp4").exists():  # recording has started
+            assert proc.poll() is None and time.perf_counter() < deadline, proc.communicate()
+            time.sleep(0.05)
+        time.sleep(1.5)
+        proc.send_signal(sig)
+        start = time.perf_counter()
+        stdout, stderr = proc.communicate(timeout=10)
+        assert time.perf_counter() - start < 2.0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    frames, _ = summary(stdout)  # the loop ended normally, after the signal, with its summary
+    assert 0 < frames < VIDEO_FRAMES  # stopped early (--realtime plays 221 frames in ~9 s)
+    assert f"wrote {out} ({frames} frames, 960x540 at 25 fps)" in stdout
+    assert video_info(out) == (frames, VIDEO_SIZE, VIDEO_FPS)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no .out.partial.mp4 left

@@ -1,0 +1,238 @@
+"""Keras -> ONNX export: metadata, parity with Keras in onnxruntime, heads, fp16, mixed
+precision, bad input from the command line; and the runtime never loading TensorFlow."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT, assert_one_line_error, run_cli
+
+pytest.importorskip("tf2onnx")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+keras = pytest.importorskip("keras")
+
+from export import ExportConfig, export_model  # noqa: E402
+from export.onnx_export import load_keras  # noqa: E402
+from realtime_seg.datasets.classes import CAMVID  # noqa: E402
+from realtime_seg.contract import preprocess  # noqa: E402
+from realtime_seg.runtime.engine import load_model  # noqa: E402
+from realtime_seg.errors import UserError  # noqa: E402
+
+
+def _frames(frames_dir: Path) -> list[np.ndarray]:
+    return [cv2.imread(str(p)) for p in sorted(frames_dir.glob("*.png"))]
+
+
+def _agreement(keras_model, onnx_path: Path, frames: list[np.ndarray]) -> float:
+    """Share of pixels where onnxruntime (through the runtime's loader) and Keras agree."""
+    seg = load_model(onnx_path, device="cpu")
+    assert seg.provider == "CPUExecutionProvider"
+    batch = preprocess(frames, seg.input_size)
+    reference = np.argmax(np.asarray(keras_model(batch, training=False)), -1)
+    got = seg.predict(frames)
+    assert got.shape == reference.shape and got.dtype == np.uint8
+    return float(np.mean(got == reference))
+
+
+def _export(checkpoint: Path, out: Path, frames_dir: Path, **kw) -> dict:
+    return export_model(ExportConfig(checkpoint=str(checkpoint), output=str(out),
+                                     frames=str(frames_dir), **kw))
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if ".onnx" in p.name or p.name.endswith(".tmp")]
+
+
+@pytest.fixture(scope="module")
+def fp32(tiny_run, frames_dir, tmp_path_factory) -> tuple[Path, dict]:
+    run, _ = tiny_run
+    out = tmp_path_factory.mktemp("export") / "tiny.onnx"
+    return out, _export(run / "best.keras", out, frames_dir)
+
+
+def test_metadata(fp32, tiny_run):
+    path, checks = fp32
+    run, summary = tiny_run
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    for key in ("classes", "palette", "input_size", "preprocessing", "source_sha256", "val_miou"):
+        assert key in meta, key
+    assert json.loads(meta["classes"]) == list(CAMVID.classes)
+    assert json.loads(meta["palette"]) == [list(c) for c in CAMVID.palette]
+    assert json.loads(meta["input_size"]) == [32, 48]
+    assert json.loads(meta["preprocessing"])["color"] == "RGB"
+    assert json.loads(meta["val_miou"]) == pytest.approx(summary["best_val_miou"])
+    assert meta["source_sha256"] == hashlib.sha256((run / "best.keras").read_bytes()).hexdigest()
+    assert meta["output"] == "class_map" and meta["precision"] == "fp32"
+    assert json.loads(meta["parity"])["agreement"] == pytest.approx(checks["agreement"])
+    assert not list(path.parent.glob(".*tmp"))
+
+
+def test_fp32_runs_in_onnxruntime_and_agrees_with_keras(fp32, tiny_run, frames_dir):
+    path, checks = fp32
+    run, _ = tiny_run
+    graph = onnx.load(str(path)).graph
+    assert [o.name for o in graph.output] == ["class_map"]  # the parity-only logits are dropped
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    seg = load_model(path, device="cpu")
+    assert seg.classes == list(CAMVID.classes) and seg.input_size == (32, 48)
+    assert seg.output_name == "class_map" and seg.palette_bgr.shape == (11, 3)
+    frames = _frames(frames_dir)
+    assert len(frames) == 3
+    model = keras.models.load_model(run / "best.keras", compile=False)
+    assert _agreement(model, path, frames) >= 0.999
+    assert checks["agreement"] >= 0.999 and checks["max_abs_logit_diff"] < 1e-3
+
+
+def test_logits_head(tiny_run, frames_dir, tmp_path):
+    run, _ = tiny_run
+    out = tmp_path / "logits.onnx"
+    _export(run / "best.keras", out, frames_dir, head="logits")
+    graph = onnx.load(str(out)).graph
+    assert [o.name for o in graph.output] == ["logits"]
+    assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    seg = load_model(out, device="cpu")
+    assert seg.output_name == "logits" and seg.metadata["output"] == "logits"
+    raw = seg.session.run(None, {seg.input_name: preprocess(_frames(frames_dir), seg.input_size)})[0]
+    assert raw.shape == (3, 32, 48, 11) and raw.dtype == np.float32
+    model = keras.models.load_model(run / "best.keras", compile=False)
+    assert _agreement(model, out, _frames(frames_dir)) >= 0.999
+
+
+def test_fp16_is_smaller_and_agrees(fp32, tiny_run, frames_dir, tmp_path):
+    run, _ = tiny_run
+    out = tmp_path / "half.onnx"
+    checks = _export(run / "best.keras", out, frames_dir, fp16=True)
+    assert out.stat().st_size < fp32[0].stat().st_size
+    proto = onnx.load(str(out))
+    assert {p.key: p.value for p in proto.metadata_props}["precision"] == "fp16"
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # io stays fp32
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
+    model = keras.models.load_model(run / "best.keras", compile=False)
+    assert checks["agreement"] >= 0.99
+    assert _agreement(model, out, _frames(frames_dir)) >= 0.99
+
+
+@pytest.fixture
+def mixed_checkpoint(tmp_path) -> Path:
+    """A U-Net saved under the mixed_float16 policy (float16 compute, float32 weights)."""
+    from realtime_seg.training.model import unet_model
+    keras.utils.set_random_seed(1)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = unet_model((32, 48, 3), 4, CAMVID.num_classes)
+        assert model.get_layer("down1_conv1").dtype_policy.name == "mixed_float16"
+        path = tmp_path / "mixed" / "model.keras"
+        path.parent.mkdir()
+        model.save(path)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return path
+
+
+def test_mixed_precision_checkpoint_exports_float32(mixed_checkpoint, frames_dir, tmp_path):
+    reloaded = keras.models.load_model(mixed_checkpoint, compile=False)
+    assert reloaded.get_layer("logits").dtype_policy.name == "mixed_float16"
+    out = tmp_path / "mixed.onnx"
+    checks = _export(mixed_checkpoint, out, frames_dir, head="logits", classes="camvid")
+    assert checks["agreement"] >= 0.999
+    graph = onnx.load(str(out)).graph
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert all(t.data_type == onnx.TensorProto.FLOAT for t in graph.initializer
+               if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16))
+    f32 = load_keras(mixed_checkpoint)
+    assert all(layer.dtype_policy.name == "float32" for layer in f32.layers)
+    assert _agreement(f32, out, _frames(frames_dir)) >= 0.999
+
+
+def test_failed_parity_writes_nothing(tiny_run, frames_dir, tmp_path):
+    run, _ = tiny_run
+    with pytest.raises(UserError, match="nothing written"):
+        _export(run / "best.keras", tmp_path / "out" / "x.onnx", frames_dir, min_agreement=1.01)
+    assert not _leftovers(tmp_path)
+
+
+def test_output_that_is_a_folder(tiny_run, frames_dir, tmp_path):
+    run, _ = tiny_run
+    folder = tmp_path / "taken.onnx"
+    folder.mkdir()
+    with pytest.raises(UserError, match="cannot write"):
+        _export(run / "best.keras", folder, frames_dir)
+    assert folder.is_dir() and not list(folder.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == ["taken.onnx"]  # no .taken.onnx.tmp beside it
+
+
+def test_bad_frames_folder(tiny_run, tmp_path):
+    run, _ = tiny_run
+    (tmp_path / "frames").mkdir()
+    with pytest.raises(UserError, match="no frames"):
+        _export(run / "best.keras", tmp_path / "x.onnx", tmp_path / "frames")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+# --- bad input from the command line: non-zero exit, one line, no .onnx ----------------------
+
+def _cli_export(checkpoint: Path, out: Path, frames_dir: Path, *extra: str):
+    return run_cli("export", str(checkpoint), "-o", str(out), "--frames", str(frames_dir), *extra)
+
+
+def test_cli_missing_checkpoint(tmp_path, frames_dir):
+    proc = _cli_export(tmp_path / "nope.keras", tmp_path / "out" / "x.onnx", frames_dir)
+    assert "nope.keras not found" in assert_one_line_error(proc, 1)
+    assert not _leftovers(tmp_path) and not (tmp_path / "out").exists()
+
+
+def test_cli_text_file_named_keras(tmp_path, frames_dir):
+    fake = tmp_path / "notes.keras"
+    fake.write_text("these are my notes, not a model\n")
+    proc = _cli_export(fake, tmp_path / "x.onnx", frames_dir)
+    assert "notes.keras is not a Keras .keras file" in assert_one_line_error(proc, 1)
+    assert not _leftovers(tmp_path)
+
+
+@pytest.mark.slow
+def test_cli_model_without_rgb_input(tmp_path, frames_dir):
+    inputs = keras.Input((32, 32, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(CAMVID.num_classes, 1)(inputs))
+    path = tmp_path / "gray.keras"
+    model.save(path)
+    proc = _cli_export(path, tmp_path / "x.onnx", frames_dir, "--classes", "camvid")
+    assert "fixed (H, W, 3) image input" in assert_one_line_error(proc, 1)
+    assert not _leftovers(tmp_path)
+
+
+@pytest.mark.slow
+def test_cli_unwritable_output(tiny_run, tmp_path, frames_dir):
+    run, _ = tiny_run
+    blocker = tmp_path / "plain_file"
+    blocker.write_text("a file, not a folder")
+    proc = _cli_export(run / "best.keras", blocker / "models" / "x.onnx", frames_dir)
+    assert "cannot write" in assert_one_line_error(proc, 1)
+    assert not _leftovers(tmp_path) and not _leftovers(run)
+
+
+def test_cli_usage_error_exit_2(tmp_path, frames_dir):
+    proc = run_cli("export", str(tmp_path / "m.keras"), "-o", str(tmp_path / "x.onnx"),
+                   "--head", "softmax")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert not _leftovers(tmp_path)
+
+
+# --- the runtime stays light ------------------------------------------------------------------
+
+def test_runtime_does_not_import_tensorflow_or_keras():
+    code = ("import sys, realtime_seg.runtime.engine, realtime_seg.__main__\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, "
+            "sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))[:5]\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr

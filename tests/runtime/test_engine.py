@@ -1,0 +1,92 @@
+"""The onnxruntime engine on the committed tiny CamVid model: metadata, providers, preprocessing."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import FIXTURES
+from realtime_seg.contract import CLASS_MAP, INPUT, preprocess
+from realtime_seg.datasets.classes import CAMVID
+from realtime_seg.errors import UserError
+from realtime_seg.runtime.engine import load_model
+
+MODEL = FIXTURES / "tiny_camvid.onnx"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(MODEL, "cpu", threads=1)
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    return [cv2.imread(str(p)) for p in sorted((FIXTURES / "frames").glob("*.png"))]
+
+
+def test_metadata_describes_the_model(model):
+    assert model.classes == list(CAMVID.classes)
+    rgb = np.array(json.loads(model.metadata["palette"]), np.uint8)
+    np.testing.assert_array_equal(model.palette_bgr, rgb[:, ::-1])  # OpenCV order
+    assert model.input_size == tuple(json.loads(model.metadata["input_size"]))
+    assert (model.input_name, model.output_name) == (INPUT, CLASS_MAP)
+    assert model.provider == "CPUExecutionProvider"
+
+
+def test_preprocess_is_rgb_area_resized_and_scaled(frames):
+    frame = frames[0]
+    x = preprocess([frame, frame], (32, 48))
+    assert x.shape == (2, 32, 48, 3) and x.dtype == np.float32
+    expected = cv2.resize(frame, (48, 32), interpolation=cv2.INTER_AREA)[..., ::-1] / 255.0
+    np.testing.assert_allclose(x[1], expected, atol=1e-6)
+
+
+def test_predict_matches_the_session_and_batches_agree(model, frames):
+    one = np.stack([model.predict([f])[0] for f in frames])
+    many = model.predict(frames)
+    assert many.shape == (len(frames), *model.input_size) and many.dtype == np.uint8
+    np.testing.assert_array_equal(one, many)
+    raw = model.session.run(None, {INPUT: preprocess(frames, model.input_size)})[0]
+    np.testing.assert_array_equal(many, raw)
+    assert many.max() < len(model.classes)
+    assert len(np.unique(many)) > 1  # a trained model, not a constant map
+
+
+def test_model_without_metadata_is_a_clear_error(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    proto = onnx.load(str(MODEL))
+    del proto.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(proto, str(bare))
+    with pytest.raises(UserError, match="lacks metadata classes, palette, input_size"):
+        load_model(bare, "cpu")
+
+
+def test_not_onnx_and_missing_files_are_clear_errors(tmp_path):
+    fake = tmp_path / "x.onnx"
+    shutil.copy(FIXTURES / "frames" / "frame_0.png", fake)
+    with pytest.raises(UserError, match="not a valid ONNX file"):
+        load_model(fake, "cpu")
+    with pytest.raises(UserError, match="not found"):
+        load_model(tmp_path / "missing.onnx", "cpu")
+    with pytest.raises(UserError, match="unknown device 'tpu'"):
+        load_model(MODEL, "tpu")
+
+
+def test_device_cuda_fails_clearly_without_cuda():
+    import onnxruntime as ort
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has a CUDA provider")
+    with pytest.raises(UserError, match="--device cuda"):
+        load_model(MODEL, "cuda")
+
+
+@pytest.mark.gpu
+def test_cuda_session_runs_on_cuda():
+    import onnxruntime as ort
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("no CUDA provider")
+    assert load_model(MODEL, "cuda").provider == "CUDAExecutionProvider"

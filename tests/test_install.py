@@ -1,0 +1,39 @@
+"""`pip install .` gives a working `realtime-seg` command that finds the shipped presets and demo."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.slow
+def test_installed_command_runs_the_presets_away_from_the_repository(tmp_path):
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    build = subprocess.run([*pip, "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-w", str(wheels)],
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr
+    wheel = next(wheels.glob("realtime_seg-*.whl"))
+    install = subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    # the installed copy is imported, not the repository, and its presets live inside it
+    where = subprocess.run([sys.executable, "-c", "import realtime_seg.cli as c; print(c.MODELS_DIR)"],
+                           cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)
+    assert where.stdout.strip() == str(site / "realtime_seg" / "presets")
+    run = subprocess.run([str(site / "bin" / "realtime-seg"), "--model", "fast", "--no-show",
+                          "--max-frames", "3", "--output", "demo.mp4"],
+                         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "playing the demo dashcam_highway.mp4" in run.stdout
+    cap = cv2.VideoCapture(str(elsewhere / "demo.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    cap.release()
