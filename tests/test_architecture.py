@@ -60,3 +60,16 @@ def test_importing_every_runtime_module_and_command_loads_no_keras():
             "assert not heavy, heavy[:5]\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_public_api_resolves_and_its_docstring_example_runs():
+    import realtime_seg
+    from conftest import FIXTURES
+    for name in realtime_seg.__all__:
+        assert getattr(realtime_seg, name) is not None, name
+    model = realtime_seg.load_model(FIXTURES / "tiny_camvid.onnx", "cpu")
+    overlay = realtime_seg.Overlay(model.classes, model.palette_bgr)
+    with realtime_seg.open_video(str(FIXTURES / "videos" / "dashcam_short.mp4")) as source:
+        for packet in realtime_seg.segment_stream(source, model):
+            image = overlay.paint(packet.frame, packet.class_map)
+            assert image.shape == packet.frame.shape
