@@ -29,6 +29,7 @@ from ..datasets.metrics import iou_per_class, score, summarize
 
 log = logging.getLogger(__name__)
 
+ARCHS = ("resunet", "seed")  # model.ARCHS' names, here so that usage errors come before Keras loads
 SCHEDULES = ("poly", "cosine", "constant")
 OPTIMIZERS = ("adamw", "adam")
 TRAIN_SPLITS = ("train", "trainval")
@@ -262,8 +263,7 @@ def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict, steps_per
 
 def check_config(cfg: TrainConfig) -> None:
     """Usage errors in the settings, and a run folder that cannot be made, before any work."""
-    from .model import ARCHS
-    choices = {"arch": tuple(ARCHS), "schedule": SCHEDULES, "optimizer": OPTIMIZERS,
+    choices = {"arch": ARCHS, "schedule": SCHEDULES, "optimizer": OPTIMIZERS,
                "train_split": TRAIN_SPLITS, "precision": PRECISIONS, "class_weights": CLASS_WEIGHTS}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
@@ -383,7 +383,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
     p.add_argument("--format", default="auto", choices=FORMATS)
     p.add_argument("--classes", default="auto", choices=("auto", "carla13", "carla23"))
-    p.add_argument("--arch", default="resunet", choices=("resunet", "seed"),
+    p.add_argument("--arch", default="resunet", choices=ARCHS,
                    help="resunet (residual, BN, dilated context) or seed (the seed's exact U-Net)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=8)
