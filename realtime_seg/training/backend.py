@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from ..system import quiet_stderr
 
@@ -22,3 +23,44 @@ def import_keras():
     with quiet_stderr():
         import keras
     return keras
+
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 instructions that make bfloat16 matmuls fast
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The x86 feature flags of /proc/cpuinfo (or of the text given); empty where unreadable."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:  # not Linux: no flags known, so no bf16 assumed
+            return set()
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return flags
+
+
+def accelerator(backend: str) -> str:
+    """'gpu' when the Keras backend computes on a GPU, else 'cpu' (only JAX is asked: no tf.*)."""
+    if backend != "jax":
+        return "cpu"
+    import jax
+    return "gpu" if any(d.platform == "gpu" for d in jax.devices()) else "cpu"
+
+
+def bf16_supported(device: str, flags: set[str]) -> bool:
+    """bfloat16 pays off on GPUs and on CPUs with AVX512_BF16 or AMX; elsewhere it is emulated (slow)."""
+    return device == "gpu" or bool(flags & set(BF16_CPU_FLAGS))
+
+
+def choose_precision(precision: str, device: str, flags: set[str]) -> str:
+    """The Keras dtype policy for --precision auto|float32|bfloat16|float16."""
+    if precision == "auto":
+        return "mixed_bfloat16" if bf16_supported(device, flags) else "float32"
+    policies = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+    if precision not in policies:
+        raise ValueError(f"unknown precision {precision!r}; allowed: auto, {', '.join(policies)}")
+    return policies[precision]

@@ -1,4 +1,8 @@
-"""The seed's U-Net (Ronneberger et al. 2015) in Keras 3: backend-agnostic, named layers.
+"""U-Nets in Keras 3 (backend-agnostic, named layers): the seed's and a residual one.
+
+`get_model(arch, input_size, num_classes, width)` builds either:
+
+seed: the seed's U-Net (Ronneberger et al. 2015), unchanged.
 
     inputs (H, W, 3)
       conv_block n  ─────────────────────────────┐ skip1 (H,    W)
@@ -11,7 +15,26 @@
       upsampling_block 2n ◄───────────────┘      │
       upsampling_block n  ◄──────────────────────┘
       conv 3x3 n, conv 1x1 n_classes -> logits (H, W, n_classes)
+
+resunet: the same encoder-decoder with skips, built for quality per FLOP. Every conv is
+followed by batch normalization; the encoder's stages are residual; the deepest stage uses
+depthwise-separable, dilated convs (cheap, wide receptive field); a context module (parallel
+dilated branches and global pooling, as in ASPP) sits at the bottleneck; the decoder upsamples
+bilinearly, concatenates the skip and convolves (no transposed convs, no checkerboard).
+
+    inputs (H, W, 3)
+      stem: conv 3x3 /2 n, conv 3x3 n ──────────────────────┐ skip1 (H/2,  W/2,  n)
+      enc2: conv 3x3 /2 2n, residual block ──────────┐      │ skip2 (H/4,  W/4,  2n)
+      enc3: conv 3x3 /2 4n, residual block ───┐      │      │ skip3 (H/8,  W/8,  4n)
+      enc4: separable /2 8n, 3 separable      │      │      │       (H/16, W/16, 8n)
+            residual blocks, dilation 1, 2, 4 │      │      │
+      context: 1x1 | sep d2 | sep d4 | sep d8 | global pool -> 1x1 4n
+      dec3: bilinear x2, concat ◄─────────────┘      │      │       (H/8,  W/8,  4n)
+      dec2: bilinear x2, concat ◄────────────────────┘      │       (H/4,  W/4,  2n)
+      dec1: bilinear x2, concat ◄───────────────────────────┘       (H/2,  W/2,  2n)
+      head: conv 1x1 n_classes, bilinear x2 -> logits (H, W, n_classes)
 """
+
 from __future__ import annotations
 
 import keras
@@ -45,9 +68,8 @@ def upsampling_block(expansive_input, contractive_input, n_filters: int = 32, na
     return _conv(n_filters, f"{name}_conv2")(x)
 
 
-def unet_model(input_size: tuple[int, int, int] = (96, 128, 3), n_filters: int = 32,
-               n_classes: int = 23) -> keras.Model:
-    """The seed's U-Net: 4 down blocks, a 16n bottleneck, 4 up blocks, 1x1 conv to logits."""
+def _check_args(input_size: tuple[int, int, int], n_filters: int, n_classes: int) -> None:
+    """Both U-Nets halve the size 4 times: (H, W) must be positive multiples of 16."""
     height, width, channels = input_size
     if height % 16 or width % 16 or height <= 0 or width <= 0:
         raise ValueError(f"input size must be positive multiples of 16, got {height}x{width}")
@@ -55,6 +77,12 @@ def unet_model(input_size: tuple[int, int, int] = (96, 128, 3), n_filters: int =
         raise ValueError(f"input must have 3 channels (RGB), got {channels}")
     if n_filters < 1 or n_classes < 2:
         raise ValueError(f"need n_filters >= 1 and n_classes >= 2, got {n_filters}, {n_classes}")
+
+
+def unet_model(input_size: tuple[int, int, int] = (96, 128, 3), n_filters: int = 32,
+               n_classes: int = 23) -> keras.Model:
+    """The seed's U-Net: 4 down blocks, a 16n bottleneck, 4 up blocks, 1x1 conv to logits."""
+    _check_args(input_size, n_filters, n_classes)
     inputs = keras.Input(input_size, name="image")                          # (H, W, 3)
     x, skip1 = conv_block(inputs, n_filters, name="down1")                  # (H/2, W/2, n)
     x, skip2 = conv_block(x, 2 * n_filters, name="down2")                   # (H/4, W/4, 2n)
@@ -71,11 +99,104 @@ def unet_model(input_size: tuple[int, int, int] = (96, 128, 3), n_filters: int =
     return keras.Model(inputs, logits, name="unet")
 
 
+
+# --- resunet ----------------------------------------------------------------------------------
+
+def _conv_bn(x, filters: int, name: str, kernel: int = 3, strides: int = 1, dilation: int = 1,
+             relu: bool = True):
+    """Conv (no bias: batch norm has one), batch norm, optional ReLU."""
+    x = layers.Conv2D(filters, kernel, strides=strides, dilation_rate=dilation, padding="same",
+                      use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def _separable_bn(x, filters: int, name: str, strides: int = 1, dilation: int = 1,
+                  relu: bool = True):
+    """Depthwise 3x3 (dilated), BN, ReLU, pointwise 1x1, BN, optional ReLU: ~9x cheaper than a 3x3."""
+    x = layers.DepthwiseConv2D(3, strides=strides, dilation_rate=dilation, padding="same",
+                               use_bias=False, name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.ReLU(name=f"{name}_dw_relu")(x)
+    return _conv_bn(x, filters, f"{name}_pw", kernel=1, relu=relu)
+
+
+def residual_block(x, filters: int, name: str, separable: bool = False, dilation: int = 1):
+    """Two (separable) 3x3 conv-BNs plus the identity, then ReLU (He et al. 2016)."""
+    block = _separable_bn if separable else _conv_bn
+    y = block(x, filters, f"{name}_a", dilation=dilation)
+    y = block(y, filters, f"{name}_b", dilation=dilation, relu=False)
+    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([x, y]))
+
+
+def context_module(x, filters: int, name: str = "context"):
+    """Parallel 1x1, dilated separable (rates 2, 4, 8) and global-pool branches, fused by a 1x1."""
+    _, h, w, _ = x.shape
+    branches = [_conv_bn(x, filters, f"{name}_b1", kernel=1)]
+    branches += [_separable_bn(x, filters, f"{name}_d{r}", dilation=r) for r in (2, 4, 8)]
+    pooled = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
+    pooled = layers.Conv2D(filters, 1, activation="relu", name=f"{name}_pool_conv")(pooled)
+    branches.append(layers.UpSampling2D((h, w), name=f"{name}_pool_up")(pooled))  # broadcast back
+    x = layers.Concatenate(name=f"{name}_concat")(branches)
+    x = _conv_bn(x, filters, f"{name}_fuse", kernel=1)
+    return layers.SpatialDropout2D(0.1, name=f"{name}_dropout")(x)
+
+
+def decoder_block(x, skip, filters: int, name: str):
+    """Bilinear x2, concatenate the encoder's skip, conv 3x3-BN-ReLU."""
+    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(x)
+    x = layers.Concatenate(name=f"{name}_concat")([x, skip])
+    return _conv_bn(x, filters, name)
+
+
+def resunet_model(input_size: tuple[int, int, int] = (192, 256, 3), n_filters: int = 16,
+                  n_classes: int = 11) -> keras.Model:
+    """The residual U-Net of the module docstring; logits at the input's size."""
+    _check_args(input_size, n_filters, n_classes)
+    n = n_filters
+    inputs = keras.Input(input_size, name="image")                                  # (H, W, 3)
+    x = _conv_bn(inputs, n, "stem1", strides=2)
+    skip1 = _conv_bn(x, n, "stem2")                                                 # (H/2, n)
+    x = _conv_bn(skip1, 2 * n, "enc2_down", strides=2)
+    skip2 = residual_block(x, 2 * n, "enc2_res1")                                   # (H/4, 2n)
+    x = _conv_bn(skip2, 4 * n, "enc3_down", strides=2)
+    skip3 = residual_block(x, 4 * n, "enc3_res1")                                   # (H/8, 4n)
+    x = _separable_bn(skip3, 8 * n, "enc4_down", strides=2)                         # (H/16, 8n)
+    for i, rate in enumerate((1, 2, 4), start=1):
+        x = residual_block(x, 8 * n, f"enc4_res{i}", separable=True, dilation=rate)
+    x = context_module(x, 4 * n)                                                    # (H/16, 4n)
+    x = decoder_block(x, skip3, 4 * n, "dec3")                                      # (H/8, 4n)
+    x = decoder_block(x, skip2, 2 * n, "dec2")                                      # (H/4, 2n)
+    x = decoder_block(x, skip1, 2 * n, "dec1")                                      # (H/2, 2n)
+    x = layers.Conv2D(n_classes, 1, name="head")(x)                                 # (H/2, classes)
+    logits = layers.UpSampling2D(2, interpolation="bilinear", name="logits")(x)    # (H, W, classes)
+    return keras.Model(inputs, logits, name="resunet")
+
+
+# --- one builder ------------------------------------------------------------------------------
+
+ARCHS = {"resunet": resunet_model, "seed": unet_model}
+DEFAULT_WIDTH = {"resunet": 16, "seed": 32}  # seed: the seed notebook's n_filters
+
+
+def get_model(arch: str = "resunet", input_size: tuple[int, ...] = (96, 128), num_classes: int = 11,
+              width: int | None = None) -> keras.Model:
+    """Build `arch` for (height, width) RGB input; width None is the arch's default."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; allowed: {', '.join(ARCHS)}")
+    size = tuple(input_size) if len(input_size) == 3 else (*input_size, 3)
+    return ARCHS[arch](size, width or DEFAULT_WIDTH[arch], num_classes)
+
+
 def count_flops(model: keras.Model) -> int:
     """Multiply-adds x2 of the convolutions for one image (the cost that bounds inference)."""
     flops = 0
     for layer in model.layers:
-        if isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
+        if isinstance(layer, layers.DepthwiseConv2D):  # one kh x kw filter per input channel
+            kh, kw, c_in, multiplier = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            flops += 2 * h * w * kh * kw * c_in * multiplier
+        elif isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
             kh, kw, c_in, c_out = layer.kernel.shape
             if isinstance(layer, layers.Conv2DTranspose):  # each input pixel scatters a kernel
                 _, h, w, _ = layer.input.shape

@@ -1,6 +1,6 @@
-"""Train the seed's U-Net on a CARLA or CamVid folder (Keras 3; TensorFlow or JAX backend).
+"""Train a U-Net (the seed's or the residual one) on a CARLA or CamVid folder (Keras 3; TensorFlow or JAX).
 
-usage: python -m realtime_seg train --data DIR --out RUN_DIR [--epochs 40] [--limit 16]
+usage: python -m realtime_seg train --data DIR --out RUN_DIR [--arch resunet] [--epochs 40] [--limit 16]
 Writes RUN_DIR/best.keras (best val mIoU), last.keras, metrics.csv, summary.json, config.json.
 """
 from __future__ import annotations
@@ -21,13 +21,19 @@ from typing import Iterator
 import numpy as np
 
 from ..datasets.readers import FORMATS, Dataset, load_dataset, load_pair
-from ..datasets.augment import augment, resize_image, resize_pair
+from ..datasets.augment import VOID, augment, resize_image, resize_pair
 from ..cli import check_at_least
 from ..errors import ArgumentParser, Interrupted, UsageError, UserError, first_line
 from ..system import check_creatable, on_stop_signals, signals_deferred, write_atomic
 from ..datasets.metrics import iou_per_class, score, summarize
 
 log = logging.getLogger(__name__)
+
+ARCHS = ("resunet", "seed")  # model.ARCHS' names, here so that usage errors come before Keras loads
+SCHEDULES = ("poly", "cosine", "constant")
+OPTIMIZERS = ("adamw", "adam")
+TRAIN_SPLITS = ("train", "trainval")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -36,20 +42,27 @@ class TrainConfig:
     out: str
     format: str = "auto"
     classes: str = "auto"           # CARLA table: auto, carla13, carla23
+    arch: str = "resunet"           # resunet | seed (the seed's exact U-Net)
     epochs: int = 40
     batch_size: int = 8
     lr: float = 1e-3
-    schedule: str = "cosine"        # cosine | constant
+    schedule: str = "poly"          # poly | cosine | constant, stepped per batch
+    warmup_epochs: float = 1.0      # linear warm-up from lr/10
+    optimizer: str = "adamw"        # adamw | adam
+    weight_decay: float = 1e-4      # AdamW's decoupled decay (kernels only)
     input_size: tuple[int, int] = (96, 128)  # (height, width), multiples of 16
-    width: int = 32                 # n_filters of the first block
+    width: int = 0                  # n_filters of the first block (0: the arch's default)
     limit: int = 0                  # use only N samples (0: all)
-    class_weights: str = "none"     # none | median (median frequency balancing)
+    class_weights: str = "median"   # none | median | sqrt (square root of median frequency)
     augment: bool = True
+    scale_range: tuple[float, float] = (0.5, 2.0)  # random scale about the run's resolution
+    train_split: str = "train"      # train | trainval (CamVid: also train on val; val no longer held out)
     val_fraction: float = 0.1       # CARLA held-out fraction
     seed: int = 0
     resume: bool = False
     init: str = ""                  # start from this checkpoint's weights (fine-tuning)
-    mixed_precision: bool = False
+    precision: str = "auto"         # auto (bfloat16 where supported) | float32 | bfloat16 | float16
+    mixed_precision: bool = False   # old spelling of --precision float16
     workers: int = 2
     extra: dict = field(default_factory=dict)
 
@@ -65,10 +78,11 @@ def _make_sequence_class():
     class SegSequence(keras.utils.PyDataset):
         """Shuffled training batches of (image [0,1] float32, ids int32, pixel weights); deterministic per seed."""
 
-        def __init__(self, pairs, size, batch_size, weights, num_classes, augment, seed, workers):
+        def __init__(self, pairs, size, batch_size, weights, num_classes, augment, seed, workers,
+                     scale_range=(0.5, 2.0), void=VOID):
             super().__init__(workers=workers, use_multiprocessing=False)  # threads: JAX-safe
             self.pairs, self.size, self.batch_size = pairs, size, batch_size
-            self.num_classes = num_classes
+            self.num_classes, self.scale_range, self.void = num_classes, scale_range, void
             self.weights, self.augment, self.seed, self.epoch = weights, augment, seed, 0
             self.order = self._order()
 
@@ -76,7 +90,8 @@ def _make_sequence_class():
             return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.pairs))
 
         def __len__(self) -> int:
-            return math.ceil(len(self.pairs) / self.batch_size)
+            # full batches only (the order changes every epoch): one shape, so one compiled step
+            return max(1, len(self.pairs) // self.batch_size)
 
         def __getitem__(self, idx: int):
             ids = self.order[idx * self.batch_size:(idx + 1) * self.batch_size]
@@ -92,7 +107,7 @@ def _make_sequence_class():
             if not self.augment:
                 return resize_pair(image, mask, self.size)
             rng = np.random.default_rng([self.seed, self.epoch, i])
-            return augment(image, mask, self.size, rng)
+            return augment(image, mask, self.size, rng, self.scale_range, self.void)
 
         def on_epoch_end(self):
             self.epoch += 1
@@ -101,17 +116,26 @@ def _make_sequence_class():
     return SegSequence
 
 
+CLASS_WEIGHTS = ("none", "median", "sqrt")
+
+
 def pixel_weights(dataset: Dataset, pairs, mode: str) -> np.ndarray:
-    """Weight per raw label id (256 entries, ids past the table -> 0); median frequency balancing."""
+    """Weight per raw label id (256 entries, ids past the table -> 0).
+
+    median: median frequency balancing (Eigen & Fergus 2015), weight = median(freq) / freq;
+    sqrt: its square root, which lifts rare classes without drowning the large ones.
+    """
     n = dataset.table.num_classes
     weights = np.ones(n, np.float32)
-    if mode == "median":
+    if mode in ("median", "sqrt"):
         counts = sum(np.bincount(m.ravel(), minlength=256)[:n] for _, m in pairs).astype(float)
         freq = counts / max(counts.sum(), 1)
         present = freq > 0
         weights[present] = np.median(freq[present]) / freq[present]
+        if mode == "sqrt":
+            weights = np.sqrt(weights)
     elif mode != "none":
-        raise UsageError(f"unknown --class-weights {mode!r}; allowed: none, median")
+        raise UsageError(f"unknown --class-weights {mode!r}; allowed: {', '.join(CLASS_WEIGHTS)}")
     table = np.zeros(256, np.float32)  # lookup by raw id: void and anything past the table -> 0
     table[:n] = weights
     return table
@@ -194,13 +218,7 @@ def _callbacks(cfg: TrainConfig, run: Path, val_pairs, table, state: dict):
                 print(f"  val mIoU {logs['val_miou']:.4f}  pixel acc {logs['val_pixel_accuracy']:.4f}"
                       f"  (best {state['best_miou']:.4f} @ epoch {state['best_epoch']})", flush=True)
 
-    def lr_at(epoch: int) -> float:
-        if cfg.schedule == "constant":
-            return cfg.lr
-        return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs)))
-
-    return [Checkpoints(), keras.callbacks.LearningRateScheduler(lr_at),
-            keras.callbacks.CSVLogger(str(run / "metrics.csv"), append=cfg.resume)]
+    return [Checkpoints(), keras.callbacks.CSVLogger(str(run / "metrics.csv"), append=cfg.resume)]
 
 
 def _init_from(model, path: Path) -> None:
@@ -217,8 +235,9 @@ def _init_from(model, path: Path) -> None:
     log.info("initialised from %s", path)
 
 
-def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict):
+def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict, steps_per_epoch: int):
     keras = _keras()
+    from . import schedule  # registers the saved LR schedule before a checkpoint is loaded
     if cfg.resume and (run / "last.keras").exists():
         log.info("resuming from %s at epoch %d", run / "last.keras", state.get("epoch", 0))
         if not zipfile.is_zipfile(run / "last.keras"):
@@ -231,22 +250,35 @@ def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict):
                             f"start a new run without --resume") from None
     if cfg.resume:
         raise UserError(f"--resume: {run / 'last.keras'} does not exist; start without --resume")
-    from .model import unet_model
-    model = unet_model((*cfg.input_size, 3), cfg.width, num_classes)
+    from .model import get_model
+    model = get_model(cfg.arch, cfg.input_size, num_classes, cfg.width or None)
     if cfg.init:
         _init_from(model, Path(cfg.init))
-    model.compile(optimizer=keras.optimizers.Adam(cfg.lr),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    optimizer = schedule.make_optimizer(cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.schedule,
+                                        total_steps=cfg.epochs * steps_per_epoch,
+                                        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch))
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
 
 
 def check_config(cfg: TrainConfig) -> None:
     """Usage errors in the settings, and a run folder that cannot be made, before any work."""
-    if cfg.schedule not in ("cosine", "constant"):
-        raise UsageError(f"unknown --schedule {cfg.schedule!r}; allowed: cosine, constant")
+    choices = {"arch": ARCHS, "schedule": SCHEDULES, "optimizer": OPTIMIZERS,
+               "train_split": TRAIN_SPLITS, "precision": PRECISIONS, "class_weights": CLASS_WEIGHTS}
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            raise UsageError(f"unknown --{name.replace('_', '-')} {getattr(cfg, name)!r}; "
+                             f"allowed: {', '.join(allowed)}")
+    low, high = cfg.scale_range
+    if not 0 < low <= high:
+        raise UsageError(f"--scale-range must be LOW,HIGH with 0 < LOW <= HIGH, got {low:g},{high:g}")
+    if cfg.warmup_epochs < 0 or cfg.weight_decay < 0:
+        raise UsageError("--warmup-epochs and --weight-decay must be >= 0")
     if any(s <= 0 or s % 16 for s in cfg.input_size):
         raise UsageError(f"--input-size must be positive multiples of 16, got {cfg.input_size}")
-    for name in ("epochs", "batch_size", "width", "workers"):
+    if cfg.width < 0:
+        raise UsageError(f"--width must be at least 1 (or 0: the arch's default), got {cfg.width}")
+    for name in ("epochs", "batch_size", "workers"):
         check_at_least(f"--{name.replace('_', '-')}", getattr(cfg, name), 1)
     if cfg.limit < 0:
         raise UsageError(f"--limit must be >= 0, got {cfg.limit}")
@@ -268,6 +300,8 @@ def train(cfg: TrainConfig) -> dict:
     train_s, val_s = dataset.train, dataset.val
     if cfg.limit:
         train_s, val_s = train_s[:cfg.limit], val_s[:max(1, cfg.limit // 4)]
+    if cfg.train_split == "trainval":  # the shipping recipe: val still scored, but no longer held out
+        train_s = train_s + val_s
     # before the run folder and Keras (seconds to load): a bad file fails at once, leaving nothing
     train_pairs, val_pairs = _decode(dataset, train_s, "decode train"), _decode(dataset, val_s, "decode val")
     weights = pixel_weights(dataset, train_pairs, cfg.class_weights)
@@ -278,19 +312,26 @@ def train(cfg: TrainConfig) -> dict:
         raise UserError(f"cannot create run folder {run}: {e.strerror}; choose a writable --out")
     keras = _keras()
     keras.utils.set_random_seed(cfg.seed)
+    from .backend import accelerator, choose_precision, cpu_flags
+    device = accelerator(keras.backend.backend())
+    policy = choose_precision("float16" if cfg.mixed_precision else cfg.precision, device, cpu_flags())
     # set either way: a previous mixed-precision train() in this process must not leak into this one
-    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
-    print(f"{dataset.format} data: {len(train_s)} train / {len(val_s)} val, "
-          f"{dataset.table.num_classes} classes ({dataset.table.name}), backend {keras.backend.backend()}")
+    keras.mixed_precision.set_global_policy(policy)
+    held_out = "held out" if cfg.train_split == "train" else "also trained on: not held out"
+    print(f"{dataset.format} data: {len(train_s)} train / {len(val_s)} val ({held_out}), "
+          f"{dataset.table.num_classes} classes ({dataset.table.name}), backend {keras.backend.backend()} "
+          f"on {device}, {policy}")
     state_path = run / "state.json"
     state = json.loads(state_path.read_text()) if cfg.resume and state_path.exists() else {}
-    model = _build(cfg, dataset.table.num_classes, run, state)
+    model = _build(cfg, dataset.table.num_classes, run, state,
+                   steps_per_epoch=max(1, len(train_pairs) // cfg.batch_size))
     (run / "config.json").write_text(json.dumps(
         {**asdict(cfg), "dataset": dataset.format, "table": dataset.table.name,
          "classes_list": list(dataset.table.classes), "palette": dataset.table.palette}, indent=2))
     Seq = _make_sequence_class()
+    void = dataset.table.void if dataset.table.void is not None else VOID  # padding: weight 0
     seq = Seq(train_pairs, cfg.input_size, cfg.batch_size, weights, dataset.table.num_classes,
-              cfg.augment, cfg.seed, cfg.workers)
+              cfg.augment, cfg.seed, cfg.workers, cfg.scale_range, void)
     seq.epoch = state.get("epoch", 0)
     seq.order = seq._order()  # a resumed run shuffles its first epoch as an uninterrupted one would
     start, t0 = state.get("epoch", 0), time.time()
@@ -301,6 +342,7 @@ def train(cfg: TrainConfig) -> dict:
                                 verbose=1 if sys.stdout.isatty() else 2)
         except KeyboardInterrupt:
             raise _save_after_interrupt(model, run, received) from None
+    from .model import count_flops
     losses = history.history.get("loss", [])
     summary = {
         "dataset": dataset.format, "table": dataset.table.name, "classes": list(dataset.table.classes),
@@ -308,13 +350,22 @@ def train(cfg: TrainConfig) -> dict:
         "best_val_miou": state.get("best_miou"), "best_epoch": state.get("best_epoch"),
         "best_per_class_iou": dict(zip(dataset.table.classes, state.get("best_per_class", []))),
         "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-        "params": model.count_params(), "seconds": round(time.time() - t0, 1),
+        "arch": cfg.arch, "params": model.count_params(), "gflops": round(count_flops(model) / 1e9, 3),
+        "val_held_out": cfg.train_split == "train", "policy": policy, "seconds": round(time.time() - t0, 1),
         "backend": keras.backend.backend(), "config": asdict(cfg),
     }
     (run / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"done: {summary['epochs']} epochs in {summary['seconds']:.0f}s, best val mIoU "
           f"{summary['best_val_miou'] or 0:.4f} at epoch {summary['best_epoch']}, -> {run / 'best.keras'}")
     return summary
+
+
+def _range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH like 0.5,2.0, got {text!r}")
+    return low, high
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -332,20 +383,33 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
     p.add_argument("--format", default="auto", choices=FORMATS)
     p.add_argument("--classes", default="auto", choices=("auto", "carla13", "carla23"))
+    p.add_argument("--arch", default="resunet", choices=ARCHS,
+                   help="resunet (residual, BN, dilated context) or seed (the seed's exact U-Net)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--schedule", default="cosine", choices=("cosine", "constant"))
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    p.add_argument("--schedule", default="poly", choices=SCHEDULES, help="decay after warm-up, per step")
+    p.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up from lr/10")
+    p.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW decay of conv kernels")
     p.add_argument("--input-size", type=_size, default=(96, 128), help="HEIGHTxWIDTH, e.g. 96x128")
-    p.add_argument("--width", type=int, default=32, help="filters of the first block (seed: 32)")
+    p.add_argument("--width", type=int, default=0,
+                   help="filters of the first block (default: resunet 16, seed 32 as the seed's)")
     p.add_argument("--limit", type=int, default=0, help="use only N samples (smoke runs)")
-    p.add_argument("--class-weights", default="none", choices=("none", "median"))
+    p.add_argument("--class-weights", default="median", choices=CLASS_WEIGHTS,
+                   help="sqrt: square root of median frequency balancing")
     p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--scale-range", type=_range, default=(0.5, 2.0),
+                   help="LOW,HIGH random scale of the frame about the run's size (log-uniform; pads with void)")
+    p.add_argument("--train-split", default="train", choices=TRAIN_SPLITS,
+                   help="trainval: CamVid's train+val (for shipping; val is then not held out)")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.keras")
     p.add_argument("--init", default="", help="start from this .keras checkpoint's weights (fine-tune)")
-    p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto: mixed bfloat16 on GPUs (JAX) and CPUs with AVX512_BF16/AMX, else float32")
+    p.add_argument("--mixed-precision", action="store_true", help="same as --precision float16")
     p.add_argument("--workers", type=int, default=2, help="data loader threads")
     return p
 

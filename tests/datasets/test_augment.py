@@ -1,0 +1,75 @@
+"""Scale augmentation about the run's resolution: centred on 1, crop and pad, padding is void."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realtime_seg.datasets.augment import augment, resize_pair, sample_scale
+from realtime_seg.datasets.classes import CAMVID
+from realtime_seg.datasets.readers import Sample, load_pair
+
+
+@pytest.fixture(scope="module")
+def frame(camvid_dir):
+    """A real CamVid training frame (360x480) and its labels."""
+    name = "0001TP_006690.png"
+    return load_pair(Sample(camvid_dir / "train" / name, camvid_dir / "trainannot" / name), "camvid", CAMVID)
+
+
+def test_scale_distribution_is_centred_on_one():
+    rng = np.random.default_rng(0)
+    scales = np.array([sample_scale(rng, (0.5, 2.0)) for _ in range(4000)])
+    assert 0.5 <= scales.min() and scales.max() <= 2.0
+    assert np.median(scales) == pytest.approx(1.0, abs=0.05)       # zooms out as often as in
+    assert np.mean(np.log2(scales)) == pytest.approx(0.0, abs=0.03)
+    assert 0.2 < np.mean(scales < 0.75) < 0.3 and 0.2 < np.mean(scales > 1.5) < 0.3  # log-uniform
+    assert sample_scale(rng, (1.0, 1.0)) == pytest.approx(1.0)
+
+
+def test_scale_one_without_jitter_is_the_resized_frame(frame):
+    """At scale 1 the net sees what eval feeds it: the whole frame at the run's size (maybe flipped)."""
+    image, mask = frame
+    want_image, want_mask = resize_pair(image, mask, (96, 128))
+    flips = set()
+    for seed in range(8):
+        img, m = augment(image, mask, (96, 128), np.random.default_rng(seed), (1.0, 1.0), photometric=False)
+        flipped = not np.array_equal(m, want_mask)
+        flips.add(flipped)
+        np.testing.assert_array_equal(m, want_mask[:, ::-1] if flipped else want_mask)
+        np.testing.assert_array_equal(img, want_image[:, ::-1] if flipped else want_image)
+    assert flips == {False, True}
+
+
+def test_zoomed_out_frames_are_padded_with_void(frame):
+    image, mask = frame
+    for seed in range(5):
+        img, m = augment(image, mask, (96, 128), np.random.default_rng(seed), (0.5, 0.5), void=CAMVID.void,
+                         photometric=False)
+        assert img.shape == (96, 128, 3) and m.shape == (96, 128)
+        pad = m == CAMVID.void
+        assert pad.mean() >= 0.75 - 0.01  # the frame fills a quarter of the window
+        frame_part = ~pad
+        rows, cols = np.flatnonzero(frame_part.any(1)), np.flatnonzero(frame_part.any(0))
+        assert len(rows) <= 48 and len(cols) <= 64  # one 48x64 block, anywhere in the window
+        padding_outside = np.ones_like(pad)
+        padding_outside[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = False
+        assert (img[padding_outside] == 0).all() and pad[padding_outside].all()
+
+
+def test_zoomed_in_crops_keep_image_and_mask_aligned(frame):
+    """A mask drawn from the image's own pixels stays equal to the augmented image's."""
+    image, _ = frame
+    mask = (image[..., 0] > 128).astype(np.uint8)  # label = "red channel is bright"
+    for seed in range(6):
+        img, m = augment(image, mask, (96, 128), np.random.default_rng(seed), (1.5, 2.0), photometric=False)
+        agree = np.mean((img[..., 0] > 128) == (m == 1))
+        assert agree > 0.95, (seed, agree)  # interpolation blurs the edges only
+        assert not (m == 255).any()  # zoomed in: no padding
+
+
+def test_photometric_jitter_changes_colours_not_labels(frame):
+    image, mask = frame
+    plain = augment(image, mask, (96, 128), np.random.default_rng(3), (1.0, 1.0), photometric=False)
+    jittered = augment(image, mask, (96, 128), np.random.default_rng(3), (1.0, 1.0))
+    np.testing.assert_array_equal(plain[1], jittered[1])
+    assert np.abs(plain[0].astype(int) - jittered[0]).mean() > 1
