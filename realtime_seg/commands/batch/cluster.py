@@ -12,10 +12,12 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
+import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ...cli import resolve_model
@@ -34,8 +36,14 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _RETRIES = 3  # a killed actor is restarted and its task run again, this many times
 
 
-def import_ray():
-    """Ray, or a one-line error that says how to install it."""
+def import_ray(address: str = "local"):
+    """Ray, set up for `address`, or a one-line error that says how to install it."""
+    host = _host(address)
+    if address == "local" or host in _LOOPBACK:
+        # This machine only: Ray otherwise swaps 127.0.0.1 for the machine's outward address
+        # (read when Ray is imported, so set before).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         import ray
     except ImportError:
@@ -44,14 +52,26 @@ def import_ray():
     return ray
 
 
+def _host(address: str) -> str:
+    return address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT that does not answer fails at once (Ray itself retries for minutes)."""
+    if address in ("local", "auto") or ":" not in address:
+        return
+    port = address.rsplit(":", 1)[1]
+    try:
+        socket.create_connection((_host(address), int(port)), timeout=5).close()
+    except (OSError, ValueError) as e:
+        raise UserError(f"no Ray cluster answers at {address} ({getattr(e, 'strerror', None) or e}); "
+                        f"start one with `ray start --head` or check --ray HOST:PORT") from None
+
+
 def connect(address: str):
     """Join the cluster at `address` ('local': start a Ray runtime on this machine)."""
-    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
-    if address == "local" or host in _LOOPBACK:
-        # This machine only: Ray otherwise swaps 127.0.0.1 for the machine's outward address.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray = import_ray()
+    ray = import_ray(address)
+    _check_reachable(address)
     root = str(Path(__file__).resolve().parents[3])  # workers import realtime_seg from here
     try:
         ray.init(address=None if address == "local" else address, logging_level=logging.ERROR,
@@ -79,6 +99,12 @@ class Plan:
         return sum(c.end - c.start for c in self.todo) + self.job.frames
 
 
+def note(message: str) -> None:
+    """A line on stderr above the progress bar."""
+    from tqdm import tqdm
+    tqdm.write(message, file=sys.stderr)
+
+
 def plan_tasks(todo: list[tuple[int, Job]], cfg: BatchConfig) -> list[Plan]:
     """Split long files into chunks; finished chunks of an earlier run are kept (resume)."""
     plans = []
@@ -88,6 +114,8 @@ def plan_tasks(todo: list[tuple[int, Job]], cfg: BatchConfig) -> list[Plan]:
             if cfg.overwrite:
                 remove_chunks(job)
             done = stored_chunks(job, chunks)
+            if done:
+                note(f"{job.source}: {len(done)} of {len(chunks)} chunks already segmented by an earlier run")
             plans.append(Plan(index, job, chunks, [c for c in chunks if c not in done]))
         else:
             plans.append(Plan(index, job))
@@ -140,16 +168,20 @@ def actor_slots(ray, cfg: BatchConfig) -> list[tuple[str, float, float]]:
     return slots
 
 
-def start_actors(ray, cfg: BatchConfig, board) -> tuple[list, object]:
-    """One SegWorker per slot, and the model's reference in the object store (keep it alive:
-    restarted actors read it again)."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+def start_board(ray, cfg: BatchConfig):
+    """The progress board, holding the model's bytes put in the object store once."""
     model = resolve_model(cfg.model)
     try:
         data = model.read_bytes()
     except OSError as e:
         raise UserError(f"cannot read model {model}: {e.strerror}; pass --model PATH to an exported .onnx") from None
-    ref = ray.put(data)
+    return ray.remote(cw.Board).options(num_cpus=0).remote([ray.put(data)])
+
+
+def start_actors(ray, cfg: BatchConfig, board) -> list:
+    """One SegWorker per slot, each with its own onnxruntime session."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    model_name = resolve_model(cfg.model).name
     worker = ray.remote(cw.SegWorker)
     actors = []
     for node_id, cpus, gpus in actor_slots(ray, cfg):
@@ -158,12 +190,12 @@ def start_actors(ray, cfg: BatchConfig, board) -> tuple[list, object]:
         actors.append(worker.options(
             num_cpus=cpus, num_gpus=gpus, max_restarts=_RETRIES, max_task_retries=_RETRIES,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=True),
-        ).remote(cfg, [ref], model.name, device, threads, board))  # in a list: fetched by the actor
+        ).remote(cfg, model_name, device, threads, board))
     try:  # a model that does not load fails here, once, with the engine's message
         ray.get([a.info.remote() for a in actors])
     except ray.exceptions.RayActorError as e:
         raise UserError(f"the workers could not start: {_cause(e)}") from None
-    return actors, ref
+    return actors
 
 
 def _cause(error: BaseException) -> str:
@@ -193,18 +225,26 @@ def remove_temporaries(job: Job, chunks: list[Chunk]) -> None:
         chunk_dir(job).rmdir()  # only when empty
 
 
+def _absolute(job: Job) -> Job:
+    """The job with absolute paths: workers run in other folders (the table keeps the label)."""
+    def full(path: Path | None) -> Path | None:
+        return None if path is None else path.absolute()
+    return replace(job, source=full(job.source), video=full(job.video), masks=full(job.masks),
+                   stats=full(job.stats))
+
+
 def run_on_ray(todo: list[tuple[int, Job]], cfg: BatchConfig, stop: threading.Event) -> dict[int, Result]:
     """Process the jobs on the cluster at `cfg.ray`; one Result per job index."""
+    todo = [(i, _absolute(job)) for i, job in todo]
+    cfg = replace(cfg, out=cfg.out.absolute())
     ray = connect(cfg.ray)
     try:
         plans = plan_tasks(todo, cfg)
         check_storage(ray, plans, cfg.out)
-        board = ray.remote(cw.Board).options(num_cpus=0).remote()
-        actors, model_ref = start_actors(ray, cfg, board)
+        board = start_board(ray, cfg)
+        actors = start_actors(ray, cfg, board)
         from .cluster_run import Scheduler
-        results = Scheduler(ray, plans, actors, board, stop).run()
-        del model_ref  # held until here for actor restarts
-        return results
+        return Scheduler(ray, plans, actors, board, stop).run()
     finally:
         with contextlib.suppress(Exception):
             ray.shutdown()

@@ -23,11 +23,16 @@ from .runner import Result, Runner
 
 
 class Board:
-    """Frames done per task (the latest report of its latest attempt) and the stop flag."""
+    """Frames done per task (the latest report of its latest attempt), the stop flag, and the
+    model's object reference (held here for actors that restart)."""
 
-    def __init__(self):
+    def __init__(self, model: list):
         self.done: dict[str, int] = {}
         self.stopping = False
+        self._model = model  # [ObjectRef]: in a list, so Ray passes the reference, not the bytes
+
+    def model(self) -> list:
+        return self._model
 
     def report(self, key: str, frames: int) -> bool:
         """Record a task's frames; True when the batch is being stopped."""
@@ -93,11 +98,10 @@ def local_model_copy(data: bytes, name: str) -> Path:
 class SegWorker:
     """One onnxruntime session, created once, used for every task sent to this actor."""
 
-    def __init__(self, cfg: BatchConfig, model_ref: list, model_name: str, device: str,
-                 threads: int, board):
+    def __init__(self, cfg: BatchConfig, model_name: str, device: str, threads: int, board):
         import ray
         self.cfg = replace(cfg, device=device, threads=threads, workers=1)
-        data = ray.get(model_ref[0])  # from the object store: once per node, then a local file
+        data = ray.get(ray.get(board.model.remote())[0])  # the object store: once per node
         self.model: SegModel = load_model(local_model_copy(data, model_name), device, threads)
         self.board = board
 

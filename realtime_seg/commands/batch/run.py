@@ -42,7 +42,7 @@ def run_batch(specs: list[str], cfg: BatchConfig, stop: threading.Event | None =
     check_config(cfg)
     if cfg.ray is not None:
         from .cluster import import_ray
-        import_ray()  # the install hint before any work
+        import_ray(cfg.ray)  # the install hint before any work
     stop = stop or threading.Event()
     streams = [spec for spec in specs if is_url(spec)]
     if streams:
