@@ -72,6 +72,7 @@ def test_two_videos_and_a_bad_input_match_the_local_batch(cluster, tmp_path):
     assert "corrupt or not a video" in status_of(proc.stdout, "notes.mp4")
     assert "error:" in proc.stderr and "notes.mp4" in proc.stderr
     assert "2 written, 0 skipped, 1 failed" in proc.stdout
+    assert "ray: 2 workers on 2 nodes (CPU)" in proc.stderr
     same_outputs(tmp_path / "local", tmp_path / "ray", ["dashcam_short", "carla_small"])
     assert video_info(tmp_path / "ray" / "dashcam_short_seg.webm")[0] == 40
     assert not leftovers(tmp_path / "ray")

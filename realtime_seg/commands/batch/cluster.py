@@ -192,9 +192,11 @@ def start_actors(ray, cfg: BatchConfig, board) -> list:
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=True),
         ).remote(cfg, model_name, device, threads, board))
     try:  # a model that does not load fails here, once, with the engine's message
-        ray.get([a.info.remote() for a in actors])
+        infos = ray.get([a.info.remote() for a in actors])
     except ray.exceptions.RayActorError as e:
         raise UserError(f"the workers could not start: {_cause(e)}") from None
+    providers = sorted({p.replace("ExecutionProvider", "") for _, _, p in infos})
+    note(f"ray: {len(actors)} workers on {len({n for n, _, _ in infos})} nodes ({', '.join(providers)})")
     return actors
 
 
