@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import threading
@@ -73,6 +74,7 @@ def connect(address: str):
     ray = import_ray(address)
     _check_reachable(address)
     root = str(Path(__file__).resolve().parents[3])  # workers import realtime_seg from here
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=None if address == "local" else address, logging_level=logging.ERROR,
                  log_to_driver=False, include_dashboard=False,
@@ -80,6 +82,9 @@ def connect(address: str):
     except Exception as e:  # ConnectionError, or Ray's own types for a bad address
         raise UserError(f"cannot connect to the Ray cluster at {address}: {first_line(e)}; start one "
                         f"with `ray start --head` or check the address") from None
+    finally:
+        if sigterm is not None:  # ray.init installs its own SIGTERM handler: keep the command's policy
+            signal.signal(signal.SIGTERM, sigterm)
     return ray
 
 
@@ -168,17 +173,18 @@ def actor_slots(ray, cfg: BatchConfig) -> list[tuple[str, float, float]]:
     return slots
 
 
-def start_board(ray, cfg: BatchConfig):
-    """The progress board, holding the model's bytes put in the object store once."""
+def start_board(ray, cfg: BatchConfig) -> tuple[object, str]:
+    """The progress board (and its name), holding the model's bytes put in the object store once."""
     model = resolve_model(cfg.model)
     try:
         data = model.read_bytes()
     except OSError as e:
         raise UserError(f"cannot read model {model}: {e.strerror}; pass --model PATH to an exported .onnx") from None
-    return ray.remote(cw.Board).options(num_cpus=0).remote([ray.put(data)])
+    name = f"realtime_seg_board_{uuid.uuid4().hex[:12]}"
+    return ray.remote(cw.Board).options(num_cpus=0, name=name).remote([ray.put(data)]), name
 
 
-def start_actors(ray, cfg: BatchConfig, board) -> list:
+def start_actors(ray, cfg: BatchConfig, board_name: str) -> list:
     """One SegWorker per slot, each with its own onnxruntime session."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
     model_name = resolve_model(cfg.model).name
@@ -190,7 +196,7 @@ def start_actors(ray, cfg: BatchConfig, board) -> list:
         actors.append(worker.options(
             num_cpus=cpus, num_gpus=gpus, max_restarts=_RETRIES, max_task_retries=_RETRIES,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=True),
-        ).remote(cfg, model_name, device, threads, board))
+        ).remote(cfg, model_name, device, threads, board_name))
     try:  # a model that does not load fails here, once, with the engine's message
         infos = ray.get([a.info.remote() for a in actors])
     except ray.exceptions.RayActorError as e:
@@ -243,8 +249,8 @@ def run_on_ray(todo: list[tuple[int, Job]], cfg: BatchConfig, stop: threading.Ev
     try:
         plans = plan_tasks(todo, cfg)
         check_storage(ray, plans, cfg.out)
-        board = start_board(ray, cfg)
-        actors = start_actors(ray, cfg, board)
+        board, board_name = start_board(ray, cfg)
+        actors = start_actors(ray, cfg, board_name)
         from .cluster_run import Scheduler
         return Scheduler(ray, plans, actors, board, stop).run()
     finally:

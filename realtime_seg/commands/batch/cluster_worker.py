@@ -98,8 +98,9 @@ def local_model_copy(data: bytes, name: str) -> Path:
 class SegWorker:
     """One onnxruntime session, created once, used for every task sent to this actor."""
 
-    def __init__(self, cfg: BatchConfig, model_name: str, device: str, threads: int, board):
+    def __init__(self, cfg: BatchConfig, model_name: str, device: str, threads: int, board_name: str):
         import ray
+        board = ray.get_actor(board_name)  # by name: a handle among the arguments makes Ray warn
         self.cfg = replace(cfg, device=device, threads=threads, workers=1)
         data = ray.get(ray.get(board.model.remote())[0])  # the object store: once per node
         self.model: SegModel = load_model(local_model_copy(data, model_name), device, threads)
