@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # The `ray` CLI without the 127.0.0.1 -> outward address swap (tests stay on loopback).
-RAY_CLI = [sys.executable, "-c", "import sys; from ray._private import services; "
-           "services.resolve_ip_for_localhost = lambda host: host; "
-           "from ray.scripts.scripts import main; sys.exit(main())"]
+RAY_CLI = [sys.executable, "-c", ("import sys; from ray._private import services; "
+                                  "services.resolve_ip_for_localhost = lambda host: host; "
+                                  "from ray.scripts.scripts import main; sys.exit(main())")]
 READY = "block forever"  # what `ray start --block` prints once its node is up
 # Nodes, and the batch commands that join them: no token authentication (Ray 2.60 turns it on
 # when ~/.ray/auth_token exists, which a local `ray.init()` creates); the nodes listen on

@@ -16,10 +16,19 @@ import time
 from pathlib import Path
 
 import pytest
-
-from test_batch import (CARLA, FULL, ROOT, SHORT, TINY, digest, frames_of, leftovers,  # noqa: I001
-                       status_of, video_info)
 from ray_cluster import ENV, start_cluster
+from test_batch import (
+    CARLA,
+    FULL,
+    ROOT,
+    SHORT,
+    TINY,
+    digest,
+    frames_of,
+    leftovers,
+    status_of,
+    video_info,
+)
 
 pytestmark = [pytest.mark.ray,
               pytest.mark.skipif(importlib.util.find_spec("ray") is None,
@@ -131,6 +140,7 @@ def test_interrupted_run_resumes_from_its_finished_chunks(cluster, tmp_path):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{len(kept)} of 6 chunks" in resumed.stderr
     local = batch(FULL, "--out", tmp_path / "local", "--png-masks", "--ext", "mp4")
+    assert local.returncode == 0, local.stderr
     assert digest(out / "dashcam_highway_masks") == digest(tmp_path / "local" / "dashcam_highway_masks")
     assert video_info(out / "dashcam_highway_seg.mp4")[0] == 221
     assert not chunks.exists() and not leftovers(out)

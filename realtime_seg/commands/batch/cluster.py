@@ -11,24 +11,33 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ...cli import resolve_model
 from ...errors import UserError, first_line
-from ...system import partial_path, progress
+from ...runtime.engine import load_model
+from ...system import partial_path
 from . import cluster_worker as cw
-from .chunks import Chunk, chunk_dir, chunk_path, remove_chunks, split, stored_chunks, temporary
+from .chunks import (
+    Chunk,
+    chunk_dir,
+    chunk_path,
+    remove_chunks,
+    split,
+    stored_chunks,
+    temporary,
+)
 from .config import BatchConfig
 from .plan import Job
-from .runner import Result, report_failure
+from .runner import Result
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +150,11 @@ def check_storage(ray, plans: list[Plan], out: Path) -> None:
     try:
         for name, (node, ref) in refs.items():
             where = f"node {node['NodeManagerAddress']} ({node['NodeID'][:8]})"
-            problems = ray.get(ref, timeout=120)
+            try:
+                problems = ray.get(ref, timeout=120)
+            except ray.exceptions.RayError as e:  # the node died or has no room for a task
+                raise UserError(f"{where} did not answer the storage check ({ray_reason(e)}); "
+                                f"check the node with `ray status`") from None
             if problems:
                 raise UserError(f"{where}: {problems[0]}; inputs and --out must be on storage every node "
                                 f"mounts at the same path (e.g. NFS)")
@@ -200,18 +213,17 @@ def start_actors(ray, cfg: BatchConfig, board_name: str) -> list:
     try:  # a model that does not load fails here, once, with the engine's message
         infos = ray.get([a.info.remote() for a in actors])
     except ray.exceptions.RayActorError as e:
-        raise UserError(f"the workers could not start: {_cause(e)}") from None
+        raise UserError(f"the workers could not start: {ray_reason(e)}") from None
     providers = sorted({p.replace("ExecutionProvider", "") for _, _, p in infos})
     note(f"ray: {len(actors)} workers on {len({n for n, _, _ in infos})} nodes ({', '.join(providers)})")
     return actors
 
 
-def _cause(error: BaseException) -> str:
-    """The one-line reason inside a Ray error (the worker's own exception when there is one)."""
-    cause = getattr(error, "cause", None) or getattr(error, "error", None) or error
-    if isinstance(cause, BaseException) and cause is not error:
-        return _cause(cause)
-    return first_line(error)
+def ray_reason(error: BaseException) -> str:
+    """The one-line reason inside a Ray error: the worker's own exception message when it has one."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # Ray colours its messages
+    raised = re.findall(r"^[\w.]*(?:Error|Exception): (.+)$", text, re.MULTILINE)
+    return raised[-1].strip() if raised else first_line(RuntimeError(text))
 
 
 def temporaries(job: Job, chunks: list[Chunk]) -> list[Path]:
@@ -245,6 +257,7 @@ def run_on_ray(todo: list[tuple[int, Job]], cfg: BatchConfig, stop: threading.Ev
     """Process the jobs on the cluster at `cfg.ray`; one Result per job index."""
     todo = [(i, _absolute(job)) for i, job in todo]
     cfg = replace(cfg, out=cfg.out.absolute())
+    load_model(resolve_model(cfg.model), "cpu", 1)  # a bad model fails here, once, not in every worker
     ray = connect(cfg.ray)
     try:
         plans = plan_tasks(todo, cfg)

@@ -13,8 +13,8 @@ import threading
 import time
 
 from ...system import progress
-from .cluster import Plan, _cause, remove_temporaries
-from .runner import Result, report_failure, _reason
+from .cluster import Plan, ray_reason, remove_temporaries
+from .runner import Result, report_failure
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,11 @@ class Scheduler:
             value = self.ray.get(ref)
         except self.ray.exceptions.RayActorError as e:  # restarted and retried, and still lost
             self.actors.remove(actor)
-            self._fail(plan, f"worker lost ({_cause(e)})")
+            self._fail(plan, f"worker lost ({ray_reason(e)})")
             return
         except self.ray.exceptions.RayError as e:
             self.free.append(actor)
-            self._fail(plan, _cause(e))
+            self._fail(plan, ray_reason(e))
             return
         self.free.append(actor)
         if kind == "chunk":
@@ -113,7 +113,7 @@ class Scheduler:
         if plan.index in self.results:
             return
         remove_temporaries(plan.job, plan.chunks)
-        reason = _reason(RuntimeError(reason), plan.job.source)
+        reason = reason.replace(str(plan.job.source), plan.job.source.name)
         self.results[plan.index] = Result(plan.job.label, f"failed: {reason}")
         self._uncount(plan, 0)
         report_failure(f"{plan.job.source}: {reason}")
