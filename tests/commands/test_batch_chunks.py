@@ -10,15 +10,8 @@ import numpy as np
 from conftest import assert_one_line_error
 from test_batch import FULL, ROOT, SHORT, TINY, frames_of
 
-from realtime_seg.commands.batch.chunks import (
-    Chunk,
-    RangeSource,
-    RecordingModel,
-    ReplayModel,
-    chunk_path,
-    split,
-    stored_chunks,
-)
+from realtime_seg.commands.batch.chunks import (Chunk, RangeSource, RecordingModel, ReplayModel,
+                                                chunk_path, split, stored_chunks)
 from realtime_seg.commands.batch.plan import Job
 from realtime_seg.runtime.engine import load_model, preprocess
 from realtime_seg.runtime.pipeline import segment_stream

@@ -17,18 +17,7 @@ from pathlib import Path
 
 import pytest
 from ray_cluster import ENV, start_cluster
-from test_batch import (
-    CARLA,
-    FULL,
-    ROOT,
-    SHORT,
-    TINY,
-    digest,
-    frames_of,
-    leftovers,
-    status_of,
-    video_info,
-)
+from test_batch import CARLA, FULL, ROOT, SHORT, TINY, digest, frames_of, leftovers, status_of, video_info
 
 pytestmark = [pytest.mark.ray,
               pytest.mark.skipif(importlib.util.find_spec("ray") is None,

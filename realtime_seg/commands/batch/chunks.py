@@ -92,6 +92,9 @@ class RecordingModel:
         self.maps: list[np.ndarray] = []
         self.crcs: list[int] = []
 
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)  # classes, palette, provider...: the model's own
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
         maps = self.model.infer(batch)
         self.maps.extend(maps)
@@ -121,6 +124,9 @@ class ReplayModel:
         self.input_size, self.provider = model.input_size, model.provider
         self.index, self.recomputed = 0, 0
         self._loaded: tuple[Chunk, np.ndarray, np.ndarray] | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)  # anything else the per-file code reads: the model's own
 
     def _stored(self, index: int) -> tuple[np.ndarray, int] | None:
         if self._loaded is None or not self._loaded[0].start <= index < self._loaded[0].end:

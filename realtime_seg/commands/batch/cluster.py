@@ -26,15 +26,7 @@ from ...errors import UserError, first_line
 from ...runtime.engine import load_model
 from ...system import partial_path
 from . import cluster_worker as cw
-from .chunks import (
-    Chunk,
-    chunk_dir,
-    chunk_path,
-    remove_chunks,
-    split,
-    stored_chunks,
-    temporary,
-)
+from .chunks import Chunk, chunk_dir, chunk_path, remove_chunks, split, stored_chunks, temporary
 from .config import BatchConfig
 from .plan import Job
 from .runner import Result

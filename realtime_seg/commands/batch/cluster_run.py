@@ -50,9 +50,12 @@ class Scheduler:
                     self._abandon()
                     break
                 self._submit()
-                ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=0.2)
-                for ref in ready:
-                    self._finish(ref)
+                if self.queue and not self.running and not self.free:
+                    self._no_workers_left()
+                if self.running:
+                    ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=0.2)
+                    for ref in ready:
+                        self._finish(ref)
                 self._update_bar()
         except BaseException:  # a second Ctrl-C: kill everything, leave no temporaries
             self._abandon()
@@ -107,6 +110,12 @@ class Scheduler:
         if value.failed:
             self._uncount(plan, value.frames)
             report_failure(f"{plan.job.source}: {value.status.removeprefix('failed: ')}")
+
+    def _no_workers_left(self) -> None:
+        """Every actor was lost for good (restarts used up): the jobs still queued cannot run."""
+        while self.queue:
+            _, plan, _ = self.queue.popleft()
+            self._fail(plan, "no Ray workers left (all were lost); check the nodes with `ray status`")
 
     def _fail(self, plan: Plan, reason: str) -> None:
         log.debug("%s failed: %s", plan.job.source, reason)

@@ -16,14 +16,7 @@ from pathlib import Path
 
 from ...runtime.engine import SegModel, load_model
 from ...runtime.pipeline import segment_stream
-from .chunks import (
-    Chunk,
-    RangeSource,
-    RecordingModel,
-    ReplayModel,
-    chunk_path,
-    remove_chunks,
-)
+from .chunks import Chunk, RangeSource, RecordingModel, ReplayModel, chunk_path, remove_chunks
 from .config import BatchConfig
 from .plan import Job
 from .runner import Result, Runner
