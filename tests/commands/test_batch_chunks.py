@@ -93,3 +93,16 @@ def test_batch_without_ray_never_imports_it(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("no ray"), proc.stdout
     assert (tmp_path / "o" / "dashcam_short_seg.mp4").exists()
+
+
+def test_the_storage_probe_names_what_a_node_cannot_reach(tmp_path):
+    from realtime_seg.commands.batch.cluster_worker import check_node
+    out = tmp_path / "out"
+    out.mkdir()
+    assert check_node([str(SHORT)], str(out), ".probe") == []
+    assert (out / ".probe").exists()  # the driver looks for it: same storage as the node's
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    problems = check_node([str(SHORT), str(tmp_path / "gone.mp4")], str(not_a_folder), ".probe")
+    assert problems[0] == f"cannot read {tmp_path / 'gone.mp4'}"
+    assert problems[1].startswith(f"cannot write the output folder {not_a_folder}")
