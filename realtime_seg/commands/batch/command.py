@@ -59,6 +59,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--recursive", action="store_true", help="folders: include subfolders; globs: ** matches")
     p.add_argument("--workers", type=int, default=1, help="files processed in parallel (default 1)")
     p.add_argument("--batch-size", type=int, default=1, help="frames per inference call (default 1)")
+    ray = p.add_argument_group("Ray cluster (pip install -r requirements-cluster.txt; docs/BATCH.md)")
+    ray.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                     help="run on Ray: alone, a Ray runtime on this machine; auto, HOST:PORT or "
+                          "ray://HOST:PORT, an existing cluster (`ray start --head`)")
+    ray.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs per worker actor (default 1)")
+    ray.add_argument("--ray-gpus", type=float, default=None,
+                     help="GPUs per worker actor (default: 1 on nodes with GPUs, CUDA; else CPU actors)")
+    ray.add_argument("--chunk-frames", type=int, default=1500,
+                     help="split files longer than this into chunks that run on any node (0: never)")
     return p
 
 
@@ -68,7 +77,8 @@ def config_from_args(args: argparse.Namespace) -> BatchConfig:
                        png_masks=args.png_masks, stats=args.stats, codec=args.codec,
                        ext=args.ext.lstrip(".").lower(), overwrite=args.overwrite,
                        recursive=args.recursive, workers=args.workers, batch_size=args.batch_size,
-                       threads=args.threads)
+                       threads=args.threads, ray=args.ray, ray_cpus=args.ray_cpus,
+                       ray_gpus=args.ray_gpus, chunk_frames=args.chunk_frames)
 
 
 @contextlib.contextmanager

@@ -32,6 +32,10 @@ class BatchConfig:
     batch_size: int = 1
     threads: int = 0              # onnxruntime threads per session (0: half the cores per worker)
     share_model: bool = True      # one session for all workers: as fast here, one copy of the weights
+    ray: str | None = None        # --ray: None (local threads), "local" (a Ray runtime here) or an address
+    ray_cpus: float = 1.0         # CPUs per Ray worker actor
+    ray_gpus: float | None = None  # GPUs per Ray worker actor (None: 1 on nodes with GPUs, else 0)
+    chunk_frames: int = 1500      # --ray: files longer than this are split into chunks of it (0: never)
 
     @property
     def fourcc(self) -> str:
@@ -44,6 +48,10 @@ def check_config(cfg: BatchConfig) -> None:
     check_at_least("--workers", cfg.workers, 1)
     check_at_least("--batch-size", cfg.batch_size, 1)
     check_at_least("--threads", cfg.threads, 0)
+    check_at_least("--chunk-frames", cfg.chunk_frames, 0)
+    if cfg.ray_cpus <= 0 or (cfg.ray_gpus is not None and cfg.ray_gpus < 0):
+        raise UsageError(f"--ray-cpus must be more than 0 and --ray-gpus 0 or more, got "
+                         f"{cfg.ray_cpus:g} and {cfg.ray_gpus}")
     if not cfg.ext.isalnum():
         raise UsageError(f"--ext must be a container name like webm or mp4, got {cfg.ext!r}")
     if not cfg.fourcc:

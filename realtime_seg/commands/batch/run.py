@@ -40,6 +40,9 @@ def probe_codec(cfg: BatchConfig) -> None:
 def run_batch(specs: list[str], cfg: BatchConfig, stop: threading.Event | None = None) -> list[Result]:
     """Expand, plan and process every input; one Result per input, in input order."""
     check_config(cfg)
+    if cfg.ray is not None:
+        from .cluster import import_ray
+        import_ray(cfg.ray)  # the install hint before any work
     stop = stop or threading.Event()
     streams = [spec for spec in specs if is_url(spec)]
     if streams:
@@ -75,10 +78,13 @@ def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: Bat
             todo.append((i, pending))
     if todo:
         probe_codec(cfg)
-        models = Models(resolve_model(cfg.model), cfg)
         for _, job in todo:
             job.frames = header_frames(job.source)
-        results.update(_run_jobs(todo, cfg, models, stop))
+        if cfg.ray is not None:
+            from .cluster import run_on_ray
+            results.update(run_on_ray(todo, cfg, stop))
+        else:
+            results.update(_run_jobs(todo, cfg, Models(resolve_model(cfg.model), cfg), stop))
     ordered = [results[i] for i in range(len(jobs))]
     return [Result(spec, "failed: not found (no such file, or no videos match)") for spec in unmatched] + ordered
 

@@ -1,0 +1,156 @@
+"""What runs on the Ray nodes for `batch --ray`: a worker actor and the progress board.
+
+Only `cluster.py` imports this module, and only after Ray is imported: the classes here are
+plain Python (made Ray actors there), so the module itself never imports Ray at the top.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ...runtime.engine import SegModel, load_model
+from ...runtime.pipeline import segment_stream
+from .chunks import Chunk, RangeSource, RecordingModel, ReplayModel, chunk_path, remove_chunks
+from .config import BatchConfig
+from .plan import Job
+from .runner import Result, Runner
+
+
+class Board:
+    """Frames done per task (the latest report of its latest attempt), the stop flag, and the
+    model's object reference (held here for actors that restart)."""
+
+    def __init__(self, model: list):
+        self.done: dict[str, int] = {}
+        self.stopping = False
+        self._model = model  # [ObjectRef]: in a list, so Ray passes the reference, not the bytes
+
+    def model(self) -> list:
+        return self._model
+
+    def report(self, key: str, frames: int) -> bool:
+        """Record a task's frames; True when the batch is being stopped."""
+        self.done[key] = frames
+        return self.stopping
+
+    def frames(self) -> int:
+        return sum(self.done.values())
+
+    def stop(self) -> None:
+        self.stopping = True
+
+
+class _Progress:
+    """The `overall` bar the per-file Runner updates, sent to the board a few times a second.
+
+    `total` stays 0 so that the Runner leaves totals alone: the driver owns the one real bar.
+    """
+
+    total = 0
+
+    def __init__(self, board, key: str, stop: threading.Event, every: float = 0.3):
+        self.board, self.key, self.stop, self.every = board, key, stop, every
+        self.n, self._sent = 0, 0.0
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if time.monotonic() - self._sent > self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        import ray
+        self._sent = time.monotonic()
+        if ray.get(self.board.report.remote(self.key, self.n)):
+            self.stop.set()
+
+    def refresh(self) -> None:
+        pass
+
+
+class _OneModel:
+    """The Runner's `models`: the same session for every slot."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def get(self, slot: int):
+        return self.model
+
+
+def local_model_copy(data: bytes, name: str) -> Path:
+    """The model's bytes (from the object store) as a file on this node, written once per node."""
+    folder = Path(tempfile.gettempdir()) / "realtime_seg_models"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}_{name}"
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return path
+
+
+class SegWorker:
+    """One onnxruntime session, created once, used for every task sent to this actor."""
+
+    def __init__(self, cfg: BatchConfig, model_name: str, device: str, threads: int, board_name: str):
+        import ray
+        board = ray.get_actor(board_name)  # by name: a handle among the arguments makes Ray warn
+        self.cfg = replace(cfg, device=device, threads=threads, workers=1)
+        data = ray.get(ray.get(board.model.remote())[0])  # the object store: once per node
+        self.model: SegModel = load_model(local_model_copy(data, model_name), device, threads)
+        self.board = board
+
+    def info(self) -> tuple[str, int, str]:
+        """(node id, process id, provider): where this actor runs."""
+        import ray
+        return ray.get_runtime_context().get_node_id(), os.getpid(), self.model.provider
+
+    def segment_chunk(self, job: Job, chunk: Chunk, key: str) -> int | None:
+        """Segment frames [start, end) into the chunk file; frames stored, None if stopped."""
+        stop = threading.Event()
+        bar = _Progress(self.board, key, stop)
+        recorder = RecordingModel(self.model)
+        source = RangeSource(job.source, chunk)
+        try:
+            stream = segment_stream(source, recorder, queue_size=max(2, self.cfg.batch_size),
+                                    batch_size=self.cfg.batch_size)
+            with contextlib.closing(stream):
+                for _ in stream:
+                    if stop.is_set():
+                        return None
+                    bar.update()
+        finally:
+            source.close()
+        bar.flush()
+        if stop.is_set():
+            return None
+        recorder.save(chunk_path(job, chunk), self.model.input_size)
+        return len(recorder.maps)
+
+    def write_file(self, job: Job, chunks: list[Chunk], key: str) -> Result:
+        """The per-file code of a local batch; with chunks, their stored maps stand in for the model."""
+        stop = threading.Event()
+        bar = _Progress(self.board, key, stop)
+        model = ReplayModel(self.model, job, chunks) if chunks else self.model
+        result = Runner(self.cfg, _OneModel(model), stop, bar).run(job)
+        bar.flush()
+        if chunks and result.status != "interrupted":
+            remove_chunks(job)  # written, or failed for good (e.g. truncated): no resume needed
+        return result
+
+
+def check_node(paths: list[str], out: str, probe_name: str) -> list[str]:
+    """On one node: which inputs it cannot read, and whether it can write the output folder."""
+    problems = [f"cannot read {p}" for p in paths if not os.access(p, os.R_OK)]
+    probe = Path(out) / probe_name
+    try:
+        probe.write_text("realtime_seg batch --ray storage check\n")
+    except OSError as e:
+        problems.append(f"cannot write the output folder {out} ({e.strerror})")
+    return problems
