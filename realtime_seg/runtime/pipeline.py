@@ -17,7 +17,6 @@ from typing import Iterator
 
 import numpy as np
 
-from ..contract import preprocess
 from .engine import SegModel
 
 log = logging.getLogger(__name__)
@@ -101,7 +100,7 @@ def _inferrer(model: SegModel, inq: queue.Queue, out: queue.Queue, stop: threadi
             batch.pop()
         if batch:
             t0 = time.perf_counter()
-            x = preprocess([p.frame for p in batch], model.input_size)
+            x = model.prepare([p.frame for p in batch])
             t1 = time.perf_counter()
             maps = model.infer(x)
             t2 = time.perf_counter()

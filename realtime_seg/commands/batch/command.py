@@ -58,7 +58,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="redo outputs that exist (default: skip)")
     p.add_argument("--recursive", action="store_true", help="folders: include subfolders; globs: ** matches")
     p.add_argument("--workers", type=int, default=1, help="files processed in parallel (default 1)")
-    p.add_argument("--batch-size", type=int, default=1, help="frames per inference call (default 1)")
+    p.add_argument("--batch-size", type=int, default=0,
+                   help="frames per inference call (default 0: 1 on a CPU, 8 on CUDA; docs/BATCH.md)")
     return p
 
 
@@ -68,7 +69,7 @@ def config_from_args(args: argparse.Namespace) -> BatchConfig:
                        png_masks=args.png_masks, stats=args.stats, codec=args.codec,
                        ext=args.ext.lstrip(".").lower(), overwrite=args.overwrite,
                        recursive=args.recursive, workers=args.workers, batch_size=args.batch_size,
-                       threads=args.threads)
+                       threads=args.threads, precision=args.precision)
 
 
 @contextlib.contextmanager
