@@ -114,9 +114,9 @@ def check(fp32, int8, parity_batch: np.ndarray, cfg: Int8Config) -> dict:
 def int8_variant(proto, cfg: Int8Config, parity_batch: np.ndarray, size: tuple[int, int]):
     """The checked int8 ModelProto of an fp32 export (metadata included), or UserError: nothing to write."""
     import onnx
-    print(f"quantizing to int8: {cfg.images} calibration images from the train split of {cfg.data} ...",
-          flush=True)
     frames = calibration_frames(cfg, size)
+    print(f"quantizing to int8: {len(frames)} calibration images from the train split of {cfg.data} ...",
+          flush=True)
     int8 = quantize(proto, frames)
     meta = {p.key: p.value for p in proto.metadata_props}
     meta.update({PRECISION: "int8", CALIBRATION: json.dumps(
@@ -128,7 +128,8 @@ def int8_variant(proto, cfg: Int8Config, parity_batch: np.ndarray, size: tuple[i
         set_metadata(int8, meta)
         onnx.save(int8, paths["int8"])
         checks = check(load_model(paths["fp32"], "cpu"), load_model(paths["int8"], "cpu"), parity_batch, cfg)
-    set_metadata(int8, {**meta, INT8_CHECK: json.dumps(checks)})
+    # this file's own val mIoU, measured on the run's val split just now
+    set_metadata(int8, {**meta, "val_miou": json.dumps(checks["val_miou_int8"]), INT8_CHECK: json.dumps(checks)})
     return int8
 
 

@@ -1,5 +1,8 @@
 """Precision variants of one model and which to run: M.onnx (fp32), M.int8.onnx, M.fp16.onnx.
 
+A preset (`--model accurate`) is such a family in models/; a path to M.onnx runs that file unless
+`--precision` names another member of its family beside it.
+
 `--precision auto` runs int8 on a CPU and fp16 on CUDA where that variant exists and pays off;
 fp32 otherwise. Measured (docs/BENCHMARKS.md): int8 runs the accurate preset 1.7x faster on this
 AVX2 CPU without VNNI, about 2x with VNNI; fp16 only pays on GPUs (onnxruntime's CPU has few fp16 kernels).
@@ -65,13 +68,30 @@ def open_family(base: Path, precision: str = "auto", device: str = "auto", threa
     return load_model(found["fp32"] if "fp32" in found else next(iter(found.values())), device, threads, spinning)
 
 
+def family_base(path: Path) -> Path:
+    """M.onnx for any member of M's family (M.onnx, M.int8.onnx, M.fp16.onnx)."""
+    for precision in PRECISIONS[1:]:
+        if path.name.endswith(f".{precision}.onnx"):
+            return path.with_name(path.name[: -len(f".{precision}.onnx")] + ".onnx")
+    return path
+
+
 def open_model(path: Path, precision: str = "auto", preset: bool = False, device: str = "auto",
                threads: int = 0, spinning: bool = False) -> SegModel:
-    """A preset's family member, or the one file given (whose precision must match an explicit one)."""
+    """A preset's best variant; a file as given (auto), or the `precision` variant of its family beside it."""
     if preset:
         return open_family(path, precision, device, threads, spinning)
-    model = load_model(path, device, threads, spinning)
-    if precision not in ("auto", model.precision):
-        raise UserError(f"model {path} is {model.precision}, not {precision}; pass its {precision} "
-                        f"file or --precision auto")
+    if precision == "auto":
+        return load_model(path, device, threads, spinning)
+    wanted = variant_path(family_base(path), precision)
+    if wanted != path and not wanted.is_file():
+        model = load_model(path, device, threads, spinning)  # the file given may be that precision itself
+        if model.precision == precision:
+            return model
+        raise UserError(f"model {path} is {model.precision} and there is no {wanted.name} beside it; "
+                        f"export it (python -m export ... --{precision}) or pass --precision auto")
+    model = load_model(wanted, device, threads, spinning)
+    if model.precision != precision:
+        raise UserError(f"model {wanted} is {model.precision}, not {precision} (its metadata says so); "
+                        f"re-export it or pass --precision auto")
     return model

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...cli import DEMO_VIDEO, PRESETS, add_model_options, check_at_least, resolve_model
-from ...runtime.precision import open_model
+from ...runtime.precision import family_base, open_model
 from ...errors import ArgumentParser, UsageError, UserError
 from ...runtime.engine import SegModel, load_model
 from ...system import check_output_file
@@ -55,7 +55,7 @@ class BenchConfig:
 class Row:
     """One measured row: a model (a preset or a file) at one precision."""
 
-    name: str           # e.g. "accurate int8"
+    name: str           # the preset's name or the file's stem; the JSON's `model`, beside `precision`
     spec: str           # --models entry: preset name or path
     base: Path          # the fp32 file of a preset, or the file given: where its .keras is looked for
     model: SegModel
@@ -65,11 +65,11 @@ def load_rows(cfg: BenchConfig) -> list[Row]:
     """Every model at every precision asked for (`auto` once, as the product picks it); no row twice."""
     rows: list[Row] = []
     for spec in cfg.models:
-        base, preset = resolve_model(spec), spec in PRESETS
+        base, preset = family_base(resolve_model(spec)), spec in PRESETS
         for precision in dict.fromkeys(cfg.precisions):
             model = open_model(base, precision, preset, cfg.device, cfg.threads, cfg.spinning)
             if all(r.model.path != model.path for r in rows):
-                rows.append(Row(f"{spec if preset else base.stem} {model.precision}", spec, base, model))
+                rows.append(Row(spec if preset else base.stem, spec, base, model))
     return rows
 
 
@@ -108,7 +108,7 @@ def run(cfg: BenchConfig) -> dict:
               f"timings will be low and noisy", file=sys.stderr)
     clip = read_clip(cfg.video, cfg.frames)
     with tempfile.TemporaryDirectory(prefix="realtime_seg_bench_") as tmp:
-        measured = [bench_model(r.model, r.name, cfg, clip, Path(tmp)) for r in rows]
+        measured = [bench_model(r.model, f"{r.name} {r.model.precision}", cfg, clip, Path(tmp)) for r in rows]
         seeds: dict[str, SeedKeras] = {}  # one seed loop per model, whatever the precisions
         for row in rows:  # last: TensorFlow stays loaded after
             keras_path = keras_path_for(row.base, cfg.keras)
