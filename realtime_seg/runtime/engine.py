@@ -134,7 +134,7 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinnin
     size = tuple(json.loads(meta["input_size"]))
     if (len(inp.shape) != 4 or inp.shape[3] != 3 or tuple(inp.shape[1:3]) != size
             or inp.type not in INPUT_DTYPES):
-        raise UserError(f"model {path} takes input {inp.type} {inp.shape}, expected (N, {size[0]}, {size[1]}, 3) "
+        raise UserError(f"model {path} takes input {inp.shape} {inp.type}, expected (N, {size[0]}, {size[1]}, 3) "
                         f"uint8 or float32 RGB; re-export it with `python -m export`")
     precision = meta.get(PRECISION, "fp32")
     if precision not in PRECISIONS:

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 
 from ...cli import resolve_model
+from ...runtime.engine import batch_size_for
 from ...errors import UsageError, UserError
 from ...runtime.sources import is_url
 from ...system import progress, quiet_stderr
@@ -76,6 +77,9 @@ def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: Bat
     if todo:
         probe_codec(cfg)
         models = Models(resolve_model(cfg.model), cfg)
+        first = models.get(0)
+        print(f"model {first.path.name} on {first.runs_on}, "
+              f"{cfg.batch_size or batch_size_for(first)} frame(s) per inference call", flush=True)
         for _, job in todo:
             job.frames = header_frames(job.source)
         results.update(_run_jobs(todo, cfg, models, stop))
