@@ -236,7 +236,7 @@ def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput 
     bar = progress(total=source.length, desc="segmenting", unit="frame") if bar and not show else None
     start, frames = time.perf_counter(), 0
     # closing: on a second Ctrl-C the stage threads stop before the source is closed under them
-    with contextlib.closing(segment_stream(source, model, times, workers=int(os.environ.get("RS_WORKERS", "1")))) as packets:
+    with contextlib.closing(segment_stream(source, model, times)) as packets:
         for packet in packets:
             t = time.perf_counter()
             image = render(packet, model, state, meter.tick(), times, source)
