@@ -1,9 +1,11 @@
 """Keras checkpoint -> ONNX with metadata, checked against Keras on real frames.
 
-usage: python -m export runs/x/best.keras -o models/x.onnx [--fp16] [--head argmax|logits]
+usage: python -m export runs/x/best.keras -o models/x.onnx [--fp16 | --int8 [--calib DATA]] [--head argmax|logits]
 
-Graph: input `image` float32 (N, H, W, 3) RGB in [0, 1]; output `class_map` uint8
-(N, H, W) (head argmax, the default: see docs/EXPORT.md) or `logits` float32 (N, H, W, C).
+Graph: input `image` uint8 (N, H, W, 3) RGB, scaled to [0, 1] inside the graph; output `class_map`
+uint8 (N, H, W) (head argmax, the default: see docs/EXPORT.md) or `logits` float32 (N, H, W, C).
+--int8: static QDQ quantization calibrated on the training split of DATA (default: the run's
+dataset), written only if it keeps fp32's val mIoU (within 0.5) and class maps (export/quantize.py).
 """
 from __future__ import annotations
 
@@ -19,11 +21,14 @@ import numpy as np
 
 from realtime_seg.training.backend import import_keras
 from realtime_seg.datasets.classes import TABLES
-from realtime_seg.datasets.readers import split_settings
-from realtime_seg.contract import CLASS_MAP, INPUT, LOGITS, SPLIT, preprocess
+from realtime_seg.datasets.readers import check_data_folder, split_settings
+from realtime_seg.contract import (CALIBRATION, CLASS_MAP, INPUT, INT8_CHECK, LOGITS, PRECISION, PRECISIONS,
+                                   SPLIT, preprocess)
 from realtime_seg.errors import ArgumentParser, UsageError, UserError, first_line
 from realtime_seg.cli import DEMO_VIDEO, check_at_least
 from realtime_seg.system import check_output_file, check_readable, write_atomic
+
+from .quantize import Int8Config, set_metadata
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +40,13 @@ HEADS = ("argmax", "logits")
 class ExportConfig:
     checkpoint: str
     output: str
-    fp16: bool = False
+    precision: str = "fp32"      # fp32, fp16 (GPUs) or int8 (CPUs; needs `int8`)
     head: str = "argmax"
     classes: str = "auto"        # auto: from the run's config.json; else a table name
     frames: str = str(DEMO_VIDEO)  # video or image folder for the parity check
     num_frames: int = 8
-    min_agreement: float = 0.0   # 0: 99.9% for fp32, 99% for fp16
+    min_agreement: float = 0.0   # with Keras; 0: 99.9% for fp32, 99% for fp16 (int8: checked against fp32)
+    int8: Int8Config | None = None  # calibration and checks; data None: the run's dataset (config.json)
 
 
 def _sha256(path: Path) -> str:
@@ -91,7 +97,7 @@ def _class_info(checkpoint: Path, classes: str, n_out: int) -> dict:
     if classes == "auto" and config_path.is_file():
         cfg = json.loads(config_path.read_text())
         info = {"classes": cfg["classes_list"], "palette": cfg["palette"], "dataset": cfg["dataset"],
-                "split": split_settings(cfg)}
+                "split": split_settings(cfg), "data": cfg.get("data")}
     elif classes in TABLES:
         t = TABLES[classes]
         info = {"classes": list(t.classes), "palette": [list(c) for c in t.palette], "dataset": t.name}
@@ -114,11 +120,13 @@ def convert(model, head: str):
     if head not in HEADS:
         raise UserError(f"unknown --head {head!r}; allowed: {', '.join(HEADS)}")
     _, h, w, _ = model.inputs[0].shape
-    spec = [tf.TensorSpec((None, h, w, 3), tf.float32, name=INPUT)]
+    spec = [tf.TensorSpec((None, h, w, 3), tf.uint8, name=INPUT)]
 
     @tf.function(input_signature=spec)
     def forward(image):
-        logits = model(image, training=False)                         # (N, H, W, C)
+        # uint8 in, scaled here: the host hands over the resized frame as is (4x fewer bytes, no float pass)
+        x = tf.cast(image, tf.float32) * (1.0 / 255.0)
+        logits = model(x, training=False)                             # (N, H, W, C)
         if head == "logits":
             return {LOGITS: logits}
         return {CLASS_MAP: tf.cast(tf.argmax(logits, axis=-1), tf.uint8), LOGITS: logits}
@@ -136,12 +144,14 @@ def _drop_output(proto, name: str):
 
 
 def to_fp16(proto):
-    """fp16 weights and compute, float32 input and output (for GPUs)."""
+    """fp16 weights and compute, input and outputs unchanged (for GPUs)."""
     import warnings
     from onnxconverter_common import float16
     with warnings.catch_warnings():  # it warns for every tiny weight it rounds to fp16's range
         warnings.simplefilter("ignore")
-        return float16.convert_float_to_float16(proto, keep_io_types=True)
+        # Cast stays as it is: the converter retypes the uint8 -> float Cast's output but not its `to`
+        return float16.convert_float_to_float16(proto, keep_io_types=True,
+                                                op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, "Cast"])
 
 
 def parity_frames(source: str, count: int) -> list[np.ndarray]:
@@ -174,9 +184,9 @@ def parity_frames(source: str, count: int) -> list[np.ndarray]:
 
 
 def parity(model, proto, batch: np.ndarray) -> dict[str, float]:
-    """Keras against onnxruntime (CPU) on the same batch: max |logit diff|, argmax agreement."""
+    """Keras (float32 in [0, 1]) against onnxruntime (CPU, the uint8 batch): max |logit diff|, argmax agreement."""
     import onnxruntime as ort
-    keras_logits = np.asarray(model(batch, training=False))
+    keras_logits = np.asarray(model(batch.astype(np.float32) / 255.0, training=False))
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {INPUT: batch})))
     onnx_map = outs[CLASS_MAP] if CLASS_MAP in outs else np.argmax(outs[LOGITS], -1)
@@ -189,12 +199,12 @@ def _metadata(cfg: ExportConfig, info: dict, size, checks: dict, checkpoint: Pat
     return {
         "classes": json.dumps(info["classes"]), "palette": json.dumps(info["palette"]),
         "input_size": json.dumps(list(size)), "input_layout": "NHWC",
-        "preprocessing": json.dumps({"color": "RGB", "scale": "1/255", "range": [0, 1],
+        "preprocessing": json.dumps({"color": "RGB", "dtype": "uint8", "scale": "1/255 in the graph",
                                      "resize": "area"}),
         "output": CLASS_MAP if cfg.head == "argmax" else LOGITS,
         "dataset": info.get("dataset", ""), "val_miou": json.dumps(info.get("val_miou")),
         **({SPLIT: json.dumps(info["split"])} if "split" in info else {}),
-        "precision": "fp16" if cfg.fp16 else "fp32",
+        PRECISION: "fp16" if cfg.precision == "fp16" else "fp32",  # int8: set once quantized
         "source_checkpoint": checkpoint.name, "source_sha256": _sha256(checkpoint),
         "parity": json.dumps(checks), "keras_version": keras.__version__,
     }
@@ -205,19 +215,22 @@ def export_model(cfg: ExportConfig) -> dict:
     checkpoint, out = Path(cfg.checkpoint), Path(cfg.output)
     if out.suffix != ".onnx":
         raise UsageError(f"-o {out} must end in .onnx; e.g. -o models/NAME.onnx")
+    if cfg.precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {cfg.precision!r}; allowed: {', '.join(PRECISIONS)}")
     check_output_file(out, "-o", {"checkpoint": checkpoint, "--frames video": Path(cfg.frames)})
     frames = parity_frames(cfg.frames, cfg.num_frames)  # before Keras (seconds to load): bad input fails at once
     model = load_keras(checkpoint)
     _, h, w, _ = model.inputs[0].shape
     info = _class_info(checkpoint, cfg.classes, model.outputs[0].shape[-1])
-    batch = preprocess(frames, (h, w))
+    int8 = _int8_config(cfg, info, checkpoint) if cfg.precision == "int8" else None
+    batch = preprocess(frames, (h, w), np.uint8)
     print(f"converting {checkpoint} ({h}x{w}, {len(info['classes'])} classes, head {cfg.head}, "
-          f"{'fp16' if cfg.fp16 else 'fp32'}) ...", flush=True)
+          f"{cfg.precision}) ...", flush=True)
     proto = convert(model, cfg.head)
-    if cfg.fp16:
+    if cfg.precision == "fp16":
         proto = to_fp16(proto)
     checks = parity(model, proto, batch)
-    need = cfg.min_agreement or (0.99 if cfg.fp16 else 0.999)
+    need = cfg.min_agreement or (0.99 if cfg.precision == "fp16" else 0.999)
     print(f"parity on {len(batch)} real frames: max |logit diff| {checks['max_abs_logit_diff']:.2e}, "
           f"argmax agreement {checks['agreement'] * 100:.3f}% (need >= {need * 100:.1f}%)")
     if checks["agreement"] < need:
@@ -225,13 +238,33 @@ def export_model(cfg: ExportConfig) -> dict:
                         f"{checks['agreement'] * 100:.2f}% of pixels (< {need * 100:.1f}%); nothing written")
     if cfg.head == "argmax":
         proto = _drop_output(proto, LOGITS)
-    for key, value in _metadata(cfg, info, (h, w), checks, checkpoint).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+    set_metadata(proto, _metadata(cfg, info, (h, w), checks, checkpoint))
+    if int8 is not None:
+        from .quantize import int8_variant
+        proto = int8_variant(proto, int8, batch, (h, w))
+        checks = {**checks, "int8": json.loads(_get_metadata(proto)[INT8_CHECK])}
     write_atomic(out, lambda tmp: tmp.write_bytes(proto.SerializeToString()),
                  hint="choose a writable -o path")
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {_get_metadata(proto)[PRECISION]})")
     return checks
+
+
+def _get_metadata(proto) -> dict[str, str]:
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def _int8_config(cfg: ExportConfig, info: dict, checkpoint: Path) -> Int8Config:
+    """The calibration set: --calib, else the dataset of the checkpoint's run (config.json), split as it was."""
+    base = cfg.int8 or Int8Config(data=None)
+    data = base.data or info.get("data")
+    if not data:
+        raise UserError(f"no dataset to calibrate int8 with: no config.json naming one beside {checkpoint}; "
+                        f"pass --calib DATA (a CamVid or CARLA folder with train and val images)")
+    check_data_folder(Path(data))  # before converting: a bad --calib fails at once
+    split = info.get("split", {})
+    return Int8Config(data=str(data), images=base.images, max_miou_drop=base.max_miou_drop,
+                      min_agreement=base.min_agreement, fmt=split.get("format", base.fmt),
+                      val_fraction=split.get("val_fraction", base.val_fraction), seed=split.get("seed", base.seed))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -239,7 +272,14 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a .keras file written by `python -m realtime_seg train`")
     p.add_argument("-o", "--output", required=True, help="where to write the .onnx file")
-    p.add_argument("--fp16", action="store_true", help="fp16 weights (GPUs); float32 input/output")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="fp16 weights and compute (GPUs)")
+    precision.add_argument("--int8", action="store_true",
+                           help="int8 weights and activations (CPUs), calibrated and checked on --calib")
+    p.add_argument("--calib", metavar="DATA",
+                   help="--int8: dataset folder whose train images calibrate and val images check "
+                        "(default: the run's dataset from config.json)")
+    p.add_argument("--calib-images", type=int, default=32, help="--int8: calibration images (default 32)")
     p.add_argument("--head", default="argmax", choices=HEADS,
                    help="argmax: uint8 class map (default); logits: float32 scores")
     p.add_argument("--classes", default="auto", choices=("auto", *TABLES))
@@ -251,7 +291,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     check_at_least("--num-frames", args.num_frames, 1)
-    export_model(ExportConfig(checkpoint=args.checkpoint, output=args.output, fp16=args.fp16,
+    check_at_least("--calib-images", args.calib_images, 1)
+    if (args.calib or args.calib_images != 32) and not args.int8:
+        raise UsageError("--calib and --calib-images go with --int8")
+    precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
+    export_model(ExportConfig(checkpoint=args.checkpoint, output=args.output, precision=precision,
                               head=args.head, classes=args.classes, frames=args.frames,
-                              num_frames=args.num_frames))
+                              num_frames=args.num_frames,
+                              int8=Int8Config(args.calib, args.calib_images) if args.int8 else None))
     return 0

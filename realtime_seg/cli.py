@@ -1,4 +1,4 @@
-"""Options and checks shared by the commands: model presets, the demo video, --model/--device/--threads.
+"""Options and checks shared by the commands: model presets, the demo video, --model/--device/--threads/--precision.
 
 Each command's parser adds these with `add_model_options`, so they read and fail the same way.
 """
@@ -9,9 +9,12 @@ import os
 from pathlib import Path
 
 from .errors import UsageError
-from .runtime.engine import DEVICES
+from .runtime.engine import DEVICES, SegModel
+from .runtime.precision import CHOICES as PRECISION_CHOICES
+from .runtime.precision import open_model
 
 _PACKAGE = Path(__file__).resolve().parent
+# each preset is a family: NAME.onnx (fp32) and, where they pay off, NAME.int8.onnx and NAME.fp16.onnx
 PRESETS = {"accurate": "camvid_accurate.onnx", "fast": "camvid_fast.onnx"}
 
 
@@ -25,20 +28,45 @@ MODELS_DIR = _shipped("models", "presets")
 DEMO_VIDEO = _shipped("videos", "demo") / "dashcam_highway.mp4"
 
 
+def model_spec(spec: str | None) -> str:
+    """--model as given, or the default preset (REALTIME_SEG_MODEL, else accurate)."""
+    return spec if spec is not None else os.environ.get("REALTIME_SEG_MODEL", "accurate")
+
+
+def is_preset(spec: str | None) -> bool:
+    """True when --model names a preset family rather than a file."""
+    return model_spec(spec) in PRESETS
+
+
 def resolve_model(spec: str | None) -> Path:
-    """A model path from --model: a file, a preset name (accurate, fast), or None for the default."""
-    if spec is None:
-        spec = os.environ.get("REALTIME_SEG_MODEL", "accurate")
+    """A model path from --model: a file, a preset name (its fp32 file), or None for the default."""
+    spec = model_spec(spec)
     return MODELS_DIR / PRESETS[spec] if spec in PRESETS else Path(spec)
 
 
+def load_selected(spec: str | None, precision: str = "auto", device: str = "auto", threads: int = 0,
+                  spinning: bool = False) -> SegModel:
+    """The model --model names: a preset's variant chosen by --precision, or the one file given."""
+    spec = model_spec(spec)
+    return open_model(resolve_model(spec), precision, spec in PRESETS, device, threads, spinning)
+
+
 def add_model_options(p: argparse.ArgumentParser, model: bool = True,
-                      threads_help: str = "onnxruntime threads (0: automatic)") -> None:
-    """--model (unless the command declares its own), --device and --threads."""
+                      threads_help: str = "onnxruntime threads (0: automatic)", several: bool = False) -> None:
+    """--model (unless the command declares its own), --device, --threads and --precision (`several`: a list)."""
     if model:
         p.add_argument("--model", help=f"ONNX model or preset ({', '.join(PRESETS)}); default: accurate")
     p.add_argument("--device", default="auto", choices=DEVICES, help="auto prefers CUDA when usable")
     p.add_argument("--threads", type=int, default=0, help=threads_help)
+    add_precision_option(p, several)
+
+
+def add_precision_option(p: argparse.ArgumentParser, several: bool = False) -> None:
+    """--precision: which variant of a preset runs (auto: int8 on a CPU, fp16 on CUDA, where they pay off)."""
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default=["auto"] if several else "auto",
+                   nargs="+" if several else None,
+                   help="preset variant: auto (int8 on a CPU, fp16 on CUDA, where present and faster), "
+                        "fp32, fp16 or int8" + ("; several: one row each" if several else ""))
 
 
 def check_opacity(value: float) -> None:

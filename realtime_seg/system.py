@@ -18,6 +18,37 @@ from tqdm import tqdm
 
 from .errors import UsageError, UserError, first_line
 
+# CPU flags of a fast int8 dot product (Linux /proc/cpuinfo names): x86 VNNI and AMX, Arm's SDOT/I8MM
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (Linux), else empty."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    info: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if info:
+                break
+            continue
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    return info
+
+
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags (x86 `flags`, Arm `Features`); empty where unknown."""
+    info = cpu_info()
+    return set((info.get("flags") or info.get("Features") or "").split())
+
+
+def cpu_int8_dot() -> bool:
+    """True when the CPU has an int8 dot-product instruction (VNNI, AMX, SDOT): int8 models run ~2x there."""
+    return bool(cpu_flags() & set(INT8_DOT_FLAGS))
+
 
 def check_readable(path: Path, what: str) -> None:
     """`path` can be opened for reading; a clear error (missing, folder, permission) otherwise."""

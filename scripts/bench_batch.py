@@ -82,7 +82,7 @@ def bench_batching(args) -> None:
     print(f"model alone, 64 frames preprocessed, best of 3; {load()}")
     for path in args.models:
         model = load_model(path, "cpu")
-        x = preprocess(images, model.input_size)
+        x = model.prepare(images)
         row = []
         for bs in (1, 2, 4, 8):
             model.infer(x[:bs])

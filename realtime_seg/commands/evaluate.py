@@ -16,13 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..cli import add_model_options, check_at_least, resolve_model
+from ..cli import add_model_options, check_at_least, load_selected, resolve_model
 from ..contract import SPLIT
 from ..datasets.classes import CAMVID, ClassTable
 from ..datasets.metrics import iou_per_class, score, summarize
 from ..datasets.readers import DEFAULT_SPLIT, FORMATS, SPLITS, load_pair, load_split, split_settings
 from ..errors import ArgumentParser, UsageError, UserError
-from ..runtime.engine import SegModel, load_model
+from ..runtime.engine import SegModel
 from ..system import check_output_file, check_readable, progress, write_atomic
 
 CONFUSION_TYPES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -137,15 +137,16 @@ def main(argv: list[str]) -> int:
     check_at_least("--threads", args.threads, 0)
     model_path = resolve_model(args.model)
     check_outputs(args, model_path)
-    model = load_model(model_path, args.device, args.threads)
+    model = load_selected(args.model, args.precision, args.device, args.threads)
     settings, origin = find_split(model, args.run)
     fmt, samples = load_split(args.data, args.split, args.format, settings["val_fraction"], settings["seed"])
     if not samples:
         raise UserError(f"no image/mask pairs in the {args.split} split of {args.data}")
     scored = describe_split(fmt, args.split, settings, origin)
-    print(f"scoring {len(samples)} images: {scored}")
+    print(f"scoring {len(samples)} images with {model.path.name} ({model.runs_on}): {scored}")
     cm = evaluate(model, samples, fmt, args.batch_size)
-    result = {"model": model.path.name, "data": str(args.data), "split": args.split, "scored": scored,
+    result = {"model": model.path.name, "data": str(args.data), "precision": model.precision,
+              "split": args.split, "scored": scored,
               "split_settings": settings, "images": len(samples), **report(model, cm)}
     print_table(result)
     if args.json:

@@ -23,9 +23,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..cli import DEMO_VIDEO, add_model_options, check_at_least, check_opacity, resolve_model
+from ..cli import DEMO_VIDEO, add_model_options, check_at_least, check_opacity, load_selected
 from ..errors import ArgumentParser, UsageError, UserError
-from ..runtime.engine import SegModel, load_model
+from ..runtime.engine import SegModel
 from ..runtime.pipeline import Packet, StageTimes, segment_stream
 from ..runtime.render import VIEWS, Overlay, hud_lines
 from ..runtime.sources import Source, open_camera, open_video
@@ -108,7 +108,7 @@ def render(packet: Packet, model: SegModel, state: ViewState, fps: float, times:
     extra = [f"dropped {source.dropped}  opacity {overlay.opacity:.1f}  {overlay.view}"]
     if state.paused:
         extra.append("PAUSED (space: play, n: next)")
-    return overlay.paint(packet.frame, packet.class_map, hud_lines(fps, model.provider, stages, *extra))
+    return overlay.paint(packet.frame, packet.class_map, hud_lines(fps, model.runs_on, stages, *extra))
 
 
 def handle_key(key: int, state: ViewState, image: np.ndarray, shots: Path) -> str | None:
@@ -185,7 +185,7 @@ def stop_on_signals(source: Source) -> Iterator[None]:
 
 def run(args) -> dict:
     """Open model and source, run the loop, print the summary; returns it."""
-    model = load_model(resolve_model(args.model), args.device, args.threads)
+    model = load_selected(args.model, args.precision, args.device, args.threads)
     source = open_source(args)
     with stop_on_signals(source):
         summary, output, written = _session(args, model, source)
@@ -278,7 +278,7 @@ def _summary(frames: int, seconds: float, times: StageTimes, model: SegModel, so
         ms["encode"] = output.encode_ms / output.frames
     fps = frames / seconds if seconds > 0 else 0.0
     return {"frames": frames, "seconds": seconds, "fps": fps, "stages_ms": ms, "dropped": source.dropped,
-            "provider": model.provider}
+            "provider": model.provider, "precision": model.precision}
 
 
 def print_summary(summary: dict) -> None:
@@ -286,7 +286,7 @@ def print_summary(summary: dict) -> None:
     if not summary:
         return
     print(f"{summary['frames']} frames in {summary['seconds']:.1f}s: {summary['fps']:.1f} FPS mean on "
-          f"{summary['provider']}, dropped {summary['dropped']} | "
+          f"{summary['provider']} {summary.get('precision', 'fp32')}, dropped {summary['dropped']} | "
           + ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stages_ms"].items()))
 
 

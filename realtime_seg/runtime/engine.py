@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import REQUIRED_METADATA, preprocess
+from ..contract import INPUT_DTYPES, PRECISION, PRECISIONS, REQUIRED_METADATA, preprocess
 from ..errors import UserError, first_line
 from ..system import check_readable
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cuda", "cpu")
-_CUDA = "CUDAExecutionProvider"
+CUDA = "CUDAExecutionProvider"
 
 
 @dataclass
@@ -35,15 +35,42 @@ class SegModel:
     output_name: str
     provider: str                    # the provider the session really runs on
     metadata: dict[str, str]
+    precision: str = "fp32"          # fp32, fp16 or int8 (metadata `precision`)
+    input_dtype: type = np.uint8     # uint8 for current exports, float32 in [0, 1] for older ones
+
+    @property
+    def runs_on(self) -> str:
+        """Provider and precision for the HUD and summaries, e.g. `CPU int8`."""
+        return f"{self.provider.replace('ExecutionProvider', '')} {self.precision}"
+
+    def prepare(self, frames_bgr: list[np.ndarray]) -> np.ndarray:
+        """BGR frames of any size -> the batch this model takes (uint8, or float32 for old exports)."""
+        return preprocess(frames_bgr, self.input_size, self.input_dtype)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) float32 in [0, 1] -> (N, H, W) uint8 class ids."""
-        out = self.session.run([self.output_name], {self.input_name: batch})[0]
+        """A batch from `prepare` (N, H, W, 3) -> (N, H, W) uint8 class ids."""
+        if self.provider == CUDA:
+            out = self._run_bound(batch)
+        else:
+            out = self.session.run([self.output_name], {self.input_name: batch})[0]
         return out if out.ndim == 3 else np.argmax(out, axis=-1).astype(np.uint8)
+
+    def _run_bound(self, batch: np.ndarray) -> np.ndarray:
+        """One run with I/O binding: the host batch is copied to the GPU once, the class map back once."""
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(batch))
+        binding.bind_output(self.output_name, "cpu")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
 
     def predict(self, frames_bgr: list[np.ndarray]) -> np.ndarray:
         """BGR frames of any size -> class maps (N, H, W) at the model's input size."""
-        return self.infer(preprocess(frames_bgr, self.input_size))
+        return self.infer(self.prepare(frames_bgr))
+
+
+def batch_size_for(model: SegModel) -> int:
+    """Frames per inference call for batch export: batching gained nothing on CPUs (docs/BATCH.md), GPUs need it."""
+    return 8 if model.provider == CUDA else 1
 
 
 def read_metadata(path: Path, session) -> dict[str, str]:
@@ -56,20 +83,21 @@ def read_metadata(path: Path, session) -> dict[str, str]:
     return meta
 
 
-def _providers(device: str) -> list[str]:
+def providers(device: str) -> list[str]:
+    """onnxruntime providers to ask for, in order, for `device`."""
     import onnxruntime as ort
     if device not in DEVICES:
         raise UserError(f"unknown device {device!r}; allowed: {', '.join(DEVICES)}")
     available = ort.get_available_providers()
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    if device == "cuda" and _CUDA not in available:
+    if device == "cuda" and CUDA not in available:
         raise UserError("--device cuda: this onnxruntime has no CUDA provider; install "
                         "onnxruntime-gpu (CUDA 13, cuDNN 9) or use --device cpu")
-    return [_CUDA, "CPUExecutionProvider"] if _CUDA in available else ["CPUExecutionProvider"]
+    return [CUDA, "CPUExecutionProvider"] if CUDA in available else ["CPUExecutionProvider"]
 
 
-def _session(path: Path, providers: list[str], threads: int, spinning: bool = False):
+def _session(path: Path, wanted: list[str], threads: int, spinning: bool = False):
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -78,7 +106,7 @@ def _session(path: Path, providers: list[str], threads: int, spinning: bool = Fa
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3  # a missing CUDA library is reported by us, from get_providers()
     try:
-        return ort.InferenceSession(str(path), opts, providers=providers)
+        return ort.InferenceSession(str(path), opts, providers=wanted)
     except Exception as e:  # onnxruntime raises its own types for a bad or non-ONNX file
         raise UserError(f"cannot load model {path}: not a valid ONNX file ({first_line(e)}); "
                         f"pass a model exported by `python -m export`") from None
@@ -96,21 +124,27 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinnin
     if path.is_dir():
         raise UserError(f"model {path} is a folder; pass --model PATH to an exported .onnx file")
     check_readable(path, "model")
-    session = _session(path, _providers(device), threads, spinning)
+    session = _session(path, providers(device), threads, spinning)
     provider = session.get_providers()[0]  # onnxruntime falls back to CPU silently: trust this
-    if device == "cuda" and provider != _CUDA:
+    if device == "cuda" and provider != CUDA:
         raise UserError("--device cuda: CUDA libraries could not be loaded (CUDA 13 and cuDNN 9 "
                         "are needed); fix the install or use --device cpu")
     meta = read_metadata(path, session)
     inp, out = session.get_inputs()[0], session.get_outputs()[0]
     size = tuple(json.loads(meta["input_size"]))
-    if len(inp.shape) != 4 or inp.shape[3] != 3 or tuple(inp.shape[1:3]) != size:
-        raise UserError(f"model {path} takes input {inp.shape}, expected (N, {size[0]}, {size[1]}, 3) "
-                        f"float32 RGB; re-export it with `python -m export`")
+    if (len(inp.shape) != 4 or inp.shape[3] != 3 or tuple(inp.shape[1:3]) != size
+            or inp.type not in INPUT_DTYPES):
+        raise UserError(f"model {path} takes input {inp.shape} {inp.type}, expected (N, {size[0]}, {size[1]}, 3) "
+                        f"uint8 or float32 RGB; re-export it with `python -m export`")
+    precision = meta.get(PRECISION, "fp32")
+    if precision not in PRECISIONS:
+        raise UserError(f"model {path} has precision {precision!r} in its metadata; allowed: "
+                        f"{', '.join(PRECISIONS)}; re-export it with `python -m export`")
     classes = json.loads(meta["classes"])
     palette = np.array(json.loads(meta["palette"]), np.uint8).reshape(-1, 3)
     if len(palette) != len(classes):
         raise UserError(f"model {path} has {len(classes)} classes but {len(palette)} colours; re-export it")
-    log.info("model %s on %s, input %s, %d classes", path.name, provider, size, len(classes))
+    log.info("model %s (%s) on %s, input %s %s, %d classes", path.name, precision, provider, inp.type,
+             size, len(classes))
     return SegModel(path, session, classes, np.ascontiguousarray(palette[:, ::-1]), size,
-                    inp.name, out.name, provider, meta)
+                    inp.name, out.name, provider, meta, precision, INPUT_DTYPES[inp.type])

@@ -17,7 +17,6 @@ from typing import Iterator
 
 import numpy as np
 
-from ..contract import preprocess
 from .engine import SegModel
 
 log = logging.getLogger(__name__)
@@ -99,9 +98,10 @@ def _inferrer(model: SegModel, inq: queue.Queue, out: queue.Queue, stop: threadi
         if batch[-1] is _END:
             done = True
             batch.pop()
+            _put(inq, _END, stop)  # for the other inference workers
         if batch:
             t0 = time.perf_counter()
-            x = preprocess([p.frame for p in batch], model.input_size)
+            x = model.prepare([p.frame for p in batch])
             t1 = time.perf_counter()
             maps = model.infer(x)
             t2 = time.perf_counter()
@@ -114,9 +114,30 @@ def _inferrer(model: SegModel, inq: queue.Queue, out: queue.Queue, stop: threadi
     _put(out, _END, stop)
 
 
+def _in_order(results: queue.Queue, stop: threading.Event, workers: int) -> Iterator[Packet]:
+    """Packets by index, whatever order the workers finish them in, until every worker has ended."""
+    waiting: dict[int, Packet] = {}
+    following, ended = 0, 0
+    while ended < workers:
+        item = _get(results, stop)
+        if item is _END:
+            ended += 1
+            if stop.is_set():
+                return
+            continue
+        waiting[item.index] = item
+        while following in waiting:
+            yield waiting.pop(following)
+            following += 1
+
+
 def segment_stream(source, model: SegModel, times: StageTimes | None = None,
-                   queue_size: int = 2, batch_size: int = 1) -> Iterator[Packet]:
-    """Frames of `source` with their class maps, in order; stages overlap on threads."""
+                   queue_size: int = 2, batch_size: int = 1, workers: int = 1) -> Iterator[Packet]:
+    """Frames of `source` with their class maps, in order; stages overlap on threads.
+
+    `workers` inference threads run frames side by side (each call on its own thread: give the
+    model 1 intra-op thread); their results are put back in order before they are yielded.
+    """
     times = times or StageTimes()
     stop = threading.Event()
     frames, results = queue.Queue(queue_size), queue.Queue(queue_size)
@@ -131,16 +152,12 @@ def segment_stream(source, model: SegModel, times: StageTimes | None = None,
                 stop.set()
         return threading.Thread(target=run, name=fn.__name__.strip("_"), daemon=True)
 
-    threads = [guarded(_reader, source, frames, stop, times),
-               guarded(_inferrer, model, frames, results, stop, times, batch_size)]
+    threads = [guarded(_reader, source, frames, stop, times)]
+    threads += [guarded(_inferrer, model, frames, results, stop, times, batch_size) for _ in range(workers)]
     for t in threads:
         t.start()
     try:
-        while True:
-            item = _get(results, stop)
-            if item is _END:
-                break
-            yield item
+        yield from _in_order(results, stop, workers)
     finally:
         stop.set()
         for t in threads:

@@ -232,7 +232,7 @@ def test_usage_errors_are_one_line_exit_2(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (dict(workers=-1), "--workers must be 1 or more"),
-    (dict(batch_size=0), "--batch-size must be 1 or more"),
+    (dict(batch_size=-1), "--batch-size must be 0 or more"),
     (dict(opacity=-0.1), "--opacity must be between 0 and 1"),
     (dict(ext="gif"), "no default codec for --ext gif"),
     (dict(codec="H26"), "4-letter FourCC"),

@@ -51,6 +51,10 @@ def check_model_result(r: dict, frames: int) -> None:
     assert r["ratios"]["pipeline_over_naive_ort"] == pytest.approx(r["pipeline_fps"] / r["naive_ort_fps"])
     assert r["ratios"]["pipeline_over_bound"] == pytest.approx(r["pipeline_fps"] / r["bound_fps"])
     assert r["flops_onnx"] > 0  # from the ONNX graph, with or without a Keras file
+    assert set(r["stages_ms_1thread"]) == STAGES and all(map(_positive, r["stages_ms_1thread"].values()))
+    assert r["cores"] >= 1 and r["precision"] in ("fp32", "fp16", "int8")
+    assert r["cpu_bound_fps"] == pytest.approx(r["cores"] * 1000 / sum(r["stages_ms_1thread"].values()))
+    assert r["ratios"]["pipeline_over_cpu_bound"] == pytest.approx(r["pipeline_fps"] / r["cpu_bound_fps"])
 
 
 def check_run_facts(doc: dict, frames: int, models: int) -> None:
@@ -100,6 +104,21 @@ def test_bench_several_models_without_keras(tmp_path):
     assert "vs a:" in stdout and "skipped: no Keras file" in stdout
 
 
+def test_bench_rows_per_precision(tmp_path):
+    """One row per precision of a model's family (M.onnx, M.int8.onnx beside it), same keys each."""
+    out = tmp_path / "bench.json"
+    stdout = _bench("--model", str(ROOT / "tests/fixtures/tiny_family/tiny.onnx"), "--precision", "fp32", "int8",
+                    "--frames", "8", "--no-keras", "--json", str(out))
+    doc = json.loads(out.read_text())
+    check_run_facts(doc, 8, 2)
+    assert [(r["model"], r["precision"]) for r in doc["models"]] == [("tiny", "fp32"), ("tiny", "int8")]
+    assert doc["models"][1]["model_path"].endswith("tiny.int8.onnx")
+    for r in doc["models"]:
+        check_model_result(r, 8)
+        assert r["seed_keras_note"] == "skipped: --no-keras"
+    assert "CPU int8" in stdout and "CPU bound" in stdout and "pipeline / CPU bound" in stdout
+
+
 @pytest.mark.parametrize("args,code,words", [
     (["--video", "nope.mp4", "--model", "tests/fixtures/tiny_camvid.onnx"], 1, "not found"),
     (["--video", str(VIDEO), "--model", "missing.onnx"], 1, "missing.onnx not found"),
@@ -108,6 +127,10 @@ def test_bench_several_models_without_keras(tmp_path):
     (["--video", str(VIDEO), "--models", "a.onnx", "b.onnx", "--keras", "a.keras"], 2, "--keras"),
     (["--video", str(VIDEO), "--model", "tests/fixtures/tiny_camvid.onnx", "--keras", "none.keras"], 1,
      "none.keras not found"),
+    (["--video", str(VIDEO), "--model", "tests/fixtures/tiny_camvid.onnx", "--precision", "int8"], 1,
+     "no tiny_camvid.int8.onnx beside it"),
+    (["--video", str(VIDEO), "--model", "tests/fixtures/tiny_camvid.onnx", "--precision", "int4"], 2,
+     "--precision"),
 ])
 def test_bad_input_is_one_line(args, code, words):
     line = assert_one_line_error(run_cli("realtime_seg", "bench", *args), code)

@@ -40,7 +40,7 @@ TINY_KERAS = FIXTURES / "tiny_camvid.keras"
 CAMVID = FIXTURES / "camvid"
 SHORT = FIXTURES / "videos" / "dashcam_short.mp4"   # 40 frames, 480x270, 25 fps
 DEMO = ROOT / "videos" / "dashcam_highway.mp4"      # 221 frames, 960x540, 25 fps
-SUMMARY = re.compile(r"^(\d+) frames in [\d.]+s: [\d.]+ FPS mean on \w+, dropped (\d+) \|", re.MULTILINE)
+SUMMARY = re.compile(r"^(\d+) frames in [\d.]+s: [\d.]+ FPS mean on \w+ (?:fp32|fp16|int8), dropped (\d+) \|", re.MULTILINE)
 # root ignores file permissions; without these capabilities it obeys them like any user
 UNPRIVILEGED = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
 REAL_CAPTURE = cv2.VideoCapture  # a test below replaces cv2.VideoCapture; videos are read with this

@@ -34,7 +34,7 @@ VIDEO = ROOT / "videos" / "dashcam_highway.mp4"
 MODEL = ROOT / "tests" / "fixtures" / "tiny_camvid.onnx"
 VIDEO_FRAMES, VIDEO_SIZE, VIDEO_FPS = 221, (960, 540), 25.0
 REAL_CAPTURE = cv2.VideoCapture  # tests below replace cv2.VideoCapture; outputs are read with this
-SUMMARY = re.compile(r"^(\d+) frames in [\d.]+s: [\d.]+ FPS mean on \w+ExecutionProvider, dropped (\d+) \|",
+SUMMARY = re.compile(r"^(\d+) frames in [\d.]+s: [\d.]+ FPS mean on \w+ExecutionProvider (?:fp32|fp16|int8), dropped (\d+) \|",
                      re.MULTILINE)
 
 
@@ -96,7 +96,7 @@ def read_frames(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
 
 def legend_box(model, height: int) -> tuple[int, int]:
     """(rows, cols) the legend covers in a frame of `height`."""
-    panel = Legend(model.classes, model.palette_bgr)._render(height)[0]
+    panel = Legend(model.classes, model.palette_bgr)._render(height)
     return panel.shape[0], panel.shape[1]
 
 

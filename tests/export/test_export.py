@@ -78,9 +78,10 @@ def test_fp32_runs_in_onnxruntime_and_agrees_with_keras(fp32, tiny_run, frames_d
     run, _ = tiny_run
     graph = onnx.load(str(path)).graph
     assert [o.name for o in graph.output] == ["class_map"]  # the parity-only logits are dropped
-    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8  # scaled in the graph
     assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     seg = load_model(path, device="cpu")
+    assert seg.input_dtype == np.uint8 and seg.precision == "fp32"
     assert seg.classes == list(CAMVID.classes) and seg.input_size == (32, 48)
     assert seg.output_name == "class_map" and seg.palette_bgr.shape == (11, 3)
     frames = _frames(frames_dir)
@@ -99,7 +100,7 @@ def test_logits_head(tiny_run, frames_dir, tmp_path):
     assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     seg = load_model(out, device="cpu")
     assert seg.output_name == "logits" and seg.metadata["output"] == "logits"
-    raw = seg.session.run(None, {seg.input_name: preprocess(_frames(frames_dir), seg.input_size)})[0]
+    raw = seg.session.run(None, {seg.input_name: seg.prepare(_frames(frames_dir))})[0]
     assert raw.shape == (3, 32, 48, 11) and raw.dtype == np.float32
     model = keras.models.load_model(run / "best.keras", compile=False)
     assert _agreement(model, out, _frames(frames_dir)) >= 0.999
@@ -108,11 +109,11 @@ def test_logits_head(tiny_run, frames_dir, tmp_path):
 def test_fp16_is_smaller_and_agrees(fp32, tiny_run, frames_dir, tmp_path):
     run, _ = tiny_run
     out = tmp_path / "half.onnx"
-    checks = _export(run / "best.keras", out, frames_dir, fp16=True)
+    checks = _export(run / "best.keras", out, frames_dir, precision="fp16")
     assert out.stat().st_size < fp32[0].stat().st_size
     proto = onnx.load(str(out))
     assert {p.key: p.value for p in proto.metadata_props}["precision"] == "fp16"
-    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # io stays fp32
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8  # io unchanged
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
     model = keras.models.load_model(run / "best.keras", compile=False)
     assert checks["agreement"] >= 0.99
@@ -143,7 +144,7 @@ def test_mixed_precision_checkpoint_exports_float32(mixed_checkpoint, frames_dir
     checks = _export(mixed_checkpoint, out, frames_dir, head="logits", classes="camvid")
     assert checks["agreement"] >= 0.999
     graph = onnx.load(str(out)).graph
-    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert all(t.data_type == onnx.TensorProto.FLOAT for t in graph.initializer
                if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16))

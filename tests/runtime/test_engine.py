@@ -38,10 +38,24 @@ def test_metadata_describes_the_model(model):
 
 def test_preprocess_is_rgb_area_resized_and_scaled(frames):
     frame = frames[0]
-    x = preprocess([frame, frame], (32, 48))
+    small = cv2.resize(frame, (64, 48), interpolation=cv2.INTER_AREA)  # less than 2x the input: plain area
+    x = preprocess([small, small], (32, 48))
     assert x.shape == (2, 32, 48, 3) and x.dtype == np.float32
-    expected = cv2.resize(frame, (48, 32), interpolation=cv2.INTER_AREA)[..., ::-1] / 255.0
+    expected = cv2.resize(small, (48, 32), interpolation=cv2.INTER_AREA)[..., ::-1] / 255.0
     np.testing.assert_allclose(x[1], expected, atol=1e-6)
+    u8 = preprocess([small], (32, 48), np.uint8)
+    assert u8.dtype == np.uint8 and np.array_equal(u8[0], cv2.resize(small, (48, 32), interpolation=cv2.INTER_AREA)[..., ::-1])
+
+
+def test_large_frames_take_the_cheap_area_resize(frames):
+    """2x or more: bilinear to twice the size, then exact 2x2 means; close to the area resize."""
+    frame = frames[0]
+    assert frame.shape[0] >= 2 * 32 and frame.shape[1] >= 2 * 48
+    got = preprocess([frame], (32, 48), np.uint8)[0].astype(int)
+    twice = cv2.resize(frame, (96, 64), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(got, cv2.resize(twice, (48, 32), interpolation=cv2.INTER_AREA)[..., ::-1])
+    area = cv2.resize(frame, (48, 32), interpolation=cv2.INTER_AREA)[..., ::-1].astype(int)
+    assert np.abs(got - area).mean() < 2.0 and not np.array_equal(got, area)
 
 
 def test_predict_matches_the_session_and_batches_agree(model, frames):

@@ -49,7 +49,7 @@ def test_overlay_paints_legend_and_hud_only_where_asked(frame, class_map):
     full = Overlay(list(CAMVID.classes), PALETTE).paint(frame, class_map, hud_lines(30.0, "CPU", {"inference": 5.0}))
     changed = np.any(full != plain, axis=2)
     h, w = changed.shape
-    ph, pw = Legend(list(CAMVID.classes), PALETTE)._render(h)[0].shape[:2]
+    ph, pw = Legend(list(CAMVID.classes), PALETTE)._render(h).shape[:2]
     assert changed[:ph, :pw].mean() > 0.5                  # the legend, top left
     assert changed[:50, -w // 4:].mean() > 0.2             # the HUD, top right (two lines)
     elsewhere = np.ones_like(changed)

@@ -58,7 +58,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="redo outputs that exist (default: skip)")
     p.add_argument("--recursive", action="store_true", help="folders: include subfolders; globs: ** matches")
     p.add_argument("--workers", type=int, default=1, help="files processed in parallel (default 1)")
-    p.add_argument("--batch-size", type=int, default=1, help="frames per inference call (default 1)")
+    p.add_argument("--batch-size", type=int, default=0,
+                   help="frames per inference call (default 0: 1 on a CPU, 8 on CUDA; docs/BATCH.md)")
     ray = p.add_argument_group("Ray cluster (pip install -r requirements-cluster.txt; docs/BATCH.md)")
     ray.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                      help="run on Ray: alone, a Ray runtime on this machine; auto, HOST:PORT or "
@@ -77,8 +78,8 @@ def config_from_args(args: argparse.Namespace) -> BatchConfig:
                        png_masks=args.png_masks, stats=args.stats, codec=args.codec,
                        ext=args.ext.lstrip(".").lower(), overwrite=args.overwrite,
                        recursive=args.recursive, workers=args.workers, batch_size=args.batch_size,
-                       threads=args.threads, ray=args.ray, ray_cpus=args.ray_cpus,
-                       ray_gpus=args.ray_gpus, chunk_frames=args.chunk_frames)
+                       threads=args.threads, precision=args.precision, ray=args.ray,
+                       ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, chunk_frames=args.chunk_frames)
 
 
 @contextlib.contextmanager

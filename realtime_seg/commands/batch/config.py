@@ -29,7 +29,8 @@ class BatchConfig:
     overwrite: bool = False
     recursive: bool = False
     workers: int = 1
-    batch_size: int = 1
+    batch_size: int = 0           # frames per inference call (0: by device, engine.batch_size_for)
+    precision: str = "auto"
     threads: int = 0              # onnxruntime threads per session (0: half the cores per worker)
     share_model: bool = True      # one session for all workers: as fast here, one copy of the weights
     ray: str | None = None        # --ray: None (local threads), "local" (a Ray runtime here) or an address
@@ -46,7 +47,7 @@ def check_config(cfg: BatchConfig) -> None:
     """Usage errors in the options, found before any file is touched."""
     check_opacity(cfg.opacity)
     check_at_least("--workers", cfg.workers, 1)
-    check_at_least("--batch-size", cfg.batch_size, 1)
+    check_at_least("--batch-size", cfg.batch_size, 0)
     check_at_least("--threads", cfg.threads, 0)
     check_at_least("--chunk-frames", cfg.chunk_frames, 0)
     if cfg.ray_cpus <= 0 or (cfg.ray_gpus is not None and cfg.ray_gpus < 0):

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 
 from ...cli import resolve_model
+from ...runtime.engine import batch_size_for
 from ...errors import UsageError, UserError
 from ...runtime.sources import is_url
 from ...system import progress, quiet_stderr
@@ -84,7 +85,11 @@ def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: Bat
             from .cluster import run_on_ray
             results.update(run_on_ray(todo, cfg, stop))
         else:
-            results.update(_run_jobs(todo, cfg, Models(resolve_model(cfg.model), cfg), stop))
+            models = Models(resolve_model(cfg.model), cfg)
+            first = models.get(0)
+            print(f"model {first.path.name} on {first.runs_on}, "
+                  f"{cfg.batch_size or batch_size_for(first)} frame(s) per inference call", flush=True)
+            results.update(_run_jobs(todo, cfg, models, stop))
     ordered = [results[i] for i in range(len(jobs))]
     return [Result(spec, "failed: not found (no such file, or no videos match)") for spec in unmatched] + ordered
 

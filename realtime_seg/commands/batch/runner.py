@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import UserError, first_line
-from ...runtime.engine import SegModel, load_model
+from ...cli import is_preset
+from ...runtime.engine import SegModel, batch_size_for
+from ...runtime.precision import open_model
 from ...runtime.pipeline import StageTimes, segment_stream
 from ...runtime.render import Overlay, hud_lines
 from ...runtime.sources import Source, open_video_file
@@ -52,7 +54,8 @@ class Models:
         # Half the cores for inference: the (single-threaded) encoders, decoders and drawing need
         # the rest. On 2 cores, 1 thread instead of onnxruntime's 2 cut CPU/frame ~25% (BATCH.md).
         threads = cfg.threads or max(1, _cores() // (2 * cfg.workers))
-        self.sessions = [load_model(path, cfg.device, threads) for _ in range(copies)]
+        self.sessions = [open_model(path, cfg.precision, is_preset(cfg.model), cfg.device, threads)
+                         for _ in range(copies)]
 
     def get(self, slot: int) -> SegModel:
         return self.sessions[slot % len(self.sessions)]
@@ -147,8 +150,8 @@ class Runner:
                           cfg.legend, cfg.hud)
         frames = 0
         # Decoded frames must be able to queue up for a batch to fill (it never waits for them).
-        stream = segment_stream(source, model, times, queue_size=max(2, cfg.batch_size),
-                                batch_size=cfg.batch_size)
+        batch = cfg.batch_size or batch_size_for(model)
+        stream = segment_stream(source, model, times, queue_size=max(2, batch), batch_size=batch)
         with contextlib.closing(stream):
             for packet in stream:
                 if self.stop.is_set():
@@ -195,7 +198,7 @@ def report_failure(message: str) -> None:
 def _hud(source: Source, model: SegModel, times: StageTimes, index: int, done: int, start: float) -> list[str]:
     elapsed = time.perf_counter() - start
     total = f"/{source.frame_count}" if source.frame_count else ""
-    return hud_lines(done / elapsed if elapsed > 0 else 0.0, model.provider, dict(times.ema),
+    return hud_lines(done / elapsed if elapsed > 0 else 0.0, model.runs_on, dict(times.ema),
                      f"{Path(source.name).name}  frame {index + 1}{total}")
 
 

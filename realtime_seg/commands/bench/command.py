@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...cli import DEMO_VIDEO, PRESETS, add_model_options, check_at_least, resolve_model
+from ...runtime.precision import family_base, open_model
 from ...errors import ArgumentParser, UsageError, UserError
 from ...runtime.engine import SegModel, load_model
 from ...system import check_output_file
@@ -47,19 +48,46 @@ class BenchConfig:
     batches: tuple[int, ...] = (1, 4, 8)
     seed_keras: bool = True
     json: str | None = None
+    precisions: tuple[str, ...] = ("auto",)  # one row per precision of each model
+
+
+@dataclass
+class Row:
+    """One measured row: a model (a preset or a file) at one precision."""
+
+    name: str           # the preset's name or the file's stem; the JSON's `model`, beside `precision`
+    spec: str           # --models entry: preset name or path
+    base: Path          # the fp32 file of a preset, or the file given: where its .keras is looked for
+    model: SegModel
+
+
+def load_rows(cfg: BenchConfig) -> list[Row]:
+    """Every model at every precision asked for (`auto` once, as the product picks it); no row twice."""
+    rows: list[Row] = []
+    for spec in cfg.models:
+        base, preset = family_base(resolve_model(spec)), spec in PRESETS
+        for precision in dict.fromkeys(cfg.precisions):
+            model = open_model(base, precision, preset, cfg.device, cfg.threads, cfg.spinning)
+            if all(r.model.path != model.path for r in rows):
+                rows.append(Row(spec if preset else base.stem, spec, base, model))
+    return rows
 
 
 def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: Path) -> dict:
     """Stages alone, model alone, product pipeline and naive loop for one ONNX model: the measurements."""
     _status(f"{name}: stages alone")
     stages_ms, _ = measure_stages(model, clip, tmp)
+    _status(f"{name}: stages alone, one thread each")
+    single = load_model(model.path, cfg.device, 1, cfg.spinning)
+    stages_ms_1thread, _ = measure_stages(single, clip, tmp, one_thread=True)
     _status(f"{name}: model alone at batches {', '.join(map(str, cfg.batches))}")
     throughput_ips = throughput(model, clip, cfg.batches)
     _status(f"{name}: product pipeline")
     pipeline_fps, pipeline_stages_ms = product_pipeline(model, clip, tmp)
     _status(f"{name}: naive onnxruntime loop")
-    naive = sequential_fps(clip, tmp, "naive_ort", model.input_size, model.infer, _drawer(model))
-    return {"stages_ms": stages_ms, "throughput_ips": throughput_ips, "pipeline_fps": pipeline_fps,
+    naive = sequential_fps(clip, tmp, "naive_ort", model.prepare, model.infer, _drawer(model))
+    return {"stages_ms": stages_ms, "stages_ms_1thread": stages_ms_1thread,
+            "throughput_ips": throughput_ips, "pipeline_fps": pipeline_fps,
             "pipeline_stages_ms": pipeline_stages_ms, "naive_ort_fps": naive}
 
 
@@ -71,7 +99,7 @@ def run(cfg: BenchConfig) -> dict:
         models = {"model": paths[0]} if len(paths) == 1 else {f"model {p.name}": p for p in paths}
         inputs = {"video": cfg.video, **models}
         check_output_file(Path(cfg.json), "--json", {**inputs, **({"Keras model": cfg.keras} if cfg.keras else {})})
-    models = [load_model(p, cfg.device, cfg.threads, cfg.spinning) for p in paths]
+    rows = load_rows(cfg)
     if cfg.keras and not Path(cfg.keras).is_file():
         raise UserError(f"Keras model {cfg.keras} not found; pass --keras PATH to a .keras file")
     load = load_average()
@@ -79,19 +107,20 @@ def run(cfg: BenchConfig) -> dict:
         print(f"warning: load average {load} on {os.cpu_count()} cores: other processes use the CPU, "
               f"timings will be low and noisy", file=sys.stderr)
     clip = read_clip(cfg.video, cfg.frames)
-    names = [spec if spec in PRESETS else Path(spec).stem for spec in cfg.models]
     with tempfile.TemporaryDirectory(prefix="realtime_seg_bench_") as tmp:
-        measured = [bench_model(m, name, cfg, clip, Path(tmp)) for m, name in zip(models, names)]
-        seeds = []
-        for name, model, path in zip(names, models, paths):  # last: TensorFlow stays loaded after
-            keras_path = keras_path_for(path, cfg.keras)
+        measured = [bench_model(r.model, f"{r.name} {r.model.precision}", cfg, clip, Path(tmp)) for r in rows]
+        seeds: dict[str, SeedKeras] = {}  # one seed loop per model, whatever the precisions
+        for row in rows:  # last: TensorFlow stays loaded after
+            keras_path = keras_path_for(row.base, cfg.keras)
+            if row.spec in seeds:
+                continue
             if cfg.seed_keras:
-                _status(f"{name}: seed Keras loop")
-                seeds.append(seed_keras(model, clip, Path(tmp), keras_path))
+                _status(f"{row.spec}: seed Keras loop")
+                seeds[row.spec] = seed_keras(row.model, clip, Path(tmp), keras_path)
             else:
-                seeds.append(SeedKeras(str(keras_path), note="skipped: --no-keras"))
-    results = [build_result(name, model, cfg.threads, cfg.spinning, m, seed)
-               for name, model, m, seed in zip(names, models, measured, seeds)]
+                seeds[row.spec] = SeedKeras(str(keras_path), note="skipped: --no-keras")
+    results = [build_result(r.name, r.model, cfg.threads, cfg.spinning, m, seeds[r.spec])
+               for r, m in zip(rows, measured)]
     _status("matrix-multiply rate")
     machine = machine_info(any(r.provider.startswith("CUDA") for r in results), load)
     print(f"bench: {clip.path} ({clip.size[0]}x{clip.size[1]}, {len(clip.frames)} frames), "
@@ -116,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--models", nargs="+", metavar="M", help="several models, measured in one run")
     p.add_argument("--keras", help="the same weights as .keras (default: M.keras beside M.onnx)")
     p.add_argument("--no-keras", action="store_true", help="skip the seed Keras loop")
-    add_model_options(p, model=False, threads_help="onnxruntime intra-op threads (0: automatic)")
+    add_model_options(p, model=False, threads_help="onnxruntime intra-op threads (0: automatic)", several=True)
     p.add_argument("--frames", type=int, default=200, help="first N frames of the video (default 200)")
     p.add_argument("--spin", action="store_true",
                    help="let onnxruntime's idle threads busy-wait (its own default; the product turns it off)")
@@ -134,7 +163,7 @@ def config(args: argparse.Namespace) -> BenchConfig:
     if args.keras and len(models) > 1:
         raise UsageError("--keras names one Keras file: use it with --model, not --models")
     return BenchConfig(args.video, models, args.keras, args.device, args.frames, args.threads,
-                       args.spin, tuple(args.batches), not args.no_keras, args.json)
+                       args.spin, tuple(args.batches), not args.no_keras, args.json, tuple(args.precision))
 
 
 def main(argv: list[str]) -> int:

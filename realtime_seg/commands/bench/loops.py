@@ -59,7 +59,7 @@ def product_pipeline(model: SegModel, clip: Clip, tmp: Path) -> tuple[float, dic
     return summary["frames"] / seconds, stages
 
 
-def sequential_fps(clip: Clip, tmp: Path, name: str, size: tuple[int, int],
+def sequential_fps(clip: Clip, tmp: Path, name: str, prepare: Callable[[list[np.ndarray]], np.ndarray],
                    infer: Callable[[np.ndarray], np.ndarray], draw: Callable[[Packet], np.ndarray]) -> float:
     """FPS of read -> preprocess -> infer -> draw -> write, one after another in one thread."""
     cap = cv2.VideoCapture(clip.path, cv2.CAP_FFMPEG)
@@ -71,7 +71,7 @@ def sequential_fps(clip: Clip, tmp: Path, name: str, size: tuple[int, int],
             ok, frame = cap.read()
             if not ok:
                 break
-            class_map = infer(preprocess([frame], size))[0]
+            class_map = infer(prepare([frame]))[0]
             writer.write(draw(Packet(frames, frame, class_map)))
             frames += 1
         writer.release()
@@ -120,7 +120,10 @@ def seed_keras(model: SegModel, clip: Clip, tmp: Path, path: Path) -> SeedKeras:
     def infer(x: np.ndarray) -> np.ndarray:
         return np.argmax(kmodel.predict(x, verbose=0), axis=-1).astype(np.uint8)
 
+    def prepare(frames: list[np.ndarray]) -> np.ndarray:  # Keras takes float32 in [0, 1]
+        return preprocess(frames, (h, w), np.float32)
+
     with quiet_stderr():
-        infer(preprocess(clip.frames[:1], (h, w)))  # warm-up: graph tracing, first call
-    fps = sequential_fps(clip, tmp, "seed_keras", (h, w), infer, _drawer(model))
+        infer(prepare(clip.frames[:1]))  # warm-up: graph tracing, first call
+    fps = sequential_fps(clip, tmp, "seed_keras", prepare, infer, _drawer(model))
     return SeedKeras(str(path), fps, count_flops(kmodel))

@@ -10,30 +10,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ...system import cpu_flags, cpu_info
 from .stages import _ms
 
 CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni",
-             "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
+             "amx_tile", "amx_bf16", "amx_int8", "asimd", "asimddp", "i8mm", "sve")
 
 
 MATMUL_N = 1024
-
-
-def _cpuinfo() -> dict[str, str]:
-    """The first processor's fields of /proc/cpuinfo (Linux), else empty."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    info: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            if info:
-                break
-            continue
-        key, _, value = line.partition(":")
-        info.setdefault(key.strip(), value.strip())
-    return info
 
 
 def _gpu_name() -> str | None:
@@ -65,8 +49,7 @@ def load_average() -> float | None:
 
 def machine_info(cuda: bool, load: float | None) -> dict:
     """CPU model, cores, SIMD flags of interest, GPU name (when on CUDA), matmul rate, load."""
-    cpu = _cpuinfo()
-    flags = set((cpu.get("flags") or cpu.get("Features") or "").split())
+    cpu, flags = cpu_info(), cpu_flags()
     return {"cpu": cpu.get("model name") or platform.processor() or platform.machine(),
             "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags],
             "platform": platform.platform(), "gpu": _gpu_name() if cuda else None,

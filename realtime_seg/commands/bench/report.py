@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ class ModelResult:
 
     model: str
     model_path: str
+    precision: str                       # fp32, fp16 or int8: the variant this row ran
     input_size: tuple[int, int]
     classes: int
     output: str
@@ -37,6 +39,9 @@ class ModelResult:
     slowest_stage: str
     bound_fps: float
     serial_fps: float
+    stages_ms_1thread: dict[str, float]  # each stage's work on one thread (OpenCV, FFmpeg, onnxruntime)
+    cores: int
+    cpu_bound_fps: float                 # cores x 1000 / sum of stages_ms_1thread: the CPU's ceiling
     pipeline_fps: float
     pipeline_stages_ms: dict[str, float]
     naive_ort_fps: float
@@ -57,11 +62,19 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
 
+def cpu_bound_fps(stages_ms_1thread: dict[str, float], cores: int) -> float:
+    """The most frames/s `cores` can give when every core always works: cores x 1000 / the work per frame."""
+    return cores * 1000 / sum(stages_ms_1thread.values())
+
+
 def build_result(name: str, model: SegModel, threads: int, spinning: bool, measured: dict,
                  seed: SeedKeras) -> ModelResult:
     """The model's result, built once: what was measured, and what follows from it."""
     ms = measured["stages_ms"]
     stages_ms = {k: _mean(v) for k, v in ms.items()}
+    one_thread = {k: _mean(v) for k, v in measured["stages_ms_1thread"].items()}
+    cores = os.cpu_count() or 1
+    cpu_bound = cpu_bound_fps(one_thread, cores)
     slowest = max(stages_ms, key=stages_ms.get)
     bound_fps = 1000 / stages_ms[slowest]
     flops_onnx = onnx_conv_flops(model.path)
@@ -69,11 +82,12 @@ def build_result(name: str, model: SegModel, threads: int, spinning: bool, measu
                      (None, "unavailable (install onnx, or put the .keras beside the model)"))
     pipeline_fps = measured["pipeline_fps"]
     return ModelResult(
-        model=name, model_path=str(model.path), input_size=model.input_size, classes=len(model.classes),
+        model=name, model_path=str(model.path), precision=model.precision, input_size=model.input_size, classes=len(model.classes),
         output=model.output_name, provider=model.provider, threads=threads, spinning=spinning,
         frames=len(ms["inference"]), stages_ms=stages_ms,
         stages_ms_median={k: statistics.median(v) for k, v in ms.items()},
         slowest_stage=slowest, bound_fps=bound_fps, serial_fps=1000 / sum(stages_ms.values()),
+        stages_ms_1thread=one_thread, cores=cores, cpu_bound_fps=cpu_bound,
         pipeline_fps=pipeline_fps, pipeline_stages_ms=measured["pipeline_stages_ms"],
         naive_ort_fps=measured["naive_ort_fps"], seed_keras_fps=seed.fps, seed_keras_note=seed.note,
         keras_path=seed.path, latency_ms_b1_median=statistics.median(ms["inference"]),
@@ -82,7 +96,8 @@ def build_result(name: str, model: SegModel, threads: int, spinning: bool, measu
         inference_gflops_per_s=flops / (stages_ms["inference"] / 1e3) / 1e9 if flops else None,
         ratios={"pipeline_over_seed_keras": _ratio(pipeline_fps, seed.fps),
                 "pipeline_over_naive_ort": _ratio(pipeline_fps, measured["naive_ort_fps"]),
-                "pipeline_over_bound": _ratio(pipeline_fps, bound_fps)})
+                "pipeline_over_bound": _ratio(pipeline_fps, bound_fps),
+                "pipeline_over_cpu_bound": _ratio(pipeline_fps, cpu_bound)})
 
 
 def _fmt(value: float | None, spec: str = ".1f", none: str = "-") -> str:
@@ -94,20 +109,23 @@ def table(result: ModelResult, baseline: ModelResult | None = None) -> str:
     r = result
     gflops = f"{r.flops / 1e9:.2f} GFLOPs/frame ({r.flops_source})" if r.flops else "FLOPs unknown"
     lines = [f"model {r.model}: {r.input_size[0]}x{r.input_size[1]}, {r.classes} classes, {gflops}, "
-             f"{r.provider.replace('ExecutionProvider', '')}, threads {r.threads or 'auto'}"
+             f"{r.provider.replace('ExecutionProvider', '')} {r.precision}, threads {r.threads or 'auto'}"
              f"{'' if r.spinning else ', no spinning'}",
-             "  stage alone     ms/frame"]
+             "  stage alone     ms/frame  1 thread"]
     for stage in STAGES:
         mark = "   <- slowest" if stage == r.slowest_stage else ""
-        lines.append(f"  {stage:<14} {r.stages_ms[stage]:9.2f}{mark}")
+        lines.append(f"  {stage:<14} {r.stages_ms[stage]:9.2f} {r.stages_ms_1thread[stage]:9.2f}{mark}")
     lines += [f"  bound          {r.bound_fps:9.1f} FPS  (1000 / slowest stage; all in series: "
               f"{r.serial_fps:.1f} FPS)",
+              f"  CPU bound      {r.cpu_bound_fps:9.1f} FPS  ({r.cores} cores x 1000 / "
+              f"{sum(r.stages_ms_1thread.values()):.1f} ms of one-thread work per frame)",
               "  end to end           FPS  pipeline / this",
               f"  pipeline       {r.pipeline_fps:9.1f}  1.00x  (the product: overlapped threads)",
               f"  naive ORT      {r.naive_ort_fps:9.1f}  {_fmt(r.ratios['pipeline_over_naive_ort'], '.2f')}x",
               f"  seed Keras     {_fmt(r.seed_keras_fps, '9.1f', '        -')}  "
               f"{_fmt(r.ratios['pipeline_over_seed_keras'], '.2f')}x  {r.seed_keras_note}".rstrip(),
-              f"  pipeline / bound {_fmt(r.ratios['pipeline_over_bound'], '.2f')}",
+              f"  pipeline / bound {_fmt(r.ratios['pipeline_over_bound'], '.2f')}, "
+              f"pipeline / CPU bound {_fmt(r.ratios['pipeline_over_cpu_bound'], '.2f')}",
               f"  model alone: batch-1 latency {r.latency_ms_b1_median:.2f} ms (median); images/s "
               + ", ".join(f"b{b} {v:.1f}" for b, v in r.throughput_ips.items())]
     if r.inference_gflops_per_s:

@@ -1,17 +1,17 @@
 """Each stage alone on frames decoded into memory: decode, preprocess, inference, draw, encode."""
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 
-from ...contract import preprocess
 from ...errors import UsageError, UserError
 from ...runtime.engine import SegModel
 from ...runtime.pipeline import Packet, StageTimes
@@ -30,6 +30,7 @@ class Clip:
     decode_ms: list[float]
     fps: float
     size: tuple[int, int]  # (width, height)
+    decode_ms_1thread: list[float]  # the same frames decoded again with one FFmpeg thread
 
 
 def _ms(fn: Callable[[], object]) -> tuple[float, object]:
@@ -51,9 +52,19 @@ def check_video(video: str) -> None:
 
 
 def read_clip(video: str, n: int) -> Clip:
-    """Decode the first `n` frames into memory, timing each cv2 read."""
+    """Decode the first `n` frames into memory, timing each cv2 read (and again on one thread)."""
     _status(f"decoding {n} frames of {video}")
-    cap = cv2.VideoCapture(video, cv2.CAP_FFMPEG)
+    frames, decode_ms, fps = _decode(video, n, [])
+    _, one_thread, _ = _decode(video, n, [cv2.CAP_PROP_N_THREADS, 1])
+    if len(frames) < n:
+        print(f"note: {video} has only {len(frames)} frames; measuring those", file=sys.stderr)
+    size = (frames[0].shape[1], frames[0].shape[0])
+    return Clip(video, frames, decode_ms, fps if 1 <= fps <= 240 else 30.0, size, one_thread)
+
+
+def _decode(video: str, n: int, params: list[int]) -> tuple[list[np.ndarray], list[float], float]:
+    """The first `n` frames, ms per cv2 read (the first read, which starts the decoder, dropped), fps."""
+    cap = cv2.VideoCapture(video, cv2.CAP_FFMPEG, params)
     frames, decode_ms = [], []
     try:
         while len(frames) < n:
@@ -67,10 +78,18 @@ def read_clip(video: str, n: int) -> Clip:
         cap.release()
     if len(decode_ms) > 1:
         decode_ms = decode_ms[1:]  # the first read starts the decoder: warm-up, not counted
-    if len(frames) < n:
-        print(f"note: {video} has only {len(frames)} frames; measuring those", file=sys.stderr)
-    size = (frames[0].shape[1], frames[0].shape[0])
-    return Clip(video, frames, decode_ms, fps if 1 <= fps <= 240 else 30.0, size)
+    return frames, decode_ms, fps
+
+
+@contextlib.contextmanager
+def one_cv2_thread() -> Iterator[None]:
+    """OpenCV's own thread pool limited to one thread inside the block (resize, colour, blend)."""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def _hud_args() -> tuple[StageTimes, SimpleNamespace]:
@@ -96,18 +115,24 @@ def _writer(path: Path, clip: Clip) -> cv2.VideoWriter:
     return writer
 
 
-def measure_stages(model: SegModel, clip: Clip, tmp: Path) -> tuple[dict[str, list[float]], list]:
+def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = False
+                   ) -> tuple[dict[str, list[float]], list]:
     """Each stage alone over the in-memory frames: ms per frame, and the class maps.
 
     Every stage is warmed up first (first session runs allocate, the legend and fonts are drawn
-    once, the encoder starts), as in a long-running viewer.
+    once, the encoder starts), as in a long-running viewer. `one_thread`: OpenCV on one thread and
+    the one-thread decode times (pass a model loaded with threads=1): the work each stage costs.
     """
-    size, draw, warm = model.input_size, _drawer(model), clip.frames[:2]
+    if one_thread:
+        with one_cv2_thread():
+            ms, maps = measure_stages(model, clip, tmp)
+        return {**ms, "decode": clip.decode_ms_1thread}, maps
+    draw, warm = _drawer(model), clip.frames[:2]
     for i, frame in enumerate(warm):
-        draw(Packet(i, frame, model.infer(preprocess([frame], size))[0]))
+        draw(Packet(i, frame, model.predict([frame])[0]))
     _encode(tmp / "warm-up.mp4", clip, [draw(Packet(0, warm[0], model.predict(warm[:1])[0]))])
     ms: dict[str, list[float]] = {"decode": clip.decode_ms}
-    ms["preprocess"], xs = zip(*(_ms(lambda f=f: preprocess([f], size)) for f in clip.frames))
+    ms["preprocess"], xs = zip(*(_ms(lambda f=f: model.prepare([f])) for f in clip.frames))
     ms["inference"], maps = zip(*(_ms(lambda x=x: model.infer(x)[0]) for x in xs))
     ms["draw"], images = zip(*(_ms(lambda i=i: draw(Packet(i, clip.frames[i], maps[i])))
                                for i in range(len(clip.frames))))
@@ -128,7 +153,7 @@ def throughput(model: SegModel, clip: Clip, batches: tuple[int, ...], seconds: f
     """Images per second of session.run alone at each batch size (real frames, time-boxed)."""
     out = {}
     for b in batches:
-        x = preprocess([clip.frames[i % len(clip.frames)] for i in range(b)], model.input_size)
+        x = model.prepare([clip.frames[i % len(clip.frames)] for i in range(b)])
         model.infer(x)  # warm-up at this shape
         runs, t0 = 0, time.perf_counter()
         while runs < 3 or time.perf_counter() - t0 < seconds:

@@ -1,0 +1,141 @@
+"""The int8 variant of an export: static QDQ quantization, calibrated on training images, checked on val.
+
+Weights int8 per output channel, activations uint8 from MinMax ranges over `images` training frames,
+and 7-bit weights (`reduce_range`): without VNNI (AVX2, plain AVX-512) onnxruntime multiplies u8 x s8
+with VPMADDUBSW, whose 16-bit pair sums saturate; with full 8-bit weights the accurate preset lost
+11 val mIoU on such a CPU, with 7-bit ones none (docs/EXPORT.md).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime_seg.contract import CALIBRATION, INPUT, INT8_CHECK, PRECISION, preprocess
+from realtime_seg.datasets.readers import load_split, read_image
+from realtime_seg.errors import UserError
+from realtime_seg.runtime.engine import load_model
+from realtime_seg.system import cpu_int8_dot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Int8Config:
+    data: str | None              # dataset folder: its train split calibrates, its val split checks
+    images: int = 32              # calibration frames, spread evenly over the train split
+    max_miou_drop: float = 0.005  # fail when int8 loses more val mIoU than this against fp32
+    min_agreement: float = 0.90   # fail when fewer pixels than this keep fp32's class
+    fmt: str = "auto"
+    val_fraction: float = 0.1     # CARLA's split, as the training run made it
+    seed: int = 0
+
+
+def calibration_frames(cfg: Int8Config, size: tuple[int, int]) -> list[np.ndarray]:
+    """`cfg.images` training images as (1, H, W, 3) uint8 RGB, preprocessed like the runtime's frames."""
+    _, samples = load_split(cfg.data, "train", cfg.fmt, cfg.val_fraction, cfg.seed)
+    if not samples:
+        raise UserError(f"no training images in {cfg.data} to calibrate int8 with; pass --calib DATASET")
+    picks = np.linspace(0, len(samples) - 1, min(cfg.images, len(samples))).astype(int)
+    return [preprocess([cv2.cvtColor(read_image(samples[i].image), cv2.COLOR_RGB2BGR)], size, np.uint8)
+            for i in picks]
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over a list of batches."""
+
+    def __init__(self, batches: list[np.ndarray]):
+        self._it = iter(batches)
+
+    def get_next(self):
+        batch = next(self._it, None)
+        return None if batch is None else {INPUT: batch}
+
+
+def quantize(proto, frames: list[np.ndarray]):
+    """fp32 ModelProto (uint8 input) -> int8 QDQ ModelProto; metadata is the caller's to add."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    with tempfile.TemporaryDirectory(prefix="realtime_seg_int8_") as tmp:
+        src, pre, out = (Path(tmp) / name for name in ("fp32.onnx", "pre.onnx", "int8.onnx"))
+        onnx.save(proto, src)
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(out), _Reader(frames), quant_format=QuantFormat.QDQ,
+                        per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+        return onnx.load(str(out))
+
+
+def speed_ratio(fp32, int8, batches: list[np.ndarray], rounds: int = 3) -> float:
+    """fp32 ms / int8 ms at batch 1 on real frames: medians of interleaved runs (a busy machine biases neither)."""
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for model in (fp32, int8):
+        model.infer(batches[0])  # warm-up
+    for _ in range(rounds):
+        for x in batches:
+            for i, model in enumerate((fp32, int8)):
+                t = time.perf_counter()
+                model.infer(x)
+                times[i].append(time.perf_counter() - t)
+    return statistics.median(times[0]) / statistics.median(times[1])
+
+
+def check(fp32, int8, parity_batch: np.ndarray, cfg: Int8Config) -> dict:
+    """Argmax agreement with fp32 on real frames, val mIoU of both, speed; raises UserError on a loss."""
+    from realtime_seg.commands.evaluate import evaluate
+    from realtime_seg.datasets.metrics import summarize
+    agreement = float(np.mean(int8.infer(parity_batch) == fp32.infer(parity_batch)))
+    fmt, val = load_split(cfg.data, "val", cfg.fmt, cfg.val_fraction, cfg.seed)
+    if not val:
+        raise UserError(f"no val images in {cfg.data} to check int8 with; pass --calib DATASET with a val split")
+    miou = {name: summarize(evaluate(m, val, fmt))["miou"] for name, m in (("fp32", fp32), ("int8", int8))}
+    checks = {"agreement": agreement, "val_miou_fp32": miou["fp32"], "val_miou_int8": miou["int8"],
+              "val_images": len(val),
+              "speed_vs_fp32": round(speed_ratio(fp32, int8, list(parity_batch[:, None])), 3),
+              "cpu_int8_dot": cpu_int8_dot()}
+    drop = miou["fp32"] - miou["int8"]
+    print(f"int8 check: argmax agreement with fp32 {agreement * 100:.2f}% (need >= "
+          f"{cfg.min_agreement * 100:.0f}%), val mIoU {miou['fp32'] * 100:.2f} -> {miou['int8'] * 100:.2f} "
+          f"(may drop <= {cfg.max_miou_drop * 100:.1f}), {checks['speed_vs_fp32']:.2f}x fp32's speed")
+    if drop > cfg.max_miou_drop or agreement < cfg.min_agreement:
+        raise UserError(f"int8 model loses too much (val mIoU {drop * 100:+.2f} points lost, agreement "
+                        f"{agreement * 100:.1f}%); nothing written. Try more --calib-images or keep fp32")
+    return checks
+
+
+def int8_variant(proto, cfg: Int8Config, parity_batch: np.ndarray, size: tuple[int, int]):
+    """The checked int8 ModelProto of an fp32 export (metadata included), or UserError: nothing to write."""
+    import onnx
+    frames = calibration_frames(cfg, size)
+    print(f"quantizing to int8: {len(frames)} calibration images from the train split of {cfg.data} ...",
+          flush=True)
+    int8 = quantize(proto, frames)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    meta.update({PRECISION: "int8", CALIBRATION: json.dumps(
+        {"data": Path(cfg.data).name, "split": "train", "images": len(frames), "method": "minmax",
+         "format": "QDQ", "weights": "int8 per channel, 7-bit range", "activations": "uint8"})})
+    with tempfile.TemporaryDirectory(prefix="realtime_seg_int8_") as tmp:
+        paths = {"fp32": Path(tmp) / "fp32.onnx", "int8": Path(tmp) / "int8.onnx"}
+        onnx.save(proto, paths["fp32"])
+        set_metadata(int8, meta)
+        onnx.save(int8, paths["int8"])
+        checks = check(load_model(paths["fp32"], "cpu"), load_model(paths["int8"], "cpu"), parity_batch, cfg)
+    # this file's own val mIoU, measured on the run's val split just now
+    set_metadata(int8, {**meta, "val_miou": json.dumps(checks["val_miou_int8"]), INT8_CHECK: json.dumps(checks)})
+    return int8
+
+
+def set_metadata(proto, meta: dict[str, str]) -> None:
+    """Replace the ModelProto's metadata_props with `meta`."""
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
