@@ -2,8 +2,9 @@
 
 usage: python -m export runs/x/best.keras -o models/x.onnx [--fp16] [--head argmax|logits]
 
-Graph: input `image` float32 (N, H, W, 3) RGB in [0, 1]; output `class_map` uint8
-(N, H, W) (head argmax, the default: see docs/EXPORT.md) or `logits` float32 (N, H, W, C).
+Graph: input `image` float32 (N, H, W, 3) RGB in [0, 1]; outputs `class_map` uint8 (N, H, W)
+and `probs` float32 (N, H, W, C) softmax (head argmax, the default: see docs/EXPORT.md), or
+`logits` float32 (N, H, W, C).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 from realtime_seg.training.backend import import_keras
 from realtime_seg.datasets.classes import TABLES
 from realtime_seg.datasets.readers import split_settings
-from realtime_seg.contract import CLASS_MAP, INPUT, LOGITS, SPLIT, preprocess
+from realtime_seg.contract import CLASS_MAP, INPUT, LOGITS, PROBS, SPLIT, preprocess
 from realtime_seg.errors import ArgumentParser, UsageError, UserError, first_line
 from realtime_seg.cli import DEMO_VIDEO, check_at_least
 from realtime_seg.system import check_output_file, check_readable, write_atomic
@@ -121,7 +122,9 @@ def convert(model, head: str):
         logits = model(image, training=False)                         # (N, H, W, C)
         if head == "logits":
             return {LOGITS: logits}
-        return {CLASS_MAP: tf.cast(tf.argmax(logits, axis=-1), tf.uint8), LOGITS: logits}
+        # probs beside the class map: smooth edges and --smooth read them (only when asked)
+        return {CLASS_MAP: tf.cast(tf.argmax(logits, axis=-1), tf.uint8),
+                PROBS: tf.nn.softmax(logits, axis=-1), LOGITS: logits}
 
     proto, _ = tf2onnx.convert.from_function(forward, input_signature=spec, opset=OPSET)
     return proto

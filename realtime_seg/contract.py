@@ -4,6 +4,8 @@ Export writes it and the runtime reads it, so both import it from here (NumPy an
 
     input   `image`      (N, H, W, 3) RGB, float32 in [0, 1]
     output  `class_map`  (N, H, W) uint8 class ids        (head argmax, the default)
+            `probs`      (N, H, W, C) float32 softmax       (beside class_map; read only when
+                                                          smooth edges or --smooth need it)
          or `logits`     (N, H, W, C) float32             (head logits)
     metadata_props: classes, palette (RGB), input_size [H, W], and what export records
 """
@@ -15,6 +17,7 @@ import numpy as np
 INPUT = "image"
 CLASS_MAP = "class_map"
 LOGITS = "logits"
+PROBS = "probs"     # exports since issue 14; older models have class_map only
 REQUIRED_METADATA = ("classes", "palette", "input_size")
 SPLIT = "split"  # metadata: how the training run split its data (eval scores the same val)
 PREPROCESSING = "RGB, area resize to input_size, float32 / 255"

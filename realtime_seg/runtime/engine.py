@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import REQUIRED_METADATA, preprocess
+from ..contract import CLASS_MAP, LOGITS, PROBS, REQUIRED_METADATA, preprocess
 from ..errors import UserError, first_line
 from ..system import check_readable
 
@@ -35,11 +35,25 @@ class SegModel:
     output_name: str
     provider: str                    # the provider the session really runs on
     metadata: dict[str, str]
+    scores_name: str | None = None   # `probs` (or an old export's `logits`); None: class_map only
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) float32 in [0, 1] -> (N, H, W) uint8 class ids."""
         out = self.session.run([self.output_name], {self.input_name: batch})[0]
         return out if out.ndim == 3 else np.argmax(out, axis=-1).astype(np.uint8)
+
+    def infer_probs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class ids (N, H, W) and class probabilities (N, H, W, C) float32; None if the model has none."""
+        if self.scores_name is None:
+            return self.infer(batch), None
+        names = [self.scores_name] + ([self.output_name] if self.output_name != self.scores_name else [])
+        outs = self.session.run(names, {self.input_name: batch})
+        scores = outs[0]
+        if self.scores_name == LOGITS:  # an export with `--head logits`: softmax here
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            scores /= scores.sum(-1, keepdims=True)
+        maps = outs[1] if len(outs) > 1 else np.argmax(scores, axis=-1).astype(np.uint8)
+        return maps, scores
 
     def predict(self, frames_bgr: list[np.ndarray]) -> np.ndarray:
         """BGR frames of any size -> class maps (N, H, W) at the model's input size."""
@@ -103,6 +117,8 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinnin
                         "are needed); fix the install or use --device cpu")
     meta = read_metadata(path, session)
     inp, out = session.get_inputs()[0], session.get_outputs()[0]
+    names = [o.name for o in session.get_outputs()]
+    scores = PROBS if PROBS in names else LOGITS if LOGITS in names else None
     size = tuple(json.loads(meta["input_size"]))
     if len(inp.shape) != 4 or inp.shape[3] != 3 or tuple(inp.shape[1:3]) != size:
         raise UserError(f"model {path} takes input {inp.shape}, expected (N, {size[0]}, {size[1]}, 3) "
@@ -113,4 +129,4 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinnin
         raise UserError(f"model {path} has {len(classes)} classes but {len(palette)} colours; re-export it")
     log.info("model %s on %s, input %s, %d classes", path.name, provider, size, len(classes))
     return SegModel(path, session, classes, np.ascontiguousarray(palette[:, ::-1]), size,
-                    inp.name, out.name, provider, meta)
+                    inp.name, CLASS_MAP if CLASS_MAP in names else out.name, provider, meta, scores)
