@@ -302,10 +302,10 @@ def print_summary(summary: dict) -> None:
     """The line printed at exit: frames, mean FPS, provider, drops and per-stage milliseconds."""
     if not summary:
         return
-    flicker = "" if summary.get("flicker") is None else f", flicker {summary['flicker'] * 100:.2f}%"
+    flicker = "" if summary.get("flicker") is None else f" | flicker {summary['flicker'] * 100:.2f}%"
     print(f"{summary['frames']} frames in {summary['seconds']:.1f}s: {summary['fps']:.1f} FPS mean on "
-          f"{summary['provider']}, dropped {summary['dropped']}{flicker} | "
-          + ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stages_ms"].items()))
+          f"{summary['provider']}, dropped {summary['dropped']} | "
+          + ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stages_ms"].items()) + flicker)
 
 
 def parser() -> argparse.ArgumentParser:
