@@ -1,4 +1,5 @@
-"""Options and checks shared by the commands: model presets, the demo video, --model/--device/--threads.
+"""Options and checks shared by the commands: model presets, the demo video, --model/--device/--threads,
+and how masks look (--palette, --edges, --shares, --smooth).
 
 Each command's parser adds these with `add_model_options`, so they read and fail the same way.
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+
+import numpy as np
 
 from .errors import UsageError
 from .runtime.engine import DEVICES
@@ -79,6 +82,6 @@ def smoother(args: argparse.Namespace) -> TemporalSmoother | None:
     return TemporalSmoother(args.smooth) if args.smooth > 0 else None
 
 
-def palette(args: argparse.Namespace, model) -> "object":
+def palette(args: argparse.Namespace, model) -> np.ndarray:
     """The BGR palette --palette names, for `model`'s classes."""
     return choose_palette(model.classes, model.palette_bgr, args.palette)

@@ -6,7 +6,7 @@ score vectors that all peak at class c still peaks at c. In the other cells (~5 
 960x540 frame) two classes compare by one interpolated margin p_a - p_b; where three or four
 classes meet, each corner's class is scored. Matches cv2.resize(INTER_LINEAR) of every
 probability plane followed by argmax on all but ~0.01 % of pixels (a class that wins
-between corners without winning at any corner), at a tenth of its cost.
+between corners without winning at any corner), at a twentieth of its cost.
 """
 from __future__ import annotations
 

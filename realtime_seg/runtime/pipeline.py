@@ -89,10 +89,10 @@ def _reader(source, out: queue.Queue, stop: threading.Event, times: StageTimes) 
             break
         ms = (time.perf_counter() - t) * 1e3
         times.add("read", ms)
-        jumped, breaks = _breaks(source) != breaks, _breaks(source)
-        if not _put(out, Packet(index, frame, discontinuous=jumped), stop):
+        now = _breaks(source)
+        if not _put(out, Packet(index, frame, discontinuous=now != breaks), stop):
             break
-        index += 1
+        index, breaks = index + 1, now
     _put(out, _END, stop)
 
 

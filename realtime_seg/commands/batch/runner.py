@@ -14,10 +14,10 @@ from pathlib import Path
 from ...errors import UserError, first_line
 from ...runtime.engine import SegModel, load_model
 from ...runtime.palettes import choose_palette
-from ...runtime.temporal import TemporalSmoother
 from ...runtime.pipeline import StageTimes, segment_stream
 from ...runtime.render import Overlay, hud_lines
 from ...runtime.sources import Source, open_video_file
+from ...runtime.temporal import TemporalSmoother
 from ...runtime.video import VideoOutput
 from ...system import progress
 from .config import BatchConfig
