@@ -30,7 +30,9 @@ from realtime_seg.runtime.engine import load_model  # noqa: E402
 from realtime_seg.datasets.classes import CAMVID  # noqa: E402
 from realtime_seg.runtime.edges import smooth_upsample  # noqa: E402
 from realtime_seg.runtime.palettes import choose_palette  # noqa: E402
+from realtime_seg.runtime.pipeline import segment_stream  # noqa: E402
 from realtime_seg.runtime.render import Legend, Overlay, blend, colorize  # noqa: E402
+from realtime_seg.runtime.temporal import TemporalSmoother  # noqa: E402
 
 VIDEO = ROOT / "videos" / "dashcam_highway.mp4"
 MODEL = ROOT / "tests" / "fixtures" / "tiny_camvid.onnx"
@@ -339,6 +341,22 @@ def test_camera_unplugged_reconnects_then_gives_up(tmp_path, monkeypatch, capsys
     assert frames > 0 and frames + dropped == 18  # every frame was either segmented or counted
     assert video_info(out)[:2] == (frames, (160, 120))
     assert f"({frames} frames, 160x120 at 30 fps)" in captured.out
+
+
+def test_a_reconnected_camera_restarts_temporal_smoothing(monkeypatch, model):
+    # plays 12 frames, lost, comes back at the first retry for 6 more
+    for name, value in (("plan", [12, 6, 0, 0, 0]), ("opens", 0), ("produced", 0)):
+        monkeypatch.setattr(UnpluggedCamera, name, value)
+    monkeypatch.setattr(sources.cv2, "VideoCapture", UnpluggedCamera)
+    monkeypatch.setattr(sources.LiveSource, "backoff_s", 0.02)
+    source = sources.open_camera(0)
+    smoother = TemporalSmoother(0.7, cut_threshold=1e9)  # these synthetic frames jump in brightness: no cuts
+    packets = list(segment_stream(source, model, smoother=smoother))
+    source.close()
+    assert source.reconnects == 1 and source.breaks == 1
+    assert len([p for p in packets if p.discontinuous]) == 1
+    assert [p.index for p in packets if p.restarted] == [p.index for p in packets if p.discontinuous]
+    assert smoother.resets == 1
 
 
 def test_missing_camera_is_a_one_line_error():
