@@ -1,18 +1,21 @@
 """Figures for docs/VISUALS.md: edges before/after, palettes, outlines and flicker per frame.
 
 usage: python scripts/visuals.py [--model models/camvid_accurate.onnx] [--video videos/dashcam_highway.mp4]
-                                 [--smooth 0.7] [--out docs] [--json docs/flicker_dashcam.json]
+                                 [--smooth 0.7] [--out docs] [--json docs/flicker_dashcam.json] [--costs]
 
 Runs the model once over the video (every frame), then derives everything from its class
 probabilities with the runtime's own functions: the per-frame flicker without and with
 temporal smoothing, and, on one frame, crops of nearest against smooth edges. Plots are drawn
-with OpenCV (no matplotlib).
+with OpenCV (no matplotlib). `--costs` also prints the CPU time per frame of each way to bring
+the class map to the frame's size (thread CPU time: time taken by other processes on a shared
+machine is not counted; OpenCV on one thread).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -22,9 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from realtime_seg.contract import preprocess  # noqa: E402
+from realtime_seg.runtime.edges import dense_upsample, smooth_upsample  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402
 from realtime_seg.runtime.palettes import choose_palette  # noqa: E402
-from realtime_seg.runtime.render import Overlay  # noqa: E402
+from realtime_seg.runtime.render import Overlay, colorize  # noqa: E402
 from realtime_seg.runtime.temporal import FlickerMeter, TemporalSmoother, argmax_classes, one_hot  # noqa: E402
 from realtime_seg.system import write_atomic  # noqa: E402
 
@@ -117,6 +121,37 @@ def views(frame: np.ndarray, probs: np.ndarray, model) -> np.ndarray:
                       _label(small[1], "outlines view")])
 
 
+def costs(frames, probs, model) -> dict[str, float]:
+    """Median CPU milliseconds per frame of each step, over the video's frames."""
+    cv2.setNumThreads(1)
+    size = (frames[0].shape[1], frames[0].shape[0])
+    maps = [argmax_classes(p) for p in probs]
+    full = [smooth_upsample(m, size, p) for m, p in zip(maps, probs)]
+    palette = choose_palette(model.classes, model.palette_bgr)
+    smoother = TemporalSmoother()
+    steps = {
+        "edges nearest (cv2.resize)": lambda i: cv2.resize(maps[i], size, interpolation=cv2.INTER_NEAREST),
+        "edges smooth (probs)": lambda i: smooth_upsample(maps[i], size, probs[i]),
+        "edges smooth (one-hot: no probs output)": lambda i: smooth_upsample(maps[i], size),
+        "edges dense (every plane resized, argmax)": lambda i: dense_upsample(maps[i], size, probs[i]),
+        "colours before: lookup at model size + resize": lambda i: cv2.resize(palette[maps[i]], size,
+                                                                              interpolation=cv2.INTER_NEAREST),
+        "colours now: LUT at frame size": lambda i: colorize(full[i], palette, size),
+        "temporal smoothing 0.7 (average, argmax, cut check)": lambda i: argmax_classes(
+            smoother.update(probs[i], frames[i])),
+    }
+    out = {}
+    for name, step in steps.items():
+        count = 20 if "dense" in name else len(frames)
+        times = []
+        for i in range(count):
+            t = time.thread_time()
+            step(i)
+            times.append(time.thread_time() - t)
+        out[name] = float(np.median(times) * 1e3)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(ROOT / "models" / "camvid_accurate.onnx"))
@@ -125,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frame", type=int, default=120, help="the frame for the edge crops and views")
     p.add_argument("--out", default=str(ROOT / "docs"))
     p.add_argument("--json", default=None, help="also the per-frame flicker as JSON")
+    p.add_argument("--costs", action="store_true", help="also print CPU ms per frame of edges, colours, smoothing")
     args = p.parse_args(argv)
     model = load_model(args.model, "cpu")
     if model.scores_name is None:
@@ -146,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     means = {k: float(np.mean([v for v in s if v is not None])) for k, s in series.items()}
     print("mean flicker: " + ", ".join(f"{k} {v * 100:.2f}%" for k, v in means.items())
           + f" ({(1 - means[list(means)[1]] / means[list(means)[0]]) * 100:.0f}% less)")
+    if args.costs:
+        for name, ms in costs(frames, probs, model).items():
+            print(f"  {name:<55} {ms:6.2f} ms CPU per frame")
     if args.json:
         doc = {"model": Path(args.model).name, "video": Path(args.video).name, "frames": len(frames),
                "mean": means, "per_frame": series}
