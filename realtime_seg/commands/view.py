@@ -253,7 +253,9 @@ def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput 
         for packet in packets:
             state.flicker.add(packet.class_map, restart=packet.restarted or packet.discontinuous)
             t = time.perf_counter()
-            full = state.overlay.frame_classes(packet.frame, packet.class_map, packet.probs)
+            overlay = state.overlay
+            full = None if overlay.view == "original" else overlay.frame_classes(packet.frame, packet.class_map,
+                                                                                 packet.probs)
             t1 = time.perf_counter()
             image = render(packet, model, state, meter.tick(), times, source, full)
             times.add("edges", (t1 - t) * 1e3)

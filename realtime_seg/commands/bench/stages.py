@@ -133,7 +133,7 @@ def measure_stages(model: SegModel, clip: Clip, tmp: Path) -> tuple[dict[str, li
                                    for i in range(len(raw))))
     ms["edges"], fulls = zip(*(_ms(lambda i=i: to_frame_size(smoothed[i][0], clip.size, "smooth", smoothed[i][1]))
                                for i in range(len(raw))))
-    packets = [Packet(i, clip.frames[i], *smoothed[i][:1], probs=smoothed[i][1]) for i in range(len(raw))]
+    packets = [Packet(i, clip.frames[i], smoothed[i][0], probs=smoothed[i][1]) for i in range(len(raw))]
     ms["draw"], images = zip(*(_ms(lambda i=i: draw(packets[i], fulls[i])) for i in range(len(raw))))
     ms["encode"] = _encode(tmp / "encode.mp4", clip, images)
     flicker = {"smooth_0": _flicker(m for m, _ in raw), f"smooth_{DEFAULT_SMOOTH:g}": _flicker(m for m, _ in smoothed)}
