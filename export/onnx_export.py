@@ -2,8 +2,9 @@
 
 usage: python -m export runs/x/best.keras -o models/x.onnx [--fp16 | --int8 [--calib DATA]] [--head argmax|logits]
 
-Graph: input `image` uint8 (N, H, W, 3) RGB, scaled to [0, 1] inside the graph; output `class_map`
-uint8 (N, H, W) (head argmax, the default: see docs/EXPORT.md) or `logits` float32 (N, H, W, C).
+Graph: input `image` uint8 (N, H, W, 3) RGB, scaled to [0, 1] inside the graph; outputs `class_map`
+uint8 (N, H, W) and `probs` float32 (N, H, W, C) softmax (head argmax, the default: see
+docs/EXPORT.md), or `logits` float32 (N, H, W, C).
 --int8: static QDQ quantization calibrated on the training split of DATA (default: the run's
 dataset), written only if it keeps fp32's val mIoU (within 0.5) and class maps (export/quantize.py).
 """
@@ -22,8 +23,8 @@ import numpy as np
 from realtime_seg.training.backend import import_keras
 from realtime_seg.datasets.classes import TABLES
 from realtime_seg.datasets.readers import check_data_folder, split_settings
-from realtime_seg.contract import (CALIBRATION, CLASS_MAP, INPUT, INT8_CHECK, LOGITS, PRECISION, PRECISIONS,
-                                   SPLIT, preprocess)
+from realtime_seg.contract import (CLASS_MAP, INPUT, INT8_CHECK, LOGITS, PRECISION, PRECISIONS,
+                                   PROBS, SPLIT, preprocess)
 from realtime_seg.errors import ArgumentParser, UsageError, UserError, first_line
 from realtime_seg.cli import DEMO_VIDEO, check_at_least
 from realtime_seg.system import check_output_file, check_readable, write_atomic
@@ -129,7 +130,9 @@ def convert(model, head: str):
         logits = model(x, training=False)                             # (N, H, W, C)
         if head == "logits":
             return {LOGITS: logits}
-        return {CLASS_MAP: tf.cast(tf.argmax(logits, axis=-1), tf.uint8), LOGITS: logits}
+        # probs beside the class map: smooth edges and --smooth read them (only when asked)
+        return {CLASS_MAP: tf.cast(tf.argmax(logits, axis=-1), tf.uint8),
+                PROBS: tf.nn.softmax(logits, axis=-1), LOGITS: logits}
 
     proto, _ = tf2onnx.convert.from_function(forward, input_signature=spec, opset=OPSET)
     return proto

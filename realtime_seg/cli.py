@@ -1,4 +1,5 @@
-"""Options and checks shared by the commands: model presets, the demo video, --model/--device/--threads/--precision.
+"""Options and checks shared by the commands: model presets, the demo video, --model/--device/--threads/
+--precision, and how masks look (--palette, --edges, --shares, --smooth).
 
 Each command's parser adds these with `add_model_options`, so they read and fail the same way.
 """
@@ -8,10 +9,15 @@ import argparse
 import os
 from pathlib import Path
 
+import numpy as np
+
 from .errors import UsageError
 from .runtime.engine import DEVICES, SegModel
+from .runtime.palettes import DEFAULT_PALETTE, PALETTES, choose_palette
 from .runtime.precision import CHOICES as PRECISION_CHOICES
 from .runtime.precision import open_model
+from .runtime.render import EDGES
+from .runtime.temporal import DEFAULT_SMOOTH, TemporalSmoother
 
 _PACKAGE = Path(__file__).resolve().parent
 # each preset is a family: NAME.onnx (fp32) and, where they pay off, NAME.int8.onnx and NAME.fp16.onnx
@@ -79,3 +85,31 @@ def check_at_least(option: str, value: int | None, low: int) -> None:
     """A usage error unless `value` (when given) is at least `low`."""
     if value is not None and value < low:
         raise UsageError(f"{option} must be {low} or more, got {value}")
+
+
+def add_look_options(p: argparse.ArgumentParser) -> None:
+    """--palette, --edges, --shares and --smooth: how masks look (viewer and batch)."""
+    p.add_argument("--palette", default=DEFAULT_PALETTE, choices=PALETTES,
+                   help="contrast: distinct hue and lightness per class (default); dataset: the model's colours")
+    p.add_argument("--edges", default=EDGES[0], choices=EDGES,
+                   help="smooth: class boundaries from bilinearly upsampled scores (default); nearest: blocks")
+    p.add_argument("--shares", action="store_true", help="the legend shows each class's share of the frame")
+    p.add_argument("--smooth", type=float, default=DEFAULT_SMOOTH, metavar="S",
+                   help=f"temporal smoothing of class scores, 0 (off) to <1 (default {DEFAULT_SMOOTH}); "
+                        "restarts at scene cuts and reconnects")
+
+
+def check_smooth(value: float) -> None:
+    """A usage error unless --smooth is in [0, 1)."""
+    if not 0.0 <= value < 1.0:
+        raise UsageError(f"--smooth must be at least 0 (off) and below 1, got {value:g}")
+
+
+def smoother(args: argparse.Namespace) -> TemporalSmoother | None:
+    """The temporal smoother --smooth asks for; None when off."""
+    return TemporalSmoother(args.smooth) if args.smooth > 0 else None
+
+
+def palette(args: argparse.Namespace, model) -> np.ndarray:
+    """The BGR palette --palette names, for `model`'s classes."""
+    return choose_palette(model.classes, model.palette_bgr, args.palette)

@@ -5,6 +5,8 @@ Export writes it and the runtime reads it, so both import it from here (NumPy an
     input   `image`      (N, H, W, 3) RGB uint8; the graph scales to [0, 1] itself
                          (models exported before that take float32 in [0, 1]: the runtime reads the dtype)
     output  `class_map`  (N, H, W) uint8 class ids        (head argmax, the default)
+            `probs`      (N, H, W, C) float32 softmax       (beside class_map; read only when
+                                                          smooth edges or --smooth need it)
          or `logits`     (N, H, W, C) float32             (head logits)
     metadata_props: classes, palette (RGB), input_size [H, W], precision, and what export records
 """
@@ -16,6 +18,7 @@ import numpy as np
 INPUT = "image"
 CLASS_MAP = "class_map"
 LOGITS = "logits"
+PROBS = "probs"     # exports since issue 14; older models have class_map only
 REQUIRED_METADATA = ("classes", "palette", "input_size")
 SPLIT = "split"  # metadata: how the training run split its data (eval scores the same val)
 PRECISION = "precision"      # metadata: fp32, fp16 or int8 (missing: fp32)

@@ -28,7 +28,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm at import
 
 from realtime_seg.commands.batch import BatchConfig, run_batch  # noqa: E402
 from realtime_seg.system import quiet_stderr  # noqa: E402
-from realtime_seg.contract import preprocess  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402
 
 VIDEO = ROOT / "videos" / "dashcam_highway.mp4"

@@ -1,6 +1,8 @@
 """Regenerate tests/fixtures/tiny_camvid.{keras,onnx} (a width-4 U-Net at 48x64, float32 input as
 exported before uint8 inputs: the old-model fixture) and tests/fixtures/tiny_family/ (the same
 weights exported now: tiny.onnx fp32, tiny.int8.onnx, tiny.fp16.onnx, uint8 input).
+tests/fixtures/tiny_camvid_probs.onnx is the same weights with a `probs` output, exported (float32
+input) before uint8 inputs came in; tiny_camvid.onnx is that graph without `probs`.
 
 usage: python tests/make_tiny_model.py            (needs ../shared/data/camvid and TensorFlow)
        python tests/make_tiny_model.py --family   (only tiny_family/, from the committed .keras)
@@ -9,6 +11,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
 
 from export import ExportConfig, export_model
 from export.quantize import Int8Config

@@ -3,7 +3,8 @@
 usage: python -m realtime_seg eval --model models/camvid_accurate.onnx --data ../shared/data/camvid
            [--split val] [--format auto|camvid|carla] [--json scores.json] [--confusion cm.png]
        python -m realtime_seg eval --model runs/x/x.onnx --data ~/carla --run runs/x
-Predictions are resized to each label's own size (nearest) before scoring. A CARLA folder has
+Predictions are resized to each label's own size before scoring: nearest (default, as training
+scores val), or `--edges smooth` as the viewer draws them (runtime/edges.py). A CARLA folder has
 no val folder: its held-out split is drawn as the training run drew it, with the settings of
 --run DIR (its config.json), else of the model's metadata, else the trainer's defaults.
 """
@@ -23,6 +24,7 @@ from ..datasets.metrics import iou_per_class, score, summarize
 from ..datasets.readers import DEFAULT_SPLIT, FORMATS, SPLITS, load_pair, load_split, split_settings
 from ..errors import ArgumentParser, UsageError, UserError
 from ..runtime.engine import SegModel
+from ..runtime.render import EDGES, to_frame_size
 from ..system import check_output_file, check_readable, progress, write_atomic
 
 CONFUSION_TYPES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -54,14 +56,24 @@ def describe_split(fmt: str, split: str, settings: dict, origin: str) -> str:
             f"{settings['seed']} (split settings from {origin})")
 
 
-def evaluate(model: SegModel, samples, fmt: str, batch_size: int = 8) -> np.ndarray:
-    """Confusion matrix over `samples`, predictions at each label's size."""
+def evaluate(model: SegModel, samples, fmt: str, batch_size: int = 8, edges: str = "nearest") -> np.ndarray:
+    """Confusion matrix over `samples`, predictions at each label's size (`edges`: how they get there)."""
     void = CAMVID.void if fmt == "camvid" else None  # labels are checked against the model's classes
     table = ClassTable(model.path.name, tuple(model.classes), (), void)
     with progress(samples, desc="eval", unit="img") as bar:
         pairs = (load_pair(s, fmt, table) for s in bar)
-        return score(lambda images: model.predict([cv2.cvtColor(i, cv2.COLOR_RGB2BGR) for i in images]),
-                     pairs, len(model.classes), batch_size)
+        return score(lambda images: _predict(model, images, edges), pairs, len(model.classes), batch_size)
+
+
+def _predict(model: SegModel, images: list[np.ndarray], edges: str) -> list[np.ndarray]:
+    """Class maps of RGB images: at the model's size (nearest: `score` resizes them), or at each
+    image's size (= its label's) with smooth edges."""
+    frames = [cv2.cvtColor(i, cv2.COLOR_RGB2BGR) for i in images]
+    if edges == "nearest":
+        return list(model.predict(frames))
+    maps, probs = model.infer_probs(model.prepare(frames))
+    return [to_frame_size(m, (f.shape[1], f.shape[0]), edges, None if probs is None else p)
+            for m, p, f in zip(maps, probs if probs is not None else maps, frames)]
 
 
 def report(model: SegModel, cm: np.ndarray) -> dict:
@@ -126,6 +138,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", choices=FORMATS)
     p.add_argument("--run", metavar="DIR", help="training run folder: score its CARLA split (config.json)")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--edges", default="nearest", choices=EDGES[::-1],
+                   help="how predictions reach the label's size: nearest (default, as training scores "
+                        "val) or smooth (as the viewer draws)")
     p.add_argument("--json", help="write scores as JSON")
     p.add_argument("--confusion", help="write a confusion-matrix PNG")
     return p
@@ -144,10 +159,10 @@ def main(argv: list[str]) -> int:
         raise UserError(f"no image/mask pairs in the {args.split} split of {args.data}")
     scored = describe_split(fmt, args.split, settings, origin)
     print(f"scoring {len(samples)} images with {model.path.name} ({model.runs_on}): {scored}")
-    cm = evaluate(model, samples, fmt, args.batch_size)
+    cm = evaluate(model, samples, fmt, args.batch_size, args.edges)
     result = {"model": model.path.name, "data": str(args.data), "precision": model.precision,
-              "split": args.split, "scored": scored,
-              "split_settings": settings, "images": len(samples), **report(model, cm)}
+              "split": args.split, "scored": scored, "split_settings": settings, "images": len(samples),
+              "edges": args.edges, **report(model, cm)}
     print_table(result)
     if args.json:
         write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(result, indent=2)))

@@ -4,7 +4,8 @@ usage: python -m realtime_seg --video drive.mp4 [--model accurate|fast|M.onnx] [
        python -m realtime_seg --camera 0
        python -m realtime_seg --video rtsp://host/stream --no-show --output rec.mp4
        python -m realtime_seg --video demo.mp4 --loop [--max-frames 20000]   (kiosk; soak tests)
-keys:  q/Esc quit, space pause, n next frame (paused), +/- opacity, m view, l legend, s screenshot
+keys:  q/Esc quit, space pause, n next frame (paused), +/- opacity, m view (blend, mask, outlines,
+       side, original), l legend (names, shares, off), s screenshot
 """
 from __future__ import annotations
 
@@ -16,19 +17,21 @@ import re
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
 
-from ..cli import DEMO_VIDEO, add_model_options, check_at_least, check_opacity, load_selected
+from ..cli import (DEMO_VIDEO, add_look_options, add_model_options, check_at_least, check_opacity,
+                   check_smooth, load_selected, palette, smoother)
 from ..errors import ArgumentParser, UsageError, UserError
 from ..runtime.engine import SegModel
 from ..runtime.pipeline import Packet, StageTimes, segment_stream
 from ..runtime.render import VIEWS, Overlay, hud_lines
 from ..runtime.sources import Source, open_camera, open_video
+from ..runtime.temporal import FlickerMeter, TemporalSmoother
 from ..runtime.video import VideoOutput
 from ..system import check_output_file, on_stop_signals, progress, write_atomic
 
@@ -45,6 +48,8 @@ class ViewState:
 
     overlay: Overlay
     paused: bool = False
+    smooth: float = 0.0                                      # --smooth, for the HUD
+    flicker: FlickerMeter = field(default_factory=FlickerMeter)
 
 
 def display_available() -> bool:
@@ -101,14 +106,17 @@ class FpsMeter:
 
 
 def render(packet: Packet, model: SegModel, state: ViewState, fps: float, times: StageTimes,
-           source: Source) -> np.ndarray:
-    """The annotated frame, with the viewer's HUD: FPS, stage times, drops, opacity, view."""
+           source: Source, full: np.ndarray | None = None) -> np.ndarray:
+    """The annotated frame, with the viewer's HUD: FPS, stage times, drops, opacity, view, flicker."""
     overlay, ms = state.overlay, times.ema
-    stages = {k: ms[k] for k in ("read", "preprocess", "inference", "draw") if k in ms}
+    stages = {k: ms[k] for k in ("read", "preprocess", "inference", "smooth", "edges", "draw") if k in ms}
     extra = [f"dropped {source.dropped}  opacity {overlay.opacity:.1f}  {overlay.view}"]
+    if state.flicker.values:
+        extra.append(f"flicker {state.flicker.values[-1] * 100:.1f}%  smooth {state.smooth:g}")
     if state.paused:
         extra.append("PAUSED (space: play, n: next)")
-    return overlay.paint(packet.frame, packet.class_map, hud_lines(fps, model.runs_on, stages, *extra))
+    return overlay.paint(packet.frame, packet.class_map, hud_lines(fps, model.runs_on, stages, *extra),
+                         probs=packet.probs, full=full)
 
 
 def handle_key(key: int, state: ViewState, image: np.ndarray, shots: Path) -> str | None:
@@ -128,7 +136,7 @@ def handle_key(key: int, state: ViewState, image: np.ndarray, shots: Path) -> st
     elif key == ord("m"):
         overlay.next_view()
     elif key == ord("l"):
-        overlay.legend = not overlay.legend
+        overlay.next_legend()
     elif key == ord("s"):
         try:
             print(f"screenshot: {save_png(image, shots)}")
@@ -211,10 +219,11 @@ def _session(args, model: SegModel, source: Source) -> tuple[dict, VideoOutput |
             output_path = output_path or default_output(args)
             print(f"no display available: running without a window, writing {output_path}")
         output = VideoOutput(output_path, source.fps, source.size, args.codec) if output_path else None
-        overlay = Overlay(model.classes, model.palette_bgr, args.opacity, args.view,
-                          not args.no_legend, not args.no_hud)
+        overlay = Overlay(model.classes, palette(args, model), args.opacity, args.view,
+                          not args.no_legend, not args.no_hud, args.edges, args.shares)
         try:
-            summary = play(model, source, ViewState(overlay), output, show, Path(args.screenshots))
+            summary = play(model, source, ViewState(overlay, smooth=args.smooth), output, show,
+                           Path(args.screenshots), smoother=smoother(args))
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, keep what was recorded
             source.cancel()
         ok = source.broken is None
@@ -227,20 +236,30 @@ def _session(args, model: SegModel, source: Source) -> tuple[dict, VideoOutput |
 
 
 def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput | None = None,
-         show: bool = False, shots: Path = Path("."), bar: bool = True) -> dict:
+         show: bool = False, shots: Path = Path("."), bar: bool = True,
+         smoother: TemporalSmoother | None = None) -> dict:
     """The viewer's loop: segment, paint, record and show every frame; returns the summary.
 
     Without a window it shows a progress bar (unless `bar` is False: bench times this loop).
+    `smoother` averages class scores over time (--smooth); the summary reports the flicker.
     """
     times, meter = StageTimes(), FpsMeter()
     bar = progress(total=source.length, desc="segmenting", unit="frame") if bar and not show else None
     start, frames = time.perf_counter(), 0
+    smooth_edges = state.overlay.edges == "smooth"
+    stream = segment_stream(source, model, times, smoother=smoother, probs=smooth_edges)
     # closing: on a second Ctrl-C the stage threads stop before the source is closed under them
-    with contextlib.closing(segment_stream(source, model, times)) as packets:
+    with contextlib.closing(stream) as packets:
         for packet in packets:
+            state.flicker.add(packet.class_map, restart=packet.restarted or packet.discontinuous)
             t = time.perf_counter()
-            image = render(packet, model, state, meter.tick(), times, source)
-            times.add("draw", (time.perf_counter() - t) * 1e3)
+            overlay = state.overlay
+            full = None if overlay.view == "original" else overlay.frame_classes(packet.frame, packet.class_map,
+                                                                                 packet.probs)
+            t1 = time.perf_counter()
+            image = render(packet, model, state, meter.tick(), times, source, full)
+            times.add("edges", (t1 - t) * 1e3)
+            times.add("draw", (time.perf_counter() - t1) * 1e3)
             if output:
                 output.write(image)
             frames += 1
@@ -251,7 +270,7 @@ def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput 
                 break
     if bar is not None:
         bar.close()
-    return _summary(frames, time.perf_counter() - start, times, model, source, output)
+    return _summary(frames, time.perf_counter() - start, times, model, source, output, state.flicker)
 
 
 def _show(image, packet, model, state, shots, times, meter, source) -> str | None:
@@ -264,7 +283,7 @@ def _show(image, packet, model, state, shots, times, meter, source) -> str | Non
         if action == "next":
             state.paused = True
             return None
-        if action == "redraw":
+        if action == "redraw":  # a new view or legend: the frame-size class map is cheap to redo
             image = render(packet, model, state, meter.fps, times, source)
             cv2.imshow(WINDOW, image)
         if not state.paused:
@@ -272,22 +291,23 @@ def _show(image, packet, model, state, shots, times, meter, source) -> str | Non
 
 
 def _summary(frames: int, seconds: float, times: StageTimes, model: SegModel, source: Source,
-             output: VideoOutput | None) -> dict:
+             output: VideoOutput | None, flicker: FlickerMeter) -> dict:
     ms = times.mean()
     if output and output.frames:
         ms["encode"] = output.encode_ms / output.frames
     fps = frames / seconds if seconds > 0 else 0.0
     return {"frames": frames, "seconds": seconds, "fps": fps, "stages_ms": ms, "dropped": source.dropped,
-            "provider": model.provider, "precision": model.precision}
+            "provider": model.provider, "precision": model.precision, "flicker": flicker.mean}
 
 
 def print_summary(summary: dict) -> None:
     """The line printed at exit: frames, mean FPS, provider, drops and per-stage milliseconds."""
     if not summary:
         return
+    flicker = "" if summary.get("flicker") is None else f" | flicker {summary['flicker'] * 100:.2f}%"
     print(f"{summary['frames']} frames in {summary['seconds']:.1f}s: {summary['fps']:.1f} FPS mean on "
           f"{summary['provider']} {summary.get('precision', 'fp32')}, dropped {summary['dropped']} | "
-          + ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stages_ms"].items()))
+          + ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stages_ms"].items()) + flicker)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -306,6 +326,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="keep pace with a file's fps by dropping frames")
     p.add_argument("--loop", action="store_true", help="start a video file again at its end (kiosk demos)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    add_look_options(p)
     p.add_argument("--no-legend", action="store_true")
     p.add_argument("--no-hud", action="store_true")
     p.add_argument("--screenshots", default=".", help="folder for screenshots (key s)")
@@ -315,6 +336,7 @@ def parser() -> argparse.ArgumentParser:
 def check_args(args: argparse.Namespace) -> None:
     """Usage errors in the options, and an --output that cannot be written, before any work."""
     check_opacity(args.opacity)
+    check_smooth(args.smooth)
     check_at_least("--threads", args.threads, 0)
     check_at_least("--max-frames", args.max_frames, 1)
     check_at_least("--camera", args.camera, 0)

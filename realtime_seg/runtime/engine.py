@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import INPUT_DTYPES, PRECISION, PRECISIONS, REQUIRED_METADATA, preprocess
+from ..contract import CLASS_MAP, INPUT_DTYPES, LOGITS, PRECISION, PRECISIONS, PROBS, REQUIRED_METADATA, preprocess
 from ..errors import UserError, first_line
 from ..system import check_readable
 
@@ -46,6 +46,7 @@ class SegModel:
     def prepare(self, frames_bgr: list[np.ndarray]) -> np.ndarray:
         """BGR frames of any size -> the batch this model takes (uint8, or float32 for old exports)."""
         return preprocess(frames_bgr, self.input_size, self.input_dtype)
+    scores_name: str | None = None   # `probs` (or an old export's `logits`); None: class_map only
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """A batch from `prepare` (N, H, W, 3) -> (N, H, W) uint8 class ids."""
@@ -62,6 +63,18 @@ class SegModel:
         binding.bind_output(self.output_name, "cpu")
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
+    def infer_probs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class ids (N, H, W) and class probabilities (N, H, W, C) float32; None if the model has none."""
+        if self.scores_name is None:
+            return self.infer(batch), None
+        names = [self.scores_name] + ([self.output_name] if self.output_name != self.scores_name else [])
+        outs = self.session.run(names, {self.input_name: batch})
+        scores = outs[0]
+        if self.scores_name == LOGITS:  # an export with `--head logits`: softmax here
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            scores /= scores.sum(-1, keepdims=True)
+        maps = outs[1] if len(outs) > 1 else np.argmax(scores, axis=-1).astype(np.uint8)
+        return maps, scores
 
     def predict(self, frames_bgr: list[np.ndarray]) -> np.ndarray:
         """BGR frames of any size -> class maps (N, H, W) at the model's input size."""
@@ -131,6 +144,8 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinnin
                         "are needed); fix the install or use --device cpu")
     meta = read_metadata(path, session)
     inp, out = session.get_inputs()[0], session.get_outputs()[0]
+    names = [o.name for o in session.get_outputs()]
+    scores = PROBS if PROBS in names else LOGITS if LOGITS in names else None
     size = tuple(json.loads(meta["input_size"]))
     if (len(inp.shape) != 4 or inp.shape[3] != 3 or tuple(inp.shape[1:3]) != size
             or inp.type not in INPUT_DTYPES):
@@ -147,4 +162,5 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinnin
     log.info("model %s (%s) on %s, input %s %s, %d classes", path.name, precision, provider, inp.type,
              size, len(classes))
     return SegModel(path, session, classes, np.ascontiguousarray(palette[:, ::-1]), size,
-                    inp.name, out.name, provider, meta, precision, INPUT_DTYPES[inp.type])
+                    inp.name, CLASS_MAP if CLASS_MAP in names else out.name, provider, meta, precision,
+                    INPUT_DTYPES[inp.type], scores)

@@ -1,6 +1,6 @@
 """Overlapped stages: decode and inference on their own threads, bounded queues between them.
 
-    source.read ─► [q] ─► preprocess + infer ─► [q] ─► consumer (draw, show, encode)
+    source.read ─► [q] ─► preprocess + infer (+ temporal smoothing) ─► [q] ─► consumer (draw, show, encode)
 
 `segment_stream` yields `Packet`s in order; the consumer's loop is the same for every
 source. `VideoOutput` encodes on its own thread into a temporary file that is renamed
@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from .engine import SegModel
+from .temporal import TemporalSmoother, argmax_classes, one_hot
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ class Packet:
     frame: np.ndarray                     # BGR (H, W, 3), as decoded
     class_map: np.ndarray | None = None   # uint8 (h, w) at the model's input size
     ms: dict[str, float] = field(default_factory=dict)
+    probs: np.ndarray | None = None       # float32 (h, w, C), smoothed over time when asked
+    discontinuous: bool = False           # the source jumped here (reconnected, looped): no past
+    restarted: bool = False               # temporal smoothing started afresh at this frame
 
 
 class StageTimes:
@@ -70,8 +74,13 @@ def _get(q: queue.Queue, stop: threading.Event):
     return _END
 
 
+def _breaks(source) -> int:
+    """The source's count of jumps (Source.breaks); 0 for a plain object with only read()."""
+    return getattr(source, "breaks", 0)
+
+
 def _reader(source, out: queue.Queue, stop: threading.Event, times: StageTimes) -> None:
-    index = 0
+    index, breaks = 0, _breaks(source)
     while not stop.is_set():
         t = time.perf_counter()
         frame = source.read()
@@ -79,14 +88,15 @@ def _reader(source, out: queue.Queue, stop: threading.Event, times: StageTimes) 
             break
         ms = (time.perf_counter() - t) * 1e3
         times.add("read", ms)
-        if not _put(out, Packet(index, frame), stop):
+        now = _breaks(source)
+        if not _put(out, Packet(index, frame, discontinuous=now != breaks), stop):
             break
-        index += 1
+        index, breaks = index + 1, now
     _put(out, _END, stop)
 
 
 def _inferrer(model: SegModel, inq: queue.Queue, out: queue.Queue, stop: threading.Event,
-              times: StageTimes, batch_size: int) -> None:
+              times: StageTimes, batch_size: int, smoother: TemporalSmoother | None, probs: bool) -> None:
     done = False
     while not done and not stop.is_set():
         batch = [_get(inq, stop)]
@@ -98,45 +108,42 @@ def _inferrer(model: SegModel, inq: queue.Queue, out: queue.Queue, stop: threadi
         if batch[-1] is _END:
             done = True
             batch.pop()
-            _put(inq, _END, stop)  # for the other inference workers
         if batch:
             t0 = time.perf_counter()
             x = model.prepare([p.frame for p in batch])
             t1 = time.perf_counter()
-            maps = model.infer(x)
+            maps, scores = model.infer_probs(x) if probs or smoother else (model.infer(x), None)
             t2 = time.perf_counter()
             times.add("preprocess", (t1 - t0) * 1e3 / len(batch))
             times.add("inference", (t2 - t1) * 1e3 / len(batch))
-            for packet, class_map in zip(batch, maps):
-                packet.class_map = class_map
+            for i, packet in enumerate(batch):
+                packet.class_map = maps[i]
+                packet.probs = None if scores is None else scores[i]
+                if smoother is not None:
+                    _smooth(packet, smoother, len(model.classes), times)
                 if not _put(out, packet, stop):
                     return
     _put(out, _END, stop)
 
 
-def _in_order(results: queue.Queue, stop: threading.Event, workers: int) -> Iterator[Packet]:
-    """Packets by index, whatever order the workers finish them in, until every worker has ended."""
-    waiting: dict[int, Packet] = {}
-    following, ended = 0, 0
-    while ended < workers:
-        item = _get(results, stop)
-        if item is _END:
-            ended += 1
-            if stop.is_set():
-                return
-            continue
-        waiting[item.index] = item
-        while following in waiting:
-            yield waiting.pop(following)
-            following += 1
+def _smooth(packet: Packet, smoother: TemporalSmoother, num_classes: int, times: StageTimes) -> None:
+    """Replace the packet's probabilities and class map by their running average."""
+    t = time.perf_counter()
+    probs = packet.probs if packet.probs is not None else one_hot(packet.class_map, num_classes)
+    resets = smoother.resets
+    packet.probs = smoother.update(probs, packet.frame, packet.discontinuous)
+    packet.class_map = argmax_classes(packet.probs)
+    packet.restarted = smoother.resets != resets
+    times.add("smooth", (time.perf_counter() - t) * 1e3)
 
 
 def segment_stream(source, model: SegModel, times: StageTimes | None = None,
-                   queue_size: int = 2, batch_size: int = 1, workers: int = 1) -> Iterator[Packet]:
+                   queue_size: int = 2, batch_size: int = 1, smoother: TemporalSmoother | None = None,
+                   probs: bool = False) -> Iterator[Packet]:
     """Frames of `source` with their class maps, in order; stages overlap on threads.
 
-    `workers` inference threads run frames side by side (each call on its own thread: give the
-    model 1 intra-op thread); their results are put back in order before they are yielded.
+    `probs`: also the class probabilities (`Packet.probs`, for smooth edges); `smoother`: average
+    them over time (the class map is then the average's argmax).
     """
     times = times or StageTimes()
     stop = threading.Event()
@@ -152,12 +159,13 @@ def segment_stream(source, model: SegModel, times: StageTimes | None = None,
                 stop.set()
         return threading.Thread(target=run, name=fn.__name__.strip("_"), daemon=True)
 
-    threads = [guarded(_reader, source, frames, stop, times)]
-    threads += [guarded(_inferrer, model, frames, results, stop, times, batch_size) for _ in range(workers)]
+    threads = [guarded(_reader, source, frames, stop, times),
+               guarded(_inferrer, model, frames, results, stop, times, batch_size, smoother, probs)]
     for t in threads:
         t.start()
     try:
-        yield from _in_order(results, stop, workers)
+        while (item := _get(results, stop)) is not _END:
+            yield item
     finally:
         stop.set()
         for t in threads:

@@ -1,6 +1,8 @@
-"""Paint a class map over a frame: palette colours, blend, legend and HUD (OpenCV, no pixel loops).
+"""Paint a class map over a frame: palette colours, blend, outlines, legend and HUD (OpenCV, no pixel loops).
 
-`Overlay` is the one painter: the viewer, batch export and bench all draw through it.
+`Overlay` is the one painter: the viewer, batch export and bench all draw through it. It brings
+the model-size class map to the frame's size with smooth edges (runtime/edges.py) unless told
+`edges="nearest"`.
 """
 from __future__ import annotations
 
@@ -9,14 +11,44 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-VIEWS = ("blend", "mask", "side", "original")
+from .edges import smooth_upsample
+
+VIEWS = ("blend", "mask", "outlines", "side", "original")
+EDGES = ("smooth", "nearest")
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+_OUTLINE = np.ones((3, 3), np.uint8)
 
 
 def colorize(class_map: np.ndarray, palette_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Class ids (h, w) -> BGR colours (H, W, 3) at `size` = (W, H); nearest, so ids never mix."""
-    small = palette_bgr[class_map]                                    # (h, w, 3) lookup
-    return cv2.resize(small, size, interpolation=cv2.INTER_NEAREST)  # == lookup after resize
+    if class_map.shape != size[::-1]:
+        class_map = cv2.resize(class_map, size, interpolation=cv2.INTER_NEAREST)
+    luts = np.zeros((3, 256), np.uint8)
+    luts[:, :len(palette_bgr)] = np.asarray(palette_bgr).T
+    # one LUT per channel: a ninth of palette[ids]'s time at 960x540 (0.7 ms against 6.3)
+    return cv2.merge([cv2.LUT(class_map, lut) for lut in luts])
+
+
+def to_frame_size(class_map: np.ndarray, size: tuple[int, int], edges: str = "smooth",
+                  probs: np.ndarray | None = None) -> np.ndarray:
+    """The class map at `size` = (W, H): smooth boundaries (from `probs` when given) or nearest."""
+    if edges not in EDGES:
+        raise ValueError(f"unknown edges {edges!r}; allowed: {', '.join(EDGES)}")
+    if class_map.shape == size[::-1]:
+        return class_map
+    if edges == "nearest":
+        return cv2.resize(class_map, size, interpolation=cv2.INTER_NEAREST)
+    return smooth_upsample(class_map, size, probs)
+
+
+def outlines(class_map: np.ndarray) -> np.ndarray:
+    """uint8 mask (255) of the pixels on a class boundary, two pixels wide (one on each side)."""
+    return cv2.morphologyEx(class_map, cv2.MORPH_GRADIENT, _OUTLINE)
+
+
+def class_shares(class_map: np.ndarray, num_classes: int) -> np.ndarray:
+    """Fraction of the pixels of each class, (C,) float."""
+    return np.bincount(class_map.ravel(), minlength=num_classes)[:num_classes] / class_map.size
 
 
 def blend(frame: np.ndarray, colors: np.ndarray, opacity: float) -> np.ndarray:
@@ -30,9 +62,15 @@ def compose(frame: np.ndarray, class_map: np.ndarray, palette_bgr: np.ndarray,
     h, w = frame.shape[:2]
     if view == "original":
         return frame.copy()
+    if class_map.shape != (h, w):
+        class_map = cv2.resize(class_map, (w, h), interpolation=cv2.INTER_NEAREST)
     colors = colorize(class_map, palette_bgr, (w, h))
     if view == "mask":
         return colors
+    if view == "outlines":  # the frame, each class boundary drawn in its class's colour
+        image = frame.copy()
+        cv2.copyTo(colors, outlines(class_map), image)
+        return image
     blended = blend(frame, colors, opacity)
     if view == "blend":
         return blended
@@ -57,11 +95,16 @@ class Legend:
     opacity: float = 0.65
     _cache: dict = field(default_factory=dict)
 
-    def _render(self, frame_h: int) -> np.ndarray:
-        """The panel for frames `frame_h` high, premultiplied by the opacity (one blend per frame)."""
+    def _layout(self, frame_h: int) -> tuple[int, float, int]:
+        """Row height, font scale and the x where a share's text starts."""
         row = max(12, min(22, (frame_h - 10) // max(len(self.classes), 1)))
         scale = self.scale * row / 22
-        width = 30 + max(cv2.getTextSize(c, _FONT, scale, 1)[0][0] for c in self.classes) + 8
+        return row, scale, 30 + max(cv2.getTextSize(c, _FONT, scale, 1)[0][0] for c in self.classes) + 6
+
+    def _render(self, frame_h: int, shares: bool = False) -> np.ndarray:
+        """The panel for frames `frame_h` high, premultiplied by the opacity (one blend per frame)."""
+        row, scale, share_x = self._layout(frame_h)
+        width = share_x + (cv2.getTextSize("100%", _FONT, scale, 1)[0][0] + 8 if shares else 2)
         panel = np.zeros((row * len(self.classes) + 8, width, 3), np.uint8)
         for i, (name, color) in enumerate(zip(self.classes, self.palette_bgr)):
             y = 4 + i * row
@@ -69,15 +112,21 @@ class Legend:
             cv2.putText(panel, name, (28, y + row - 6), _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
         return cv2.convertScaleAbs(panel, alpha=self.opacity)
 
-    def draw(self, image: np.ndarray) -> None:
-        """Paste the legend, semi-opaque, in the top-left corner (in place)."""
+    def draw(self, image: np.ndarray, shares: np.ndarray | None = None) -> None:
+        """Paste the legend, semi-opaque, in the top-left corner (in place); `shares` adds each class's %."""
         h, w = image.shape[:2]
-        if h not in self._cache:
-            self._cache[h] = self._render(h)
-        panel = self._cache[h]
+        key = (h, shares is not None)
+        if key not in self._cache:
+            self._cache[key] = self._render(h, shares is not None)
+        panel = self._cache[key]
         ph, pw = min(panel.shape[0], h), min(panel.shape[1], w)
         roi = image[:ph, :pw]  # one saturating OpenCV pass, not float64 NumPy temporaries (0.35 -> 0.03 ms)
         cv2.addWeighted(roi, 1.0 - self.opacity, panel[:ph, :pw], 1.0, 0.0, dst=roi)
+        if shares is not None:  # the numbers change every frame: drawn on the pasted panel
+            row, scale, x = self._layout(h)
+            for i, share in enumerate(shares):
+                cv2.putText(image, f"{share * 100:3.0f}%", (x, 4 + i * row + row - 6), _FONT, scale,
+                            (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def draw_hud(image: np.ndarray, lines: list[str]) -> None:
@@ -103,7 +152,7 @@ def hud_lines(fps: float, provider: str, stage_ms: dict[str, float], *extra: str
 
 @dataclass
 class Overlay:
-    """How a segmented frame is painted: view, mask opacity, legend and HUD."""
+    """How a segmented frame is painted: view, mask opacity, edges, legend (and shares) and HUD."""
 
     classes: list[str]
     palette_bgr: np.ndarray = field(compare=False, repr=False)  # (C, 3) uint8, OpenCV order
@@ -111,20 +160,39 @@ class Overlay:
     view: str = "blend"
     legend: bool = True
     hud: bool = True
+    edges: str = "smooth"
+    shares: bool = False           # the legend shows each class's share of the frame
 
     def __post_init__(self) -> None:
         if self.view not in VIEWS:
             raise ValueError(f"unknown view {self.view!r}; allowed: {', '.join(VIEWS)}")
+        if self.edges not in EDGES:
+            raise ValueError(f"unknown edges {self.edges!r}; allowed: {', '.join(EDGES)}")
         self._legend = Legend(self.classes, self.palette_bgr)
 
-    def paint(self, frame: np.ndarray, class_map: np.ndarray, hud: list[str] | tuple = ()) -> np.ndarray:
-        """A new image, the frame's size: the view, then the legend and the HUD lines when on."""
-        image = compose(frame, class_map, self.palette_bgr, self.opacity, self.view)
+    def frame_classes(self, frame: np.ndarray, class_map: np.ndarray, probs: np.ndarray | None = None) -> np.ndarray:
+        """The class map at the frame's size, with this overlay's edges."""
+        return to_frame_size(class_map, (frame.shape[1], frame.shape[0]), self.edges, probs)
+
+    def paint(self, frame: np.ndarray, class_map: np.ndarray, hud: list[str] | tuple = (),
+              probs: np.ndarray | None = None, full: np.ndarray | None = None) -> np.ndarray:
+        """A new image, the frame's size: the view, then the legend and the HUD lines when on.
+
+        `probs` (h, w, C) make smooth edges follow the model's scores; `full` is the class map
+        already brought to the frame's size (`frame_classes`), to do that only once per frame.
+        """
+        if full is None and self.view != "original":
+            full = self.frame_classes(frame, class_map, probs)
+        image = compose(frame, full if full is not None else class_map, self.palette_bgr, self.opacity, self.view)
         if self.legend and self.view != "original":
-            self._legend.draw(image)
+            self._legend.draw(image, class_shares(class_map, len(self.classes)) if self.shares else None)
         if self.hud:
             draw_hud(image, list(hud))
         return image
+
+    def next_legend(self) -> None:
+        """Legend with names, then with each class's share, then none (key l)."""
+        self.legend, self.shares = (True, True) if self.legend and not self.shares else (not self.legend, False)
 
     def next_view(self) -> None:
         self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]

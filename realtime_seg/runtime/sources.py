@@ -52,6 +52,7 @@ class Source:
         self.dropped = 0
         self.delivered = 0           # frames returned by read()
         self.loops = 0               # times a looping file started again
+        self.reconnects = 0          # times a lost camera or stream came back
         self.error: str | None = None   # a live source was lost (a warning: what was read is good)
         self.broken: str | None = None  # a file could not be read to its end (an error)
         self.cancelled = False
@@ -63,6 +64,11 @@ class Source:
         if self.loop or self.frame_count is None:
             return self.limit
         return self.frame_count if self.limit is None else min(self.frame_count, self.limit)
+
+    @property
+    def breaks(self) -> int:
+        """Jumps in the frame sequence so far (loops, reconnections): temporal smoothing restarts at each."""
+        return self.loops + self.reconnects
 
     def cancel(self) -> None:
         """End the source early, as if it had ended: read() returns None from now on (signal-safe: no locks)."""
@@ -191,6 +197,7 @@ class LiveSource(Source):
             cap = self._open()
             if cap.isOpened():
                 self.cap = cap
+                self.reconnects += 1
                 return True
             cap.release()
         self.error = f"{self.name} was lost and did not come back after {self._retries} tries"

@@ -23,6 +23,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from realtime_seg.commands.batch import BatchConfig, expand_inputs, run_batch  # noqa: E402
+from realtime_seg.contract import preprocess  # noqa: E402
+from realtime_seg.runtime.edges import smooth_upsample  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402
 from realtime_seg.errors import UsageError  # noqa: E402
 
@@ -33,10 +35,10 @@ CARLA = FIXTURES / "videos" / "carla_small.mp4"      # 31 frames, 400x300, 10 fp
 FULL = ROOT / "videos" / "dashcam_highway.mp4"       # 221 frames, 960x540, 25 fps, H.264
 
 
-def batch(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+def batch(*args: str, timeout: float = 240, model: Path = TINY) -> subprocess.CompletedProcess:
     """The CLI in a subprocess, with the tiny model."""
     return subprocess.run([sys.executable, "-m", "realtime_seg", "batch", *map(str, args),
-                           "--model", str(TINY)], cwd=ROOT, capture_output=True, text=True,
+                           "--model", str(model)], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -149,15 +151,19 @@ def test_full_video_with_workers_and_truncated_mp4(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["dashcam_highway_seg.mp4"]
 
 
+PLAIN = ("--smooth", "0", "--edges", "nearest", "--palette", "dataset")  # each frame alone, blocky, dataset colours
+
+
 def test_png_masks_and_stats_match_the_model(tmp_path):
     out = tmp_path / "out"
-    first = batch(SHORT, "--out", out, "--ext", "mp4", "--mask-only", "--no-legend")
+    first = batch(SHORT, "--out", out, "--ext", "mp4", "--mask-only", "--no-legend", *PLAIN)
     assert first.returncode == 0, first.stdout + first.stderr
     video = out / "dashcam_short_seg.mp4"
     mtime = video.stat().st_mtime_ns
 
     # A second run adds the missing masks and stats and leaves the finished video alone.
-    second = batch(SHORT, "--out", out, "--ext", "mp4", "--mask-only", "--no-legend", "--png-masks", "--stats")
+    second = batch(SHORT, "--out", out, "--ext", "mp4", "--mask-only", "--no-legend", "--png-masks", "--stats",
+                   *PLAIN)
     assert second.returncode == 0, second.stdout + second.stderr
     assert video.stat().st_mtime_ns == mtime
     assert not leftovers(out)
@@ -168,16 +174,22 @@ def test_png_masks_and_stats_match_the_model(tmp_path):
     assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(40)]
     with open(out / "dashcam_short_stats.csv") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["frame", *model.classes]
+    assert rows[0] == ["frame", *model.classes, "flicker"]
     assert len(rows) == 41
+    previous = None
     for i, (frame, png, row) in enumerate(zip(frames, pngs, rows[1:])):
         expected = model.predict([frame])[0]
         mask = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
         assert mask.dtype == np.uint8 and mask.shape == frame.shape[:2]
         assert np.array_equal(mask, cv2.resize(expected, (480, 270), interpolation=cv2.INTER_NEAREST))
-        fractions = np.array(row[1:], float)
+        fractions = np.array(row[1:-1], float)
         assert int(row[0]) == i and abs(fractions.sum() - 1) < 1e-4
         assert np.allclose(fractions, np.bincount(expected.ravel(), minlength=11) / expected.size, atol=1e-6)
+        if previous is None:  # flicker: the fraction of pixels that changed class since the previous frame
+            assert row[-1] == ""
+        else:
+            assert abs(float(row[-1]) - np.mean(previous != expected)) < 1e-6
+        previous = expected
 
     # The mask-only video shows the palette colours of the prediction (lossy codec: on average).
     colours = model.palette_bgr[cv2.resize(model.predict([frames[0]])[0], (480, 270),
@@ -189,6 +201,26 @@ def test_png_masks_and_stats_match_the_model(tmp_path):
     assert video.stat().st_mtime_ns != mtime
     assert len(list((out / "dashcam_short_masks").iterdir())) == 40
     assert not leftovers(out)
+
+
+def test_default_smoothing_lowers_the_flicker_in_stats(tmp_path):
+    """Defaults: scores averaged over time (--smooth 0.7), smooth edges; stats report the flicker."""
+    runs = {}
+    for name, extra in (("smooth", ()), ("off", ("--smooth", "0"))):
+        out = tmp_path / name
+        proc = batch(SHORT, "--out", out, "--ext", "mp4", "--stats", "--png-masks", *extra,
+                     model=FIXTURES / "tiny_camvid_probs.onnx")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        with open(out / "dashcam_short_stats.csv") as f:
+            rows = list(csv.reader(f))
+        runs[name] = np.array([float(r[-1]) for r in rows[2:]])
+        masks = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((out / "dashcam_short_masks").iterdir())]
+        assert len(masks) == 40 and masks[0].shape == (270, 480)
+    assert runs["smooth"].mean() < 0.6 * runs["off"].mean()
+    model = load_model(FIXTURES / "tiny_camvid_probs.onnx", "cpu")
+    first = frames_of(SHORT)[0]
+    class_map, probs = model.infer_probs(preprocess([first], model.input_size))  # frame 0: nothing to average
+    np.testing.assert_array_equal(masks[0], smooth_upsample(class_map[0], (480, 270), probs[0]))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -236,6 +268,7 @@ def test_usage_errors_are_one_line_exit_2(tmp_path):
     (dict(opacity=-0.1), "--opacity must be between 0 and 1"),
     (dict(ext="gif"), "no default codec for --ext gif"),
     (dict(codec="H26"), "4-letter FourCC"),
+    (dict(smooth=1.0), r"--smooth must be at least 0 \(off\) and below 1, got 1"),
 ])
 def test_bad_options(tmp_path, change, message):
     cfg = BatchConfig(out=tmp_path / "out", model=str(TINY), **change)

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, assert_one_line_error, run_cli
 
 VIDEO = ROOT / "videos" / "dashcam_highway.mp4"
-STAGES = {"decode", "preprocess", "inference", "draw", "encode"}
+STAGES = {"decode", "preprocess", "inference", "smooth", "edges", "draw", "encode"}
 HAS_KERAS = importlib.util.find_spec("keras") is not None
 
 pytestmark = pytest.mark.skipif(not VIDEO.is_file(), reason="demo video not present")
@@ -45,7 +45,10 @@ def check_model_result(r: dict, frames: int) -> None:
     assert r["frames"] == frames and r["provider"] == "CPUExecutionProvider" and r["output"] == "class_map"
     assert r["input_size"] == [48, 64] and r["classes"] == 11
     assert set(r["throughput_ips"]) == {"1", "4", "8"} and all(map(_positive, r["throughput_ips"].values()))
-    assert {"read", "preprocess", "inference", "draw", "encode"} <= set(r["pipeline_stages_ms"])
+    assert {"read", "preprocess", "inference", "smooth", "edges", "draw", "encode"} <= set(r["pipeline_stages_ms"])
+    flicker = r["flicker"]  # the clip's, without and with the default temporal smoothing, and the pipeline's
+    assert set(flicker) == {"smooth_0", "smooth_0.7", "pipeline"} and all(0 < v < 1 for v in flicker.values())
+    assert flicker["smooth_0.7"] < flicker["smooth_0"] and flicker["pipeline"] == pytest.approx(flicker["smooth_0.7"])
     assert r["latency_ms_b1_median"] == pytest.approx(r["stages_ms_median"]["inference"])
     assert r["inference_gflops_per_s"] == pytest.approx(r["flops"] / r["stages_ms"]["inference"] / 1e6)
     assert r["ratios"]["pipeline_over_naive_ort"] == pytest.approx(r["pipeline_fps"] / r["naive_ort_fps"])

@@ -9,9 +9,10 @@ import pytest
 
 from conftest import FIXTURES, run_cli
 from realtime_seg.commands.evaluate import describe_split, find_split
-from realtime_seg.contract import SPLIT
+from realtime_seg.contract import SPLIT, preprocess
 from realtime_seg.datasets.metrics import confusion_matrix, summarize
 from realtime_seg.datasets.readers import load_dataset, load_pair, load_split
+from realtime_seg.runtime.edges import smooth_upsample
 from realtime_seg.runtime.engine import load_model
 
 TINY = FIXTURES / "tiny_camvid.onnx"
@@ -34,6 +35,22 @@ def test_eval_scores_at_label_size_and_says_what_it_scored(tmp_path):
         cm += confusion_matrix(label, full, 11)
     assert result["miou"] == pytest.approx(summarize(cm)["miou"])
     assert result["images"] == len(ds.val) and result["pixels"] == int(cm.sum())
+
+
+def test_eval_with_smooth_edges_scores_the_viewers_upsampling(tmp_path):
+    out = tmp_path / "smooth.json"
+    model_path = FIXTURES / "tiny_camvid_probs.onnx"
+    proc = run_cli("realtime_seg", "eval", "--model", str(model_path), "--data", str(FIXTURES / "camvid"),
+                   "--edges", "smooth", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    model, ds = load_model(model_path, "cpu"), load_dataset(FIXTURES / "camvid")
+    cm = np.zeros((11, 11), np.int64)
+    for sample in ds.val:  # by hand: scores, smooth edges at the label's size, count
+        image, label = load_pair(sample, ds.format, ds.table)
+        class_map, probs = model.infer_probs(preprocess([cv2.cvtColor(image, cv2.COLOR_RGB2BGR)], model.input_size))
+        cm += confusion_matrix(label, smooth_upsample(class_map[0], label.shape[::-1], probs[0]), 11)
+    assert result["edges"] == "smooth" and result["miou"] == pytest.approx(summarize(cm)["miou"])
 
 
 def test_carla_val_is_the_split_the_run_held_out(carla13_dir):

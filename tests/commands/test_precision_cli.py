@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import FIXTURES, ROOT, assert_one_line_error, run_cli
+from conftest import FIXTURES, assert_one_line_error, run_cli
 from realtime_seg.cli import MODELS_DIR, PRESETS, load_selected
 from realtime_seg.contract import INT8_CHECK
 from realtime_seg.runtime.precision import variant_path

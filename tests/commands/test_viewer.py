@@ -28,7 +28,11 @@ from realtime_seg.commands import view as viewer  # noqa: E402
 from realtime_seg.runtime import sources  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402
 from realtime_seg.datasets.classes import CAMVID  # noqa: E402
+from realtime_seg.runtime.edges import smooth_upsample  # noqa: E402
+from realtime_seg.runtime.palettes import choose_palette  # noqa: E402
+from realtime_seg.runtime.pipeline import segment_stream  # noqa: E402
 from realtime_seg.runtime.render import Legend, Overlay, blend, colorize  # noqa: E402
+from realtime_seg.runtime.temporal import TemporalSmoother  # noqa: E402
 
 VIDEO = ROOT / "videos" / "dashcam_highway.mp4"
 MODEL = ROOT / "tests" / "fixtures" / "tiny_camvid.onnx"
@@ -94,16 +98,23 @@ def read_frames(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
     return frames
 
 
+def palette(model) -> np.ndarray:
+    """The viewer's default colours: the contrast palette."""
+    return choose_palette(model.classes, model.palette_bgr, "contrast")
+
+
 def legend_box(model, height: int) -> tuple[int, int]:
     """(rows, cols) the legend covers in a frame of `height`."""
-    panel = Legend(model.classes, model.palette_bgr)._render(height)
+    panel = Legend(model.classes, palette(model))._render(height)
     return panel.shape[0], panel.shape[1]
 
 
 def expected_blend(model, frame: np.ndarray, opacity: float = 0.5) -> np.ndarray:
-    """The blended frame computed independently of the viewer: predict, colorize, blend."""
-    class_map = model.predict([frame])[0]
-    return blend(frame, colorize(class_map, model.palette_bgr, (frame.shape[1], frame.shape[0])), opacity)
+    """The blended frame of one frame alone (--smooth 0) computed independently of the viewer:
+    predict, upsample with smooth edges (the tiny model has no scores: one-hot), colorize, blend."""
+    size = (frame.shape[1], frame.shape[0])
+    class_map = smooth_upsample(model.predict([frame])[0], size)
+    return blend(frame, colorize(class_map, palette(model), size), opacity)
 
 
 def close_fraction(a: np.ndarray, b: np.ndarray, mask: np.ndarray, tol: int = 2) -> float:
@@ -141,7 +152,7 @@ def short_clip(tmp_path_factory) -> Path:
 
 def test_headless_dashcam_output_is_the_blended_video(tmp_path, model):
     out = tmp_path / "out.avi"  # HuffYUV: lossless, and fast enough to encode 221 frames
-    proc = viewer_cli("--video", str(VIDEO), "--no-show", "--output", str(out), "--codec", "HFYU")
+    proc = viewer_cli("--video", str(VIDEO), "--no-show", "--output", str(out), "--codec", "HFYU", "--smooth", "0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert summary(proc.stdout) == (VIDEO_FRAMES, 0)
     assert f"({VIDEO_FRAMES} frames, 960x540 at 25 fps)" in proc.stdout
@@ -160,6 +171,27 @@ def test_headless_dashcam_output_is_the_blended_video(tmp_path, model):
         assert close_fraction(inputs[i], expected, mask) < 0.5, f"frame {i}"
         assert np.abs(outputs[i][:rows, :cols].astype(int) - expected[:rows, :cols]).mean() > 10
         assert np.abs(outputs[i][4:60, -200:].astype(int) - expected[4:60, -200:]).mean() > 10
+
+
+def test_smoothing_is_on_by_default_and_lowers_the_reported_flicker(tmp_path, short_clip):
+    """The summary's flicker: default --smooth (0.7) against 0, with a model that outputs probabilities."""
+    flicker = {}
+    for name, extra in (("default", ()), ("off", ("--smooth", "0"))):
+        proc = viewer_cli("--video", str(short_clip), "--no-show", "--output", str(tmp_path / f"{name}.mp4"),
+                          "--model", str(MODEL.with_name("tiny_camvid_probs.onnx")), *extra, model=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "smooth" in proc.stdout and "edges" in proc.stdout  # the stages' times
+        flicker[name] = float(re.search(r"\| flicker ([\d.]+)%$", proc.stdout, re.MULTILINE).group(1))
+    assert 0 < flicker["default"] < 0.6 * flicker["off"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--smooth", "1"), "--smooth must be at least 0 (off) and below 1, got 1"),
+    (("--smooth", "-0.5"), "--smooth must be at least 0 (off) and below 1, got -0.5"),
+])
+def test_bad_smooth_is_a_usage_error(args, message):
+    proc = viewer_cli("--no-show", *args)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {message}", proc.stderr
 
 
 def test_fps_meter_smooths_intervals_not_rates(monkeypatch):
@@ -311,6 +343,22 @@ def test_camera_unplugged_reconnects_then_gives_up(tmp_path, monkeypatch, capsys
     assert f"({frames} frames, 160x120 at 30 fps)" in captured.out
 
 
+def test_a_reconnected_camera_restarts_temporal_smoothing(monkeypatch, model):
+    # plays 12 frames, lost, comes back at the first retry for 6 more
+    for name, value in (("plan", [12, 6, 0, 0, 0]), ("opens", 0), ("produced", 0)):
+        monkeypatch.setattr(UnpluggedCamera, name, value)
+    monkeypatch.setattr(sources.cv2, "VideoCapture", UnpluggedCamera)
+    monkeypatch.setattr(sources.LiveSource, "backoff_s", 0.02)
+    source = sources.open_camera(0)
+    smoother = TemporalSmoother(0.7, cut_threshold=1e9)  # these synthetic frames jump in brightness: no cuts
+    packets = list(segment_stream(source, model, smoother=smoother))
+    source.close()
+    assert source.reconnects == 1 and source.breaks == 1
+    assert len([p for p in packets if p.discontinuous]) == 1
+    assert [p.index for p in packets if p.restarted] == [p.index for p in packets if p.discontinuous]
+    assert smoother.resets == 1
+
+
 def test_missing_camera_is_a_one_line_error():
     if Path("/dev/video7").exists():
         pytest.skip("this machine has a /dev/video7")
@@ -377,7 +425,7 @@ def _grab_still(display: str, framebuffer: Path, window: str) -> np.ndarray | No
 def test_window_shows_blend_and_legend_and_quits_on_q(model):
     with shots.xvfb() as (display, framebuffer):
         proc = subprocess.Popen([sys.executable, "-m", "realtime_seg", "--video", str(VIDEO), "--model", str(MODEL),
-                                 "--no-hud"], cwd=ROOT, env=cli_env({"DISPLAY": display}),
+                                 "--no-hud", "--smooth", "0"], cwd=ROOT, env=cli_env({"DISPLAY": display}),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             window = shots.find_window(display)
@@ -409,14 +457,14 @@ def test_window_shows_blend_and_legend_and_quits_on_q(model):
     expected = expected_blend(model, frame)
     rows, cols = legend_box(model, VIDEO_SIZE[1])
     with_legend = expected.copy()
-    Legend(model.classes, model.palette_bgr).draw(with_legend)
+    Legend(model.classes, palette(model)).draw(with_legend)
     everywhere = np.ones(VIDEO_SIZE[::-1], bool)
     assert close_fraction(shown, with_legend, everywhere, tol=3) >= 0.99
     assert shown[rows:].mean() > 40  # not black
     legend_area = np.zeros_like(everywhere)
     legend_area[:rows, :cols] = True
     assert close_fraction(shown, expected, legend_area) < 0.5  # the legend is drawn over the blend
-    for i, color in enumerate(model.palette_bgr):  # each swatch: the palette colour, over the frame
+    for i, color in enumerate(palette(model)):  # each swatch: the palette colour, over the frame
         y = 4 + i * ((rows - 8) // len(model.classes))
         swatch = shown[y + 6, 12].astype(int)
         assert np.abs(swatch - (0.65 * color + 0.35 * expected[y + 6, 12])).max() <= 3, model.classes[i]
@@ -487,12 +535,15 @@ def test_opacity_keys_step_and_clamp(image, tmp_path):
 
 def test_view_and_legend_keys(image, tmp_path):
     state, seen = _state(), []
-    for _ in range(4):
+    for _ in range(5):
         assert viewer.handle_key(ord("m"), state, image, tmp_path) == "redraw"
         seen.append(state.overlay.view)
-    assert seen == ["mask", "side", "original", "blend"]
-    assert viewer.handle_key(ord("l"), state, image, tmp_path) == "redraw" and not state.overlay.legend
-    assert viewer.handle_key(ord("l"), state, image, tmp_path) == "redraw" and state.overlay.legend
+    assert seen == ["mask", "outlines", "side", "original", "blend"]
+    legends = []
+    for _ in range(3):  # names -> names and shares -> none -> names
+        assert viewer.handle_key(ord("l"), state, image, tmp_path) == "redraw"
+        legends.append((state.overlay.legend, state.overlay.shares))
+    assert legends == [(True, True), (False, False), (True, False)]
 
 
 def test_other_keys_do_nothing(image, tmp_path):

@@ -77,9 +77,10 @@ def test_fp32_runs_in_onnxruntime_and_agrees_with_keras(fp32, tiny_run, frames_d
     path, checks = fp32
     run, _ = tiny_run
     graph = onnx.load(str(path)).graph
-    assert [o.name for o in graph.output] == ["class_map"]  # the parity-only logits are dropped
+    assert [o.name for o in graph.output] == ["class_map", "probs"]  # the parity-only logits are dropped
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8  # scaled in the graph
     assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert graph.output[1].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     seg = load_model(path, device="cpu")
     assert seg.input_dtype == np.uint8 and seg.precision == "fp32"
     assert seg.classes == list(CAMVID.classes) and seg.input_size == (32, 48)
@@ -88,6 +89,12 @@ def test_fp32_runs_in_onnxruntime_and_agrees_with_keras(fp32, tiny_run, frames_d
     assert len(frames) == 3
     model = keras.models.load_model(run / "best.keras", compile=False)
     assert _agreement(model, path, frames) >= 0.999
+    # probs: Keras's softmax of the logits; their argmax is the class map
+    maps, probs = seg.infer_probs(preprocess(frames, seg.input_size))
+    logits = np.asarray(model(preprocess(frames, seg.input_size), training=False))
+    expected = np.exp(logits - logits.max(-1, keepdims=True))
+    np.testing.assert_allclose(probs, expected / expected.sum(-1, keepdims=True), atol=1e-4)
+    assert np.mean(np.argmax(probs, -1) == maps) >= 0.999  # (exact but for float ties)
     assert checks["agreement"] >= 0.999 and checks["max_abs_logit_diff"] < 1e-3
 
 

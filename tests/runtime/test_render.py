@@ -7,7 +7,9 @@ import pytest
 
 from conftest import FIXTURES
 from realtime_seg.datasets.classes import CAMVID
-from realtime_seg.runtime.render import VIEWS, Legend, Overlay, blend, colorize, compose, hud_lines
+from realtime_seg.runtime.edges import smooth_upsample
+from realtime_seg.runtime.render import (VIEWS, Legend, Overlay, blend, class_shares, colorize, compose, hud_lines,
+                                         outlines)
 
 PALETTE = np.array(CAMVID.palette, np.uint8)[:, ::-1].copy()
 
@@ -72,3 +74,48 @@ def test_overlay_cycles_views_and_rejects_unknown_ones():
 def test_hud_lines_name_the_provider_and_stages():
     lines = hud_lines(24.5, "CUDAExecutionProvider", {"read": 1.25, "inference": 7.0}, "extra")
     assert lines == [" 24.5 FPS  CUDA", "read 1.2  inference 7.0 ms", "extra"]
+
+
+def test_outlines_view_draws_class_boundaries_in_class_colours(frame, class_map):
+    h, w = frame.shape[:2]
+    image = compose(frame, class_map, PALETTE, 0.5, "outlines")
+    big = cv2.resize(class_map, (w, h), interpolation=cv2.INTER_NEAREST)
+    drawn = np.any(image != frame, axis=2)
+    boundary = outlines(big) > 0
+    steps = np.flatnonzero(np.diff(big[0].astype(int)))  # the 10 band edges, on every row
+    assert len(steps) == 10 and boundary[:, steps].all() and boundary[:, steps + 1].all()
+    assert boundary.sum() == 2 * len(steps) * h and not drawn[~boundary].any()  # the rest is the frame
+    np.testing.assert_array_equal(image[boundary], PALETTE[big][boundary])
+
+
+def test_legend_shares_follow_the_class_map(frame, class_map):
+    shares = class_shares(class_map, 11)
+    assert shares.sum() == pytest.approx(1.0) and shares.min() > 0.05  # 11 bands
+    overlay = Overlay(list(CAMVID.classes), PALETTE, hud=False)
+    names = overlay.paint(frame, class_map)
+    overlay.next_legend()
+    assert (overlay.legend, overlay.shares) == (True, True)
+    with_shares = overlay.paint(frame, class_map)
+    ph, pw = Legend(list(CAMVID.classes), PALETTE)._render(frame.shape[0], shares=True)[0].shape[:2]
+    changed = np.any(names != with_shares, axis=2)
+    assert changed[:ph, :pw].any() and not changed[ph:].any() and not changed[:, pw:].any()
+    half = class_map.copy()
+    half[:, : class_map.shape[1] // 2] = 3                               # Road on the left half
+    assert np.any(overlay.paint(frame, half)[:ph, :pw] != with_shares[:ph, :pw])  # other numbers
+    overlay.next_legend()
+    assert not overlay.legend
+    overlay.next_legend()
+    assert (overlay.legend, overlay.shares) == (True, False)
+
+
+def test_edges_option_picks_the_upsampling(frame, class_map):
+    h, w = frame.shape[:2]
+    probs = np.random.default_rng(1).random((*class_map.shape, 11), np.float32)
+    labels = probs.argmax(-1).astype(np.uint8)
+    nearest = Overlay(list(CAMVID.classes), PALETTE, edges="nearest")
+    smooth = Overlay(list(CAMVID.classes), PALETTE)
+    np.testing.assert_array_equal(nearest.frame_classes(frame, labels, probs),
+                                  cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST))
+    np.testing.assert_array_equal(smooth.frame_classes(frame, labels, probs), smooth_upsample(labels, (w, h), probs))
+    with pytest.raises(ValueError, match="allowed: smooth, nearest"):
+        Overlay(list(CAMVID.classes), PALETTE, edges="cubic")

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from ...cli import add_model_options
+from ...cli import add_look_options, add_model_options
 from ...errors import ArgumentParser
 from ...runtime.video import wait_for_releases
 from ...system import on_stop_signals
@@ -51,7 +51,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hud", action="store_true", help="draw frame number, FPS and stage times")
     p.add_argument("--no-legend", action="store_true", help="no class legend")
     p.add_argument("--png-masks", action="store_true", help="also DIR/<name>_masks/NNNNNN.png: class ids")
-    p.add_argument("--stats", action="store_true", help="also DIR/<name>_stats.csv: class-area fractions")
+    p.add_argument("--stats", action="store_true",
+                   help="also DIR/<name>_stats.csv: class-area fractions and flicker per frame")
+    add_look_options(p)
     p.add_argument("--ext", default=DEFAULT_EXT, help=f"output container (default {DEFAULT_EXT}: VP8, "
                    f"plays in browsers; mp4: mp4v, ~20x faster to encode, not for browsers)")
     p.add_argument("--codec", help="FourCC, e.g. VP80, VP90, mp4v, MJPG (default: by --ext)")
@@ -78,7 +80,8 @@ def config_from_args(args: argparse.Namespace) -> BatchConfig:
                        png_masks=args.png_masks, stats=args.stats, codec=args.codec,
                        ext=args.ext.lstrip(".").lower(), overwrite=args.overwrite,
                        recursive=args.recursive, workers=args.workers, batch_size=args.batch_size,
-                       threads=args.threads, precision=args.precision, ray=args.ray,
+                       threads=args.threads, precision=args.precision, palette=args.palette,
+                       edges=args.edges, shares=args.shares, smooth=args.smooth, ray=args.ray,
                        ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, chunk_frames=args.chunk_frames)
 
 

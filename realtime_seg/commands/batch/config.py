@@ -4,8 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...cli import check_at_least, check_opacity
+from ...cli import check_at_least, check_opacity, check_smooth
 from ...errors import UsageError
+from ...runtime.palettes import DEFAULT_PALETTE
+from ...runtime.temporal import DEFAULT_SMOOTH
 from ...runtime.video import CODECS
 
 DEFAULT_EXT = "webm"  # VP8: browsers play it (runtime/video.py's CODECS)
@@ -33,6 +35,10 @@ class BatchConfig:
     precision: str = "auto"
     threads: int = 0              # onnxruntime threads per session (0: half the cores per worker)
     share_model: bool = True      # one session for all workers: as fast here, one copy of the weights
+    palette: str = DEFAULT_PALETTE
+    edges: str = "smooth"         # masks and video at the frame's size with smooth boundaries
+    shares: bool = False          # the legend shows each class's share of the frame
+    smooth: float = DEFAULT_SMOOTH  # temporal smoothing per file (0: off)
     ray: str | None = None        # --ray: None (local threads), "local" (a Ray runtime here) or an address
     ray_cpus: float = 1.0         # CPUs per Ray worker actor
     ray_gpus: float | None = None  # GPUs per Ray worker actor (None: 1 on nodes with GPUs, else 0)
@@ -46,6 +52,7 @@ class BatchConfig:
 def check_config(cfg: BatchConfig) -> None:
     """Usage errors in the options, found before any file is touched."""
     check_opacity(cfg.opacity)
+    check_smooth(cfg.smooth)
     check_at_least("--workers", cfg.workers, 1)
     check_at_least("--batch-size", cfg.batch_size, 0)
     check_at_least("--threads", cfg.threads, 0)

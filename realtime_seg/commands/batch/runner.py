@@ -14,10 +14,12 @@ from pathlib import Path
 from ...errors import UserError, first_line
 from ...cli import is_preset
 from ...runtime.engine import SegModel, batch_size_for
+from ...runtime.palettes import choose_palette
 from ...runtime.precision import open_model
 from ...runtime.pipeline import StageTimes, segment_stream
 from ...runtime.render import Overlay, hud_lines
 from ...runtime.sources import Source, open_video_file
+from ...runtime.temporal import TemporalSmoother
 from ...runtime.video import VideoOutput
 from ...system import progress
 from .config import BatchConfig
@@ -146,22 +148,26 @@ class Runner:
                 start: float) -> tuple[int, bool]:
         """Segment, draw and write every frame: (frames decoded, whether `stop` cut it short)."""
         cfg, times = self.cfg, StageTimes()
-        overlay = Overlay(model.classes, model.palette_bgr, cfg.opacity, "mask" if cfg.mask_only else "blend",
-                          cfg.legend, cfg.hud)
+        overlay = Overlay(model.classes, choose_palette(model.classes, model.palette_bgr, cfg.palette), cfg.opacity,
+                          "mask" if cfg.mask_only else "blend", cfg.legend, cfg.hud, cfg.edges, cfg.shares)
         frames = 0
         # Decoded frames must be able to queue up for a batch to fill (it never waits for them).
         batch = cfg.batch_size or batch_size_for(model)
-        stream = segment_stream(source, model, times, queue_size=max(2, batch), batch_size=batch)
+        stream = segment_stream(source, model, times, queue_size=max(2, batch), batch_size=batch,
+                                probs=cfg.edges == "smooth",
+                                smoother=TemporalSmoother(cfg.smooth) if cfg.smooth else None)
         with contextlib.closing(stream):
             for packet in stream:
                 if self.stop.is_set():
                     return frames, True
+                full = overlay.frame_classes(packet.frame, packet.class_map, packet.probs)
                 if "video" in writers:
                     hud = _hud(source, model, times, packet.index, frames, start) if cfg.hud else ()
-                    writers["video"].write(overlay.paint(packet.frame, packet.class_map, hud))
-                for key in ("masks", "stats"):
-                    if key in writers:
-                        writers[key].write(packet.index, packet.class_map)
+                    writers["video"].write(overlay.paint(packet.frame, packet.class_map, hud, full=full))
+                if "masks" in writers:
+                    writers["masks"].write(packet.index, full)
+                if "stats" in writers:
+                    writers["stats"].write(packet.index, packet.class_map, packet.restarted)
                 frames += 1
                 bar.update()
                 if self.overall is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ...runtime.temporal import FlickerMeter
 from ...system import partial_path
 
 
@@ -44,8 +45,10 @@ class MaskPngs:
                 self.error = f"cannot write {path}; check free space and permissions"
 
     def write(self, index: int, class_map: np.ndarray) -> None:
-        # Nearest keeps ids exact; the mask lines up pixel for pixel with the video frame.
-        self._q.put((index, cv2.resize(class_map, self.size, interpolation=cv2.INTER_NEAREST)))
+        """Queue a frame's class ids, at the frame's size (as drawn) or resized there (nearest: ids stay exact)."""
+        if class_map.shape != self.size[::-1]:
+            class_map = cv2.resize(class_map, self.size, interpolation=cv2.INTER_NEAREST)
+        self._q.put((index, class_map))
 
     def close(self, ok: bool) -> Path | None:
         self._q.put(None)
@@ -65,15 +68,22 @@ class MaskPngs:
 
 
 class ClassStats:
-    """Per-frame class-area fractions of the model's class map, written as CSV when complete."""
+    """Per-frame class-area fractions of the model's class map and its flicker, written as CSV when complete.
+
+    flicker: the fraction of pixels whose class changed since the previous frame (empty for the
+    first frame and after a scene cut).
+    """
 
     def __init__(self, path: Path, classes: list[str]):
         self.path, self.classes = path, classes
         self.rows: list[np.ndarray] = []
+        self.flicker = FlickerMeter()
+        self._flicker: list[float | None] = []
 
-    def write(self, index: int, class_map: np.ndarray) -> None:
+    def write(self, index: int, class_map: np.ndarray, restarted: bool = False) -> None:
         counts = np.bincount(class_map.ravel(), minlength=len(self.classes))[:len(self.classes)]
         self.rows.append(counts / class_map.size)
+        self._flicker.append(self.flicker.add(class_map, restart=restarted))
 
     def close(self, ok: bool) -> Path | None:
         if not ok:
@@ -81,14 +91,16 @@ class ClassStats:
         tmp = partial_path(self.path)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "w", newline="") as f:
-            f.write(",".join(["frame", *self.classes]) + "\n")
-            for i, row in enumerate(self.rows):
-                f.write(f"{i}," + ",".join(f"{v:.6f}" for v in row) + "\n")
+            f.write(",".join(["frame", *self.classes, "flicker"]) + "\n")
+            for i, (row, flicker) in enumerate(zip(self.rows, self._flicker)):
+                f.write(f"{i}," + ",".join(f"{v:.6f}" for v in row)
+                        + ("," if flicker is None else f",{flicker:.6f}") + "\n")
         os.replace(tmp, self.path)
         return self.path
 
     def discard(self) -> None:
         self.rows.clear()
+        self._flicker.clear()
 
 
 def _drain(q: queue.Queue) -> None:

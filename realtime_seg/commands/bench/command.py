@@ -76,19 +76,20 @@ def load_rows(cfg: BenchConfig) -> list[Row]:
 def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: Path) -> dict:
     """Stages alone, model alone, product pipeline and naive loop for one ONNX model: the measurements."""
     _status(f"{name}: stages alone")
-    stages_ms, _ = measure_stages(model, clip, tmp)
+    stages_ms, flicker = measure_stages(model, clip, tmp)
     _status(f"{name}: stages alone, one thread each")
     single = load_model(model.path, cfg.device, 1, cfg.spinning)
     stages_ms_1thread, _ = measure_stages(single, clip, tmp, one_thread=True)
     _status(f"{name}: model alone at batches {', '.join(map(str, cfg.batches))}")
     throughput_ips = throughput(model, clip, cfg.batches)
     _status(f"{name}: product pipeline")
-    pipeline_fps, pipeline_stages_ms = product_pipeline(model, clip, tmp)
+    pipeline_fps, pipeline_stages_ms, pipeline_flicker = product_pipeline(model, clip, tmp)
     _status(f"{name}: naive onnxruntime loop")
     naive = sequential_fps(clip, tmp, "naive_ort", model.prepare, model.infer, _drawer(model))
     return {"stages_ms": stages_ms, "stages_ms_1thread": stages_ms_1thread,
             "throughput_ips": throughput_ips, "pipeline_fps": pipeline_fps,
-            "pipeline_stages_ms": pipeline_stages_ms, "naive_ort_fps": naive}
+            "pipeline_stages_ms": pipeline_stages_ms, "naive_ort_fps": naive,
+            "flicker": {**flicker, "pipeline": pipeline_flicker}}
 
 
 def run(cfg: BenchConfig) -> dict:

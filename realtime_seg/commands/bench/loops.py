@@ -13,11 +13,11 @@ from ...contract import preprocess
 from ...errors import UserError
 from ...runtime.engine import SegModel
 from ...runtime.pipeline import Packet
-from ...runtime.render import Overlay
 from ...runtime.sources import Source, open_video
+from ...runtime.temporal import DEFAULT_SMOOTH, TemporalSmoother
 from ...runtime.video import VideoOutput
 from ...system import quiet_stderr
-from .stages import Clip, _drawer, _writer
+from .stages import Clip, _drawer, _writer, default_overlay
 
 
 class FirstFrames:
@@ -38,15 +38,17 @@ class FirstFrames:
         return getattr(self._source, name)
 
 
-def product_pipeline(model: SegModel, clip: Clip, tmp: Path) -> tuple[float, dict[str, float]]:
-    """FPS of the viewer's own loop (`--no-show --output`), from the file, encoder drained."""
+def product_pipeline(model: SegModel, clip: Clip, tmp: Path) -> tuple[float, dict[str, float], float | None]:
+    """FPS of the viewer's own loop (`--no-show --output`, default settings), from the file, encoder
+    drained; its stage times and flicker."""
     from ..view import ViewState, play
     source = FirstFrames(open_video(clip.path), len(clip.frames))
     output = VideoOutput(tmp / "pipeline.mp4", source.fps, source.size)
     closed = False
     try:
         t0 = time.perf_counter()
-        summary = play(model, source, ViewState(Overlay(model.classes, model.palette_bgr)), output, bar=False)
+        state = ViewState(default_overlay(model), smooth=DEFAULT_SMOOTH)
+        summary = play(model, source, state, output, bar=False, smoother=TemporalSmoother(DEFAULT_SMOOTH))
         output.close(ok=False)  # waits for the encoder thread to finish: part of the product
         closed, seconds = True, time.perf_counter() - t0
     finally:
@@ -56,7 +58,7 @@ def product_pipeline(model: SegModel, clip: Clip, tmp: Path) -> tuple[float, dic
     stages = dict(summary["stages_ms"])
     if output.frames:
         stages["encode"] = output.encode_ms / output.frames
-    return summary["frames"] / seconds, stages
+    return summary["frames"] / seconds, stages, summary["flicker"]
 
 
 def sequential_fps(clip: Clip, tmp: Path, name: str, prepare: Callable[[list[np.ndarray]], np.ndarray],

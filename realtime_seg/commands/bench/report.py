@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 from .machine import onnx_conv_flops, versions
 from .stages import Clip, _mean
 
-STAGES = ("decode", "preprocess", "inference", "draw", "encode")
+STAGES = ("decode", "preprocess", "inference", "smooth", "edges", "draw", "encode")
 
 
 @dataclass
@@ -56,6 +56,7 @@ class ModelResult:
     flops_keras: int | None
     inference_gflops_per_s: float | None
     ratios: dict[str, float | None]
+    flicker: dict[str, float | None]     # smooth_0, smooth_<default> (stages' maps), pipeline
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -97,7 +98,8 @@ def build_result(name: str, model: SegModel, threads: int, spinning: bool, measu
         ratios={"pipeline_over_seed_keras": _ratio(pipeline_fps, seed.fps),
                 "pipeline_over_naive_ort": _ratio(pipeline_fps, measured["naive_ort_fps"]),
                 "pipeline_over_bound": _ratio(pipeline_fps, bound_fps),
-                "pipeline_over_cpu_bound": _ratio(pipeline_fps, cpu_bound)})
+                "pipeline_over_cpu_bound": _ratio(pipeline_fps, cpu_bound)},
+        flicker=measured["flicker"])
 
 
 def _fmt(value: float | None, spec: str = ".1f", none: str = "-") -> str:
@@ -130,6 +132,8 @@ def table(result: ModelResult, baseline: ModelResult | None = None) -> str:
               + ", ".join(f"b{b} {v:.1f}" for b, v in r.throughput_ips.items())]
     if r.inference_gflops_per_s:
         lines.append(f"  inference runs at {r.inference_gflops_per_s:.1f} GFLOP/s")
+    lines.append("  flicker (pixels changing class per frame): "
+                 + ", ".join(f"{k.replace('_', ' ')} {_fmt(v and v * 100, '.2f')}%" for k, v in r.flicker.items()))
     if baseline is not None and baseline is not r:
         lines.append(f"  vs {baseline.model}: pipeline {r.pipeline_fps / baseline.pipeline_fps:.2f}x, "
                      f"inference {baseline.stages_ms['inference'] / r.stages_ms['inference']:.2f}x")

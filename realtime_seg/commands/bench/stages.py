@@ -1,4 +1,9 @@
-"""Each stage alone on frames decoded into memory: decode, preprocess, inference, draw, encode."""
+"""Each stage alone on frames decoded into memory: decode, preprocess, inference, smooth, edges, draw, encode.
+
+`smooth` (temporal smoothing at the default --smooth) and `edges` (the class map brought to the
+frame's size with smooth boundaries) are the viewer's defaults; their class maps also give the
+clip's flicker with and without smoothing.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -14,9 +19,11 @@ import numpy as np
 
 from ...errors import UsageError, UserError
 from ...runtime.engine import SegModel
+from ...runtime.palettes import choose_palette
 from ...runtime.pipeline import Packet, StageTimes
-from ...runtime.render import Overlay
+from ...runtime.render import Overlay, to_frame_size
 from ...runtime.sources import is_url, open_video
+from ...runtime.temporal import DEFAULT_SMOOTH, FlickerMeter, TemporalSmoother, argmax_classes, one_hot
 
 CODEC = "mp4v"
 
@@ -95,17 +102,25 @@ def one_cv2_thread() -> Iterator[None]:
 def _hud_args() -> tuple[StageTimes, SimpleNamespace]:
     """Stage times and a source stand-in for the HUD's text, as the viewer fills them."""
     times = StageTimes()
-    for stage in ("read", "preprocess", "inference", "draw"):
+    for stage in ("read", "preprocess", "inference", "smooth", "edges", "draw"):
         times.add(stage, 1.0)
     return times, SimpleNamespace(dropped=0)
 
 
-def _drawer(model: SegModel) -> Callable[[Packet], np.ndarray]:
-    """The viewer's painting of a frame (its overlay, legend and HUD), with its default view."""
+def default_overlay(model: SegModel) -> Overlay:
+    """The viewer's overlay with its defaults: contrast palette, smooth edges, blend, legend, HUD."""
+    return Overlay(model.classes, choose_palette(model.classes, model.palette_bgr))
+
+
+def _drawer(model: SegModel) -> Callable[..., np.ndarray]:
+    """The viewer's painting of a frame (its overlay, legend and HUD), with its default view.
+
+    Called with `full` (the frame-size class map, timed as the edges stage) it only paints.
+    """
     from ..view import ViewState, render
-    state = ViewState(Overlay(model.classes, model.palette_bgr))
+    state = ViewState(default_overlay(model), smooth=DEFAULT_SMOOTH)
     times, source = _hud_args()
-    return lambda packet: render(packet, model, state, 30.0, times, source)
+    return lambda packet, full=None: render(packet, model, state, 30.0, times, source, full)
 
 
 def _writer(path: Path, clip: Clip) -> cv2.VideoWriter:
@@ -116,12 +131,14 @@ def _writer(path: Path, clip: Clip) -> cv2.VideoWriter:
 
 
 def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = False
-                   ) -> tuple[dict[str, list[float]], list]:
-    """Each stage alone over the in-memory frames: ms per frame, and the class maps.
+                   ) -> tuple[dict[str, list[float]], dict[str, float | None]]:
+    """Each stage alone over the in-memory frames: ms per frame, and the clip's flicker.
 
     Every stage is warmed up first (first session runs allocate, the legend and fonts are drawn
     once, the encoder starts), as in a long-running viewer. `one_thread`: OpenCV on one thread and
     the one-thread decode times (pass a model loaded with threads=1): the work each stage costs.
+    Flicker: mean fraction of pixels whose class changes between consecutive frames, without
+    (`smooth_0`) and with the default temporal smoothing.
     """
     if one_thread:
         with one_cv2_thread():
@@ -129,15 +146,36 @@ def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = Fa
         return {**ms, "decode": clip.decode_ms_1thread}, maps
     draw, warm = _drawer(model), clip.frames[:2]
     for i, frame in enumerate(warm):
-        draw(Packet(i, frame, model.predict([frame])[0]))
+        maps, probs = model.infer_probs(model.prepare([frame]))
+        draw(Packet(i, frame, maps[0], probs=None if probs is None else probs[0]))
     _encode(tmp / "warm-up.mp4", clip, [draw(Packet(0, warm[0], model.predict(warm[:1])[0]))])
     ms: dict[str, list[float]] = {"decode": clip.decode_ms}
     ms["preprocess"], xs = zip(*(_ms(lambda f=f: model.prepare([f])) for f in clip.frames))
-    ms["inference"], maps = zip(*(_ms(lambda x=x: model.infer(x)[0]) for x in xs))
-    ms["draw"], images = zip(*(_ms(lambda i=i: draw(Packet(i, clip.frames[i], maps[i])))
-                               for i in range(len(clip.frames))))
+    ms["inference"], outs = zip(*(_ms(lambda x=x: model.infer_probs(x)) for x in xs))
+    raw = [(maps[0], one_hot(maps[0], len(model.classes)) if probs is None else probs[0]) for maps, probs in outs]
+    smoother = TemporalSmoother(DEFAULT_SMOOTH)
+    ms["smooth"], smoothed = zip(*(_ms(lambda i=i: _smooth(smoother, raw[i][1], clip.frames[i]))
+                                   for i in range(len(raw))))
+    ms["edges"], fulls = zip(*(_ms(lambda i=i: to_frame_size(smoothed[i][0], clip.size, "smooth", smoothed[i][1]))
+                               for i in range(len(raw))))
+    packets = [Packet(i, clip.frames[i], smoothed[i][0], probs=smoothed[i][1]) for i in range(len(raw))]
+    ms["draw"], images = zip(*(_ms(lambda i=i: draw(packets[i], fulls[i])) for i in range(len(raw))))
     ms["encode"] = _encode(tmp / "encode.mp4", clip, images)
-    return {k: list(v) for k, v in ms.items()}, list(maps)
+    flicker = {"smooth_0": _flicker(m for m, _ in raw), f"smooth_{DEFAULT_SMOOTH:g}": _flicker(m for m, _ in smoothed)}
+    return {k: list(v) for k, v in ms.items()}, flicker
+
+
+def _smooth(smoother: TemporalSmoother, probs: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pipeline's smoothing step: the running average and its class map."""
+    average = smoother.update(probs, frame)
+    return argmax_classes(average), average
+
+
+def _flicker(maps) -> float | None:
+    meter = FlickerMeter()
+    for class_map in maps:
+        meter.add(class_map)
+    return meter.mean
 
 
 def _encode(path: Path, clip: Clip, images) -> list[float]:
