@@ -96,7 +96,7 @@ def test_legend_shares_follow_the_class_map(frame, class_map):
     overlay.next_legend()
     assert (overlay.legend, overlay.shares) == (True, True)
     with_shares = overlay.paint(frame, class_map)
-    ph, pw = Legend(list(CAMVID.classes), PALETTE)._render(frame.shape[0], shares=True)[0].shape[:2]
+    ph, pw = Legend(list(CAMVID.classes), PALETTE)._render(frame.shape[0], shares=True).shape[:2]
     changed = np.any(names != with_shares, axis=2)
     assert changed[:ph, :pw].any() and not changed[ph:].any() and not changed[:, pw:].any()
     half = class_map.copy()
