@@ -58,6 +58,9 @@ def check_model_result(r: dict, frames: int) -> None:
     assert r["cores"] >= 1 and r["precision"] in ("fp32", "fp16", "int8")
     assert r["cpu_bound_fps"] == pytest.approx(r["cores"] * 1000 / sum(r["stages_ms_1thread"].values()))
     assert r["ratios"]["pipeline_over_cpu_bound"] == pytest.approx(r["pipeline_fps"] / r["cpu_bound_fps"])
+    assert _positive(r["pipeline_cpu_ms_per_frame"]) and 0 < r["pipeline_cpu_share"] <= 1.05
+    assert r["pipeline_cpu_share"] == pytest.approx(
+        r["pipeline_cpu_ms_per_frame"] * r["pipeline_fps"] / (1000 * r["cores"]))
 
 
 def check_run_facts(doc: dict, frames: int, models: int) -> None:

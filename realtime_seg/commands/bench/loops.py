@@ -38,19 +38,20 @@ class FirstFrames:
         return getattr(self._source, name)
 
 
-def product_pipeline(model: SegModel, clip: Clip, tmp: Path) -> tuple[float, dict[str, float], float | None]:
+def product_pipeline(model: SegModel, clip: Clip, tmp: Path) -> tuple[float, dict[str, float], float | None, float]:
     """FPS of the viewer's own loop (`--no-show --output`, default settings), from the file, encoder
-    drained; its stage times and flicker."""
+    drained; its stage means, its flicker, and the CPU ms per frame the process spent (all its
+    threads), to tell idle cores from busy ones."""
     from ..view import ViewState, play
     source = FirstFrames(open_video(clip.path), len(clip.frames))
     output = VideoOutput(tmp / "pipeline.mp4", source.fps, source.size)
     closed = False
     try:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         state = ViewState(default_overlay(model), smooth=DEFAULT_SMOOTH)
         summary = play(model, source, state, output, bar=False, smoother=TemporalSmoother(DEFAULT_SMOOTH))
         output.close(ok=False)  # waits for the encoder thread to finish: part of the product
-        closed, seconds = True, time.perf_counter() - t0
+        closed, seconds, cpu = True, time.perf_counter() - t0, time.process_time() - cpu0
     finally:
         source.close()
         if not closed:
@@ -58,7 +59,7 @@ def product_pipeline(model: SegModel, clip: Clip, tmp: Path) -> tuple[float, dic
     stages = dict(summary["stages_ms"])
     if output.frames:
         stages["encode"] = output.encode_ms / output.frames
-    return summary["frames"] / seconds, stages, summary["flicker"]
+    return summary["frames"] / seconds, stages, summary["flicker"], cpu * 1e3 / max(summary["frames"], 1)
 
 
 def sequential_fps(clip: Clip, tmp: Path, name: str, prepare: Callable[[list[np.ndarray]], np.ndarray],

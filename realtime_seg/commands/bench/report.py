@@ -44,6 +44,8 @@ class ModelResult:
     cpu_bound_fps: float                 # cores x 1000 / sum of stages_ms_1thread: the CPU's ceiling
     pipeline_fps: float
     pipeline_stages_ms: dict[str, float]
+    pipeline_cpu_ms_per_frame: float     # CPU time the process spent per frame in the pipeline (all threads)
+    pipeline_cpu_share: float            # of all cores' time during the pipeline: 1.0 = every core busy with it
     naive_ort_fps: float
     seed_keras_fps: float | None
     seed_keras_note: str
@@ -90,6 +92,8 @@ def build_result(name: str, model: SegModel, threads: int, spinning: bool, measu
         slowest_stage=slowest, bound_fps=bound_fps, serial_fps=1000 / sum(stages_ms.values()),
         stages_ms_1thread=one_thread, cores=cores, cpu_bound_fps=cpu_bound,
         pipeline_fps=pipeline_fps, pipeline_stages_ms=measured["pipeline_stages_ms"],
+        pipeline_cpu_ms_per_frame=measured["pipeline_cpu_ms"],
+        pipeline_cpu_share=measured["pipeline_cpu_ms"] * pipeline_fps / (1000 * cores),
         naive_ort_fps=measured["naive_ort_fps"], seed_keras_fps=seed.fps, seed_keras_note=seed.note,
         keras_path=seed.path, latency_ms_b1_median=statistics.median(ms["inference"]),
         throughput_ips=measured["throughput_ips"], flops=flops, flops_source=source,
@@ -127,7 +131,9 @@ def table(result: ModelResult, baseline: ModelResult | None = None) -> str:
               f"  seed Keras     {_fmt(r.seed_keras_fps, '9.1f', '        -')}  "
               f"{_fmt(r.ratios['pipeline_over_seed_keras'], '.2f')}x  {r.seed_keras_note}".rstrip(),
               f"  pipeline / bound {_fmt(r.ratios['pipeline_over_bound'], '.2f')}, "
-              f"pipeline / CPU bound {_fmt(r.ratios['pipeline_over_cpu_bound'], '.2f')}",
+              f"pipeline / CPU bound {_fmt(r.ratios['pipeline_over_cpu_bound'], '.2f')}; the pipeline got "
+              f"{r.pipeline_cpu_share * 100:.0f}% of {r.cores} cores, {r.pipeline_cpu_ms_per_frame:.1f} CPU ms/frame "
+              f"(one-thread work {sum(r.stages_ms_1thread.values()):.1f})",
               f"  model alone: batch-1 latency {r.latency_ms_b1_median:.2f} ms (median); images/s "
               + ", ".join(f"b{b} {v:.1f}" for b, v in r.throughput_ips.items())]
     if r.inference_gflops_per_s:

@@ -37,14 +37,14 @@ class Clip:
     decode_ms: list[float]
     fps: float
     size: tuple[int, int]  # (width, height)
-    decode_ms_1thread: list[float]  # the same frames decoded again with one FFmpeg thread
+    decode_ms_1thread: list[float]  # the same frames decoded again with one FFmpeg thread: CPU ms
 
 
-def _ms(fn: Callable[[], object]) -> tuple[float, object]:
-    """Milliseconds one call of `fn` takes, and its result."""
-    t = time.perf_counter()
+def _ms(fn: Callable[[], object], clock: Callable[[], float] = time.perf_counter) -> tuple[float, object]:
+    """Milliseconds one call of `fn` takes on `clock` (wall time, or the process's CPU time), and its result."""
+    t = clock()
     out = fn()
-    return (time.perf_counter() - t) * 1e3, out
+    return (clock() - t) * 1e3, out
 
 
 def _mean(values: list[float]) -> float:
@@ -62,20 +62,21 @@ def read_clip(video: str, n: int) -> Clip:
     """Decode the first `n` frames into memory, timing each cv2 read (and again on one thread)."""
     _status(f"decoding {n} frames of {video}")
     frames, decode_ms, fps = _decode(video, n, [])
-    _, one_thread, _ = _decode(video, n, [cv2.CAP_PROP_N_THREADS, 1])
+    _, one_thread, _ = _decode(video, n, [cv2.CAP_PROP_N_THREADS, 1], time.process_time)
     if len(frames) < n:
         print(f"note: {video} has only {len(frames)} frames; measuring those", file=sys.stderr)
     size = (frames[0].shape[1], frames[0].shape[0])
     return Clip(video, frames, decode_ms, fps if 1 <= fps <= 240 else 30.0, size, one_thread)
 
 
-def _decode(video: str, n: int, params: list[int]) -> tuple[list[np.ndarray], list[float], float]:
+def _decode(video: str, n: int, params: list[int], clock: Callable[[], float] = time.perf_counter
+            ) -> tuple[list[np.ndarray], list[float], float]:
     """The first `n` frames, ms per cv2 read (the first read, which starts the decoder, dropped), fps."""
     cap = cv2.VideoCapture(video, cv2.CAP_FFMPEG, params)
     frames, decode_ms = [], []
     try:
         while len(frames) < n:
-            ms, (ok, frame) = _ms(cap.read)
+            ms, (ok, frame) = _ms(cap.read, clock)
             if not ok:
                 break
             frames.append(frame)
@@ -130,19 +131,21 @@ def _writer(path: Path, clip: Clip) -> cv2.VideoWriter:
     return writer
 
 
-def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = False
+def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = False,
+                   clock: Callable[[], float] = time.perf_counter
                    ) -> tuple[dict[str, list[float]], dict[str, float | None]]:
     """Each stage alone over the in-memory frames: ms per frame, and the clip's flicker.
 
     Every stage is warmed up first (first session runs allocate, the legend and fonts are drawn
-    once, the encoder starts), as in a long-running viewer. `one_thread`: OpenCV on one thread and
-    the one-thread decode times (pass a model loaded with threads=1): the work each stage costs.
+    once, the encoder starts), as in a long-running viewer. `one_thread`: OpenCV on one thread,
+    the one-thread decode (pass a model loaded with threads=1), timed in the process's CPU time:
+    the work each stage costs, which other processes on a shared machine do not inflate.
     Flicker: mean fraction of pixels whose class changes between consecutive frames, without
     (`smooth_0`) and with the default temporal smoothing.
     """
     if one_thread:
         with one_cv2_thread():
-            ms, maps = measure_stages(model, clip, tmp)
+            ms, maps = measure_stages(model, clip, tmp, clock=time.process_time)
         return {**ms, "decode": clip.decode_ms_1thread}, maps
     draw, warm = _drawer(model), clip.frames[:2]
     for i, frame in enumerate(warm):
@@ -150,17 +153,17 @@ def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = Fa
         draw(Packet(i, frame, maps[0], probs=None if probs is None else probs[0]))
     _encode(tmp / "warm-up.mp4", clip, [draw(Packet(0, warm[0], model.predict(warm[:1])[0]))])
     ms: dict[str, list[float]] = {"decode": clip.decode_ms}
-    ms["preprocess"], xs = zip(*(_ms(lambda f=f: model.prepare([f])) for f in clip.frames))
-    ms["inference"], outs = zip(*(_ms(lambda x=x: model.infer_probs(x)) for x in xs))
+    ms["preprocess"], xs = zip(*(_ms(lambda f=f: model.prepare([f]), clock) for f in clip.frames))
+    ms["inference"], outs = zip(*(_ms(lambda x=x: model.infer_probs(x), clock) for x in xs))
     raw = [(maps[0], one_hot(maps[0], len(model.classes)) if probs is None else probs[0]) for maps, probs in outs]
     smoother = TemporalSmoother(DEFAULT_SMOOTH)
-    ms["smooth"], smoothed = zip(*(_ms(lambda i=i: _smooth(smoother, raw[i][1], clip.frames[i]))
+    ms["smooth"], smoothed = zip(*(_ms(lambda i=i: _smooth(smoother, raw[i][1], clip.frames[i]), clock)
                                    for i in range(len(raw))))
-    ms["edges"], fulls = zip(*(_ms(lambda i=i: to_frame_size(smoothed[i][0], clip.size, "smooth", smoothed[i][1]))
+    ms["edges"], fulls = zip(*(_ms(lambda i=i: to_frame_size(smoothed[i][0], clip.size, "smooth", smoothed[i][1]), clock)
                                for i in range(len(raw))))
     packets = [Packet(i, clip.frames[i], smoothed[i][0], probs=smoothed[i][1]) for i in range(len(raw))]
-    ms["draw"], images = zip(*(_ms(lambda i=i: draw(packets[i], fulls[i])) for i in range(len(raw))))
-    ms["encode"] = _encode(tmp / "encode.mp4", clip, images)
+    ms["draw"], images = zip(*(_ms(lambda i=i: draw(packets[i], fulls[i]), clock) for i in range(len(raw))))
+    ms["encode"] = _encode(tmp / "encode.mp4", clip, images, clock)
     flicker = {"smooth_0": _flicker(m for m, _ in raw), f"smooth_{DEFAULT_SMOOTH:g}": _flicker(m for m, _ in smoothed)}
     return {k: list(v) for k, v in ms.items()}, flicker
 
@@ -178,11 +181,11 @@ def _flicker(maps) -> float | None:
     return meter.mean
 
 
-def _encode(path: Path, clip: Clip, images) -> list[float]:
+def _encode(path: Path, clip: Clip, images, clock: Callable[[], float] = time.perf_counter) -> list[float]:
     """Write `images` with a plain cv2.VideoWriter; ms per write."""
     writer = _writer(path, clip)
     try:
-        return [_ms(lambda im=im: writer.write(im))[0] for im in images]
+        return [_ms(lambda im=im: writer.write(im), clock)[0] for im in images]
     finally:
         writer.release()
 
