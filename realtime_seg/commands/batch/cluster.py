@@ -207,7 +207,9 @@ def start_actors(ray, cfg: BatchConfig, board_name: str) -> list:
     except ray.exceptions.RayActorError as e:
         raise UserError(f"the workers could not start: {ray_reason(e)}") from None
     providers = sorted({p.replace("ExecutionProvider", "") for _, _, p in infos})
-    note(f"ray: {len(actors)} workers on {len({n for n, _, _ in infos})} nodes ({', '.join(providers)})")
+    nodes = len({n for n, _, _ in infos})
+    note(f"ray: {len(actors)} worker{'s' * (len(actors) != 1)} on {nodes} node{'s' * (nodes != 1)} "
+         f"({', '.join(providers)})")
     return actors
 
 
