@@ -133,3 +133,13 @@ def test_interrupted_run_resumes_from_its_finished_chunks(cluster, tmp_path):
     assert digest(out / "dashcam_highway_masks") == digest(tmp_path / "local" / "dashcam_highway_masks")
     assert video_info(out / "dashcam_highway_seg.mp4")[0] == 221
     assert not chunks.exists() and not leftovers(out)
+
+
+def test_a_local_ray_runtime_gives_the_local_outputs(tmp_path):
+    """`--ray` alone: Ray started on this machine for the run, and stopped after it."""
+    proc = batch(SHORT, "--out", tmp_path / "ray", "--png-masks", "--stats", "--ray", "--chunk-frames", 16)
+    local = batch(SHORT, "--out", tmp_path / "local", "--png-masks", "--stats")
+    assert proc.returncode == local.returncode == 0, proc.stdout + proc.stderr
+    assert " on 1 node (CPU)" in proc.stderr
+    same_outputs(tmp_path / "local", tmp_path / "ray", ["dashcam_short"])
+    assert not leftovers(tmp_path / "ray")

@@ -166,7 +166,7 @@ def actor_slots(ray, cfg: BatchConfig) -> list[tuple[str, float, float]]:
         if not node["Alive"]:
             continue
         cpus, gpus = node["Resources"].get("CPU", 0), node["Resources"].get("GPU", 0)
-        per_gpu = cfg.ray_gpus if cfg.ray_gpus is not None else (1.0 if gpus else 0.0)
+        per_gpu = cfg.ray_gpus if cfg.ray_gpus is not None else (1.0 if gpus and cfg.device != "cpu" else 0.0)
         if per_gpu > 0 and gpus >= per_gpu:
             n = int(gpus // per_gpu)
             slots += [(node["NodeID"], min(1.0, cpus / n), per_gpu)] * n
@@ -207,7 +207,9 @@ def start_actors(ray, cfg: BatchConfig, board_name: str) -> list:
     except ray.exceptions.RayActorError as e:
         raise UserError(f"the workers could not start: {ray_reason(e)}") from None
     providers = sorted({p.replace("ExecutionProvider", "") for _, _, p in infos})
-    note(f"ray: {len(actors)} workers on {len({n for n, _, _ in infos})} nodes ({', '.join(providers)})")
+    nodes = len({n for n, _, _ in infos})
+    note(f"ray: {len(actors)} worker{'s' * (len(actors) != 1)} on {nodes} node{'s' * (nodes != 1)} "
+         f"({', '.join(providers)})")
     return actors
 
 

@@ -1,12 +1,13 @@
 """What runs on the Ray nodes for `batch --ray`: a worker actor and the progress board.
 
-Only `cluster.py` imports this module, and only after Ray is imported: the classes here are
-plain Python (made Ray actors there), so the module itself never imports Ray at the top.
+Imported by `cluster.py` (itself imported only with `--ray`). The classes are plain Python, made
+Ray actors there; Ray is imported only inside the methods that call it.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import tempfile
 import threading
@@ -20,6 +21,8 @@ from .chunks import Chunk, RangeSource, RecordingModel, ReplayModel, chunk_path,
 from .config import BatchConfig
 from .plan import Job
 from .runner import Result, Runner
+
+log = logging.getLogger(__name__)
 
 
 class Board:
@@ -140,6 +143,9 @@ class SegWorker:
         model = ReplayModel(self.model, job, chunks) if chunks else self.model
         result = Runner(self.cfg, _OneModel(model), stop, bar).run(job)
         bar.flush()
+        if chunks and model.recomputed:
+            log.warning("%s: %d frames segmented again (a seek into a chunk did not land exactly)",
+                        job.source, model.recomputed)
         if chunks and result.status != "interrupted":
             remove_chunks(job)  # written, or failed for good (e.g. truncated): no resume needed
         return result
