@@ -43,6 +43,10 @@ def batch(*args, timeout: float = 180) -> subprocess.CompletedProcess:
                           env={**os.environ, **ENV})
 
 
+# frames are independent (no temporal smoothing, nearest edges): long files are split into chunks
+CHUNKED = ("--smooth", 0, "--edges", "nearest")
+
+
 def same_outputs(local: Path, remote: Path, names: list[str]) -> None:
     """Decoded frames, class-id PNGs and CSVs of two output folders are identical."""
     for name in names:
@@ -59,9 +63,9 @@ def test_two_videos_and_a_bad_input_match_the_local_batch(cluster, tmp_path):
     shutil.copy(SHORT, inputs)
     shutil.copy(CARLA, inputs)
     (inputs / "notes.mp4").write_text("not a video, just text with a video name\n")
-    local = batch(inputs, "--out", tmp_path / "local", "--png-masks", "--stats")
+    local = batch(inputs, "--out", tmp_path / "local", "--png-masks", "--stats", *CHUNKED)
     # 40 and 31 frames in chunks of 12: seven chunk tasks over the two nodes, then two writes.
-    proc = batch(inputs, "--out", tmp_path / "ray", "--png-masks", "--stats",
+    proc = batch(inputs, "--out", tmp_path / "ray", "--png-masks", "--stats", *CHUNKED,
                  "--ray", cluster.address, "--chunk-frames", 12)
     assert proc.returncode == local.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
@@ -108,7 +112,8 @@ def test_a_killed_worker_is_restarted_and_its_task_retried(cluster, tmp_path):
 
 def test_interrupted_run_resumes_from_its_finished_chunks(cluster, tmp_path):
     out = tmp_path / "out"
-    args = (FULL, "--out", out, "--png-masks", "--ext", "mp4", "--ray", cluster.address, "--chunk-frames", 40)
+    args = (FULL, "--out", out, "--png-masks", "--ext", "mp4", *CHUNKED, "--ray", cluster.address,
+            "--chunk-frames", 40)
     proc = subprocess.Popen(batch_cmd(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, **ENV})
     chunks = out / ".dashcam_highway_seg.chunks"
@@ -128,7 +133,7 @@ def test_interrupted_run_resumes_from_its_finished_chunks(cluster, tmp_path):
     resumed = batch(*args)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{len(kept)} of 6 chunks" in resumed.stderr
-    local = batch(FULL, "--out", tmp_path / "local", "--png-masks", "--ext", "mp4")
+    local = batch(FULL, "--out", tmp_path / "local", "--png-masks", "--ext", "mp4", *CHUNKED)
     assert local.returncode == 0, local.stderr
     assert digest(out / "dashcam_highway_masks") == digest(tmp_path / "local" / "dashcam_highway_masks")
     assert video_info(out / "dashcam_highway_seg.mp4")[0] == 221
@@ -136,10 +141,12 @@ def test_interrupted_run_resumes_from_its_finished_chunks(cluster, tmp_path):
 
 
 def test_a_local_ray_runtime_gives_the_local_outputs(tmp_path):
-    """`--ray` alone: Ray started on this machine for the run, and stopped after it."""
+    """`--ray` alone: Ray started on this machine for the run, and stopped after it. With the default
+    temporal smoothing and smooth edges, a long file runs whole (frames depend on the ones before)."""
     proc = batch(SHORT, "--out", tmp_path / "ray", "--png-masks", "--stats", "--ray", "--chunk-frames", 16)
     local = batch(SHORT, "--out", tmp_path / "local", "--png-masks", "--stats")
     assert proc.returncode == local.returncode == 0, proc.stdout + proc.stderr
     assert " on 1 node (CPU)" in proc.stderr
+    assert "long files run whole, not in chunks" in proc.stderr
     same_outputs(tmp_path / "local", tmp_path / "ray", ["dashcam_short"])
     assert not leftovers(tmp_path / "ray")

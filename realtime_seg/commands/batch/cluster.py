@@ -21,9 +21,9 @@ import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ...cli import resolve_model
+from ...cli import is_preset, load_selected, resolve_model
 from ...errors import UserError, first_line
-from ...runtime.engine import load_model
+from ...runtime.precision import family_base, variants
 from ...system import partial_path
 from . import cluster_worker as cw
 from .chunks import Chunk, chunk_dir, chunk_path, remove_chunks, split, stored_chunks, temporary
@@ -112,10 +112,18 @@ def note(message: str) -> None:
 
 
 def plan_tasks(todo: list[tuple[int, Job]], cfg: BatchConfig) -> list[Plan]:
-    """Split long files into chunks; finished chunks of an earlier run are kept (resume)."""
+    """Split long files into chunks; finished chunks of an earlier run are kept (resume).
+
+    Only when frames are independent: temporal smoothing and smooth edges need every frame's class
+    scores, in order (a chunk stores class maps only), so with them each file is one task.
+    """
+    independent = cfg.smooth == 0 and cfg.edges == "nearest"
+    if cfg.chunk_frames and not independent and any(job.frames > cfg.chunk_frames for _, job in todo):
+        note("ray: long files run whole, not in chunks: --smooth and smooth edges need each frame's "
+             "class scores in order (--smooth 0 --edges nearest splits them)")
     plans = []
     for index, job in todo:
-        if cfg.chunk_frames and job.frames > cfg.chunk_frames:
+        if cfg.chunk_frames and independent and job.frames > cfg.chunk_frames:
             chunks = split(job.frames, cfg.chunk_frames)
             if cfg.overwrite:
                 remove_chunks(job)
@@ -179,14 +187,21 @@ def actor_slots(ray, cfg: BatchConfig) -> list[tuple[str, float, float]]:
 
 
 def start_board(ray, cfg: BatchConfig) -> tuple[object, str]:
-    """The progress board (and its name), holding the model's bytes put in the object store once."""
-    model = resolve_model(cfg.model)
-    try:
-        data = model.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read model {model}: {e.strerror}; pass --model PATH to an exported .onnx") from None
+    """The progress board (and its name), holding the model's files put in the object store once."""
     name = f"realtime_seg_board_{uuid.uuid4().hex[:12]}"
-    return ray.remote(cw.Board).options(num_cpus=0, name=name).remote([ray.put(data)]), name
+    return ray.remote(cw.Board).options(num_cpus=0, name=name).remote([ray.put(_model_files(cfg))]), name
+
+
+def _model_files(cfg: BatchConfig) -> dict[str, bytes]:
+    """The model the workers run, with its precision variants when --precision may choose one of them."""
+    model = resolve_model(cfg.model)
+    family = is_preset(cfg.model) or cfg.precision != "auto"
+    paths = list(variants(family_base(model)).values()) if family else [model]
+    try:
+        return {path.name: path.read_bytes() for path in paths}
+    except OSError as e:
+        raise UserError(f"cannot read model {e.filename}: {e.strerror}; pass --model PATH to an exported "
+                        f".onnx") from None
 
 
 def start_actors(ray, cfg: BatchConfig, board_name: str) -> list:
@@ -251,7 +266,7 @@ def run_on_ray(todo: list[tuple[int, Job]], cfg: BatchConfig, stop: threading.Ev
     """Process the jobs on the cluster at `cfg.ray`; one Result per job index."""
     todo = [(i, _absolute(job)) for i, job in todo]
     cfg = replace(cfg, out=cfg.out.absolute())
-    load_model(resolve_model(cfg.model), "cpu", 1)  # a bad model fails here, once, not in every worker
+    load_selected(cfg.model, cfg.precision, "cpu", 1)  # a bad model fails here, once, not in every worker
     ray = connect(cfg.ray)
     try:
         plans = plan_tasks(todo, cfg)

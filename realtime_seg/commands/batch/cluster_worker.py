@@ -15,7 +15,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ...runtime.engine import SegModel, load_model
+from ...cli import is_preset
+from ...runtime.engine import SegModel
+from ...runtime.precision import open_model
 from ...runtime.pipeline import segment_stream
 from .chunks import Chunk, RangeSource, RecordingModel, ReplayModel, chunk_path, remove_chunks
 from .config import BatchConfig
@@ -86,16 +88,21 @@ class _OneModel:
         return self.model
 
 
-def local_model_copy(data: bytes, name: str) -> Path:
-    """The model's bytes (from the object store) as a file on this node, written once per node."""
-    folder = Path(tempfile.gettempdir()) / "realtime_seg_models"
+def local_model_copy(files: dict[str, bytes]) -> Path:
+    """The model's files (from the object store: a model and its precision variants, by name) in a
+    folder of their own on this node, written once per node; the folder."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name])
+    folder = Path(tempfile.gettempdir()) / "realtime_seg_models" / digest.hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}_{name}"
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    return path
+    for name, data in files.items():
+        path = folder / name
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+    return folder
 
 
 class SegWorker:
@@ -105,8 +112,10 @@ class SegWorker:
         import ray
         board = ray.get_actor(board_name)  # by name: a handle among the arguments makes Ray warn
         self.cfg = replace(cfg, device=device, threads=threads, workers=1)
-        data = ray.get(ray.get(board.model.remote())[0])  # the object store: once per node
-        self.model: SegModel = load_model(local_model_copy(data, model_name), device, threads)
+        files = ray.get(ray.get(board.model.remote())[0])  # the object store: once per node
+        # the precision this actor's device runs best (int8 on CPUs, fp16 on CUDA, where they pay off)
+        self.model: SegModel = open_model(local_model_copy(files) / model_name, cfg.precision,
+                                          is_preset(cfg.model), device, threads)
         self.board = board
 
     def info(self) -> tuple[str, int, str]:
