@@ -90,7 +90,7 @@ def frames(n: int, size: tuple[int, int]) -> list[np.ndarray]:
         ok, frame = cap.read()
         if not ok:
             break
-        out.append(preprocess([frame], size))
+        out.append(preprocess([frame], size, np.uint8))
     cap.release()
     return out
 
@@ -104,6 +104,8 @@ def _time(fn, *args) -> tuple[float, object]:
 def step(sess, head: str, layout: str, x: np.ndarray) -> tuple[float, float, float, np.ndarray]:
     """One frame: ms of the host transpose, the run and the postprocess, and the class map."""
     t0 = time.perf_counter()
+    if sess.get_inputs()[0].type == "tensor(float)":  # the NCHW variants keep the float32 input
+        x = x.astype(np.float32) / np.float32(255)
     feed = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if layout == "NCHW" else x
     t1 = time.perf_counter()
     out = sess.run(None, {sess.get_inputs()[0].name: feed})[0]

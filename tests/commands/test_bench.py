@@ -85,6 +85,8 @@ def test_bench_with_keras_beside(tmp_path):
         return
     assert _positive(doc["seed_keras_fps"]) and doc["seed_keras_note"] == ""
     assert doc["ratios"]["pipeline_over_seed_keras"] == pytest.approx(doc["pipeline_fps"] / doc["seed_keras_fps"])
+    assert _positive(doc["seed_keras_cpu_ms_per_frame"]) and doc["ratios"]["seed_keras_cpu_over_pipeline_cpu"] == \
+        pytest.approx(doc["seed_keras_cpu_ms_per_frame"] / doc["pipeline_cpu_ms_per_frame"])
     assert doc["flops_source"] == "keras" and doc["flops"] == doc["flops_keras"] == doc["flops_onnx"]
     assert "keras" in doc["versions"]
     for text in ("decode", "encode", "<- slowest", "pipeline", "naive ORT", "seed Keras", "bound"):

@@ -85,7 +85,7 @@ def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: P
     _status(f"{name}: product pipeline")
     pipeline_fps, pipeline_stages_ms, pipeline_flicker, pipeline_cpu_ms = product_pipeline(model, clip, tmp)
     _status(f"{name}: naive onnxruntime loop")
-    naive = sequential_fps(clip, tmp, "naive_ort", model.prepare, model.infer, _drawer(model))
+    naive, _ = sequential_fps(clip, tmp, "naive_ort", model.prepare, model.infer, _drawer(model))
     return {"stages_ms": stages_ms, "stages_ms_1thread": stages_ms_1thread,
             "throughput_ips": throughput_ips, "pipeline_fps": pipeline_fps,
             "pipeline_stages_ms": pipeline_stages_ms, "pipeline_cpu_ms": pipeline_cpu_ms,

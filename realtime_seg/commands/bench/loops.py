@@ -63,13 +63,14 @@ def product_pipeline(model: SegModel, clip: Clip, tmp: Path) -> tuple[float, dic
 
 
 def sequential_fps(clip: Clip, tmp: Path, name: str, prepare: Callable[[list[np.ndarray]], np.ndarray],
-                   infer: Callable[[np.ndarray], np.ndarray], draw: Callable[[Packet], np.ndarray]) -> float:
-    """FPS of read -> preprocess -> infer -> draw -> write, one after another in one thread."""
+                   infer: Callable[[np.ndarray], np.ndarray], draw: Callable[[Packet], np.ndarray]
+                   ) -> tuple[float, float]:
+    """FPS of read -> preprocess -> infer -> draw -> write, one after another in one thread; CPU ms/frame."""
     cap = cv2.VideoCapture(clip.path, cv2.CAP_FFMPEG)
     writer = _writer(tmp / f"{name}.mp4", clip)
     frames = 0
     try:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         while frames < len(clip.frames):
             ok, frame = cap.read()
             if not ok:
@@ -78,11 +79,11 @@ def sequential_fps(clip: Clip, tmp: Path, name: str, prepare: Callable[[list[np.
             writer.write(draw(Packet(frames, frame, class_map)))
             frames += 1
         writer.release()
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     finally:
         cap.release()
         writer.release()
-    return frames / seconds
+    return frames / seconds, cpu * 1e3 / max(frames, 1)
 
 
 def keras_path_for(model_path: Path, override: str | None) -> Path:
@@ -97,6 +98,7 @@ class SeedKeras:
     path: str
     fps: float | None = None
     flops: int | None = None
+    cpu_ms: float | None = None  # CPU time (all threads) per frame: comparable on a shared machine
     note: str = ""
 
 
@@ -128,5 +130,5 @@ def seed_keras(model: SegModel, clip: Clip, tmp: Path, path: Path) -> SeedKeras:
 
     with quiet_stderr():
         infer(prepare(clip.frames[:1]))  # warm-up: graph tracing, first call
-    fps = sequential_fps(clip, tmp, "seed_keras", prepare, infer, _drawer(model))
-    return SeedKeras(str(path), fps, count_flops(kmodel))
+    fps, cpu_ms = sequential_fps(clip, tmp, "seed_keras", prepare, infer, _drawer(model))
+    return SeedKeras(str(path), fps, count_flops(kmodel), cpu_ms)

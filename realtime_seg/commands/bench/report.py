@@ -48,6 +48,7 @@ class ModelResult:
     pipeline_cpu_share: float            # of all cores' time during the pipeline: 1.0 = every core busy with it
     naive_ort_fps: float
     seed_keras_fps: float | None
+    seed_keras_cpu_ms_per_frame: float | None  # CPU time per frame of the seed loop (all threads)
     seed_keras_note: str
     keras_path: str | None
     latency_ms_b1_median: float
@@ -95,12 +96,15 @@ def build_result(name: str, model: SegModel, threads: int, spinning: bool, measu
         pipeline_cpu_ms_per_frame=measured["pipeline_cpu_ms"],
         pipeline_cpu_share=measured["pipeline_cpu_ms"] * pipeline_fps / (1000 * cores),
         naive_ort_fps=measured["naive_ort_fps"], seed_keras_fps=seed.fps, seed_keras_note=seed.note,
+        seed_keras_cpu_ms_per_frame=seed.cpu_ms,
         keras_path=seed.path, latency_ms_b1_median=statistics.median(ms["inference"]),
         throughput_ips=measured["throughput_ips"], flops=flops, flops_source=source,
         flops_onnx=flops_onnx, flops_keras=seed.flops,
         inference_gflops_per_s=flops / (stages_ms["inference"] / 1e3) / 1e9 if flops else None,
         ratios={"pipeline_over_seed_keras": _ratio(pipeline_fps, seed.fps),
                 "pipeline_over_naive_ort": _ratio(pipeline_fps, measured["naive_ort_fps"]),
+                # CPU work per frame, seed / product: the speed-up if both kept every core busy
+                "seed_keras_cpu_over_pipeline_cpu": _ratio(seed.cpu_ms, measured["pipeline_cpu_ms"]),
                 "pipeline_over_bound": _ratio(pipeline_fps, bound_fps),
                 "pipeline_over_cpu_bound": _ratio(pipeline_fps, cpu_bound)},
         flicker=measured["flicker"])
@@ -129,7 +133,10 @@ def table(result: ModelResult, baseline: ModelResult | None = None) -> str:
               f"  pipeline       {r.pipeline_fps:9.1f}  1.00x  (the product: overlapped threads)",
               f"  naive ORT      {r.naive_ort_fps:9.1f}  {_fmt(r.ratios['pipeline_over_naive_ort'], '.2f')}x",
               f"  seed Keras     {_fmt(r.seed_keras_fps, '9.1f', '        -')}  "
-              f"{_fmt(r.ratios['pipeline_over_seed_keras'], '.2f')}x  {r.seed_keras_note}".rstrip(),
+              f"{_fmt(r.ratios['pipeline_over_seed_keras'], '.2f')}x  {r.seed_keras_note}".rstrip()
+              + (f" (CPU ms/frame: seed {r.seed_keras_cpu_ms_per_frame:.1f}, pipeline "
+                 f"{r.pipeline_cpu_ms_per_frame:.1f}: "
+                 f"{r.ratios['seed_keras_cpu_over_pipeline_cpu']:.2f}x)" if r.seed_keras_cpu_ms_per_frame else ""),
               f"  pipeline / bound {_fmt(r.ratios['pipeline_over_bound'], '.2f')}, "
               f"pipeline / CPU bound {_fmt(r.ratios['pipeline_over_cpu_bound'], '.2f')}; the pipeline got "
               f"{r.pipeline_cpu_share * 100:.0f}% of {r.cores} cores, {r.pipeline_cpu_ms_per_frame:.1f} CPU ms/frame "
