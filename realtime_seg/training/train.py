@@ -34,6 +34,7 @@ SCHEDULES = ("poly", "cosine", "constant")
 OPTIMIZERS = ("adamw", "adam")
 TRAIN_SPLITS = ("train", "trainval")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+CLASS_WEIGHTS = ("none", "median", "sqrt")
 
 
 @dataclass
@@ -114,9 +115,6 @@ def _make_sequence_class():
             self.order = self._order()
 
     return SegSequence
-
-
-CLASS_WEIGHTS = ("none", "median", "sqrt")
 
 
 def pixel_weights(dataset: Dataset, pairs, mode: str) -> np.ndarray:

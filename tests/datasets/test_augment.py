@@ -73,3 +73,21 @@ def test_photometric_jitter_changes_colours_not_labels(frame):
     jittered = augment(image, mask, (96, 128), np.random.default_rng(3), (1.0, 1.0))
     np.testing.assert_array_equal(plain[1], jittered[1])
     assert np.abs(plain[0].astype(int) - jittered[0]).mean() > 1
+
+
+def test_training_batches_give_padding_zero_weight(camvid_dir):
+    """The trainer's batches: zoomed-out padding is void, so its pixels weigh nothing in the loss."""
+    pytest.importorskip("keras")  # the batch class is a keras PyDataset
+    from realtime_seg.datasets.readers import load_dataset
+    from realtime_seg.training.train import _make_sequence_class, pixel_weights
+    ds = load_dataset(camvid_dir)
+    pairs = [load_pair(s, ds.format, ds.table) for s in ds.train[:4]]
+    seq = _make_sequence_class()(pairs, (48, 64), 4, pixel_weights(ds, pairs, "median"), 11, True, 0, 1,
+                                 (0.5, 0.5), CAMVID.void)
+    x, y, w = seq[0]
+    assert x.shape == (4, 48, 64, 3) and y.shape == w.shape == (4, 48, 64)
+    for weights in w:  # each frame fills a 24x32 block of its window; the rest weighs 0
+        rows, cols = np.flatnonzero(weights.any(1)), np.flatnonzero(weights.any(0))
+        assert len(rows) <= 24 and len(cols) <= 32
+        block = weights[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert (weights == 0).sum() >= weights.size - 24 * 32 and (block > 0).mean() > 0.8
