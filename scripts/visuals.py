@@ -24,7 +24,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from realtime_seg.contract import preprocess  # noqa: E402
 from realtime_seg.runtime.edges import dense_upsample, smooth_upsample  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402
 from realtime_seg.runtime.palettes import choose_palette  # noqa: E402
@@ -39,7 +38,7 @@ def scores_of_video(model, video: Path) -> tuple[list[np.ndarray], list[np.ndarr
     """Every frame of `video` and the model's class probabilities for it."""
     cap, frames, probs = cv2.VideoCapture(str(video)), [], []
     while (got := cap.read())[0]:
-        maps, p = model.infer_probs(preprocess([got[1]], model.input_size))
+        maps, p = model.infer_probs(model.prepare([got[1]]))
         frames.append(got[1])
         probs.append(p[0] if p is not None else one_hot(maps[0], len(model.classes)))
     cap.release()

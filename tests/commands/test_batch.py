@@ -23,7 +23,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from realtime_seg.commands.batch import BatchConfig, expand_inputs, run_batch  # noqa: E402
-from realtime_seg.contract import preprocess  # noqa: E402
 from realtime_seg.runtime.edges import smooth_upsample  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402
 from realtime_seg.errors import UsageError  # noqa: E402
@@ -219,7 +218,7 @@ def test_default_smoothing_lowers_the_flicker_in_stats(tmp_path):
     assert runs["smooth"].mean() < 0.6 * runs["off"].mean()
     model = load_model(FIXTURES / "tiny_camvid_probs.onnx", "cpu")
     first = frames_of(SHORT)[0]
-    class_map, probs = model.infer_probs(preprocess([first], model.input_size))  # frame 0: nothing to average
+    class_map, probs = model.infer_probs(model.prepare([first]))  # frame 0: nothing to average
     np.testing.assert_array_equal(masks[0], smooth_upsample(class_map[0], (480, 270), probs[0]))
 
 

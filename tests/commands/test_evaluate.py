@@ -9,7 +9,7 @@ import pytest
 
 from conftest import FIXTURES, run_cli
 from realtime_seg.commands.evaluate import describe_split, find_split
-from realtime_seg.contract import SPLIT, preprocess
+from realtime_seg.contract import SPLIT
 from realtime_seg.datasets.metrics import confusion_matrix, summarize
 from realtime_seg.datasets.readers import load_dataset, load_pair, load_split
 from realtime_seg.runtime.edges import smooth_upsample
@@ -48,7 +48,7 @@ def test_eval_with_smooth_edges_scores_the_viewers_upsampling(tmp_path):
     cm = np.zeros((11, 11), np.int64)
     for sample in ds.val:  # by hand: scores, smooth edges at the label's size, count
         image, label = load_pair(sample, ds.format, ds.table)
-        class_map, probs = model.infer_probs(preprocess([cv2.cvtColor(image, cv2.COLOR_RGB2BGR)], model.input_size))
+        class_map, probs = model.infer_probs(model.prepare([cv2.cvtColor(image, cv2.COLOR_RGB2BGR)]))
         cm += confusion_matrix(label, smooth_upsample(class_map[0], label.shape[::-1], probs[0]), 11)
     assert result["edges"] == "smooth" and result["miou"] == pytest.approx(summarize(cm)["miou"])
 

@@ -418,7 +418,7 @@ def test_training_interrupt_saves_last_and_resumes(sig, tmp_path):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 128 + sig, stderr[-2000:]
-    assert elapsed < 2.0, elapsed
+    assert elapsed < 3.0, elapsed  # saving last.keras (a few MB) is part of it
     lines = [line for line in stderr.splitlines() if line.strip() and "it/s]" not in line]
     assert len(lines) == 1 and "Traceback" not in stderr, stderr[-2000:]
     done = json.loads((run / "state.json").read_text())["epoch"]

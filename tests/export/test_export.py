@@ -90,7 +90,7 @@ def test_fp32_runs_in_onnxruntime_and_agrees_with_keras(fp32, tiny_run, frames_d
     model = keras.models.load_model(run / "best.keras", compile=False)
     assert _agreement(model, path, frames) >= 0.999
     # probs: Keras's softmax of the logits; their argmax is the class map
-    maps, probs = seg.infer_probs(preprocess(frames, seg.input_size))
+    maps, probs = seg.infer_probs(seg.prepare(frames))
     logits = np.asarray(model(preprocess(frames, seg.input_size), training=False))
     expected = np.exp(logits - logits.max(-1, keepdims=True))
     np.testing.assert_allclose(probs, expected / expected.sum(-1, keepdims=True), atol=1e-4)

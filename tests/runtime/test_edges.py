@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES
-from realtime_seg.contract import preprocess
 from realtime_seg.runtime.edges import dense_upsample, smooth_upsample
 from realtime_seg.runtime.engine import load_model
 from realtime_seg.runtime.temporal import one_hot
@@ -19,7 +18,7 @@ def scores() -> list[tuple[np.ndarray, np.ndarray]]:
     """(class map, probabilities) of the tiny model with a `probs` output on the real fixture frames."""
     model = load_model(FIXTURES / "tiny_camvid_probs.onnx", "cpu", threads=1)
     frames = [cv2.imread(str(p)) for p in sorted((FIXTURES / "frames").glob("*.png"))]
-    maps, probs = model.infer_probs(preprocess(frames, model.input_size))
+    maps, probs = model.infer_probs(model.prepare(frames))
     return list(zip(maps, probs))
 
 

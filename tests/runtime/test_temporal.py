@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES
-from realtime_seg.contract import preprocess
 from realtime_seg.runtime.engine import load_model
 from realtime_seg.runtime.pipeline import segment_stream
 from realtime_seg.runtime.sources import open_video
@@ -33,7 +32,7 @@ def model():
 def clip(model) -> list[tuple[np.ndarray, np.ndarray]]:
     """(frame, probabilities) of the dash-cam clip, then of the CARLA clip: a cut at index 40."""
     frames = _frames(DASHCAM) + _frames(CARLA)
-    _, probs = model.infer_probs(preprocess(frames, model.input_size))
+    _, probs = model.infer_probs(model.prepare(frames))
     return list(zip(frames, probs))
 
 
