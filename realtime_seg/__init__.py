@@ -2,10 +2,11 @@
 
 Public API (imported lazily: the runtime never loads Keras, training never needs onnxruntime):
 
-    from realtime_seg import load_model, open_video, segment_stream, compose
+    from realtime_seg import Overlay, load_model, open_video, segment_stream
     model = load_model("models/camvid_accurate.onnx")
+    overlay = Overlay(model.classes, model.palette_bgr)
     for packet in segment_stream(open_video("drive.mp4"), model):
-        image = compose(packet.frame, packet.class_map, model.palette_bgr)
+        image = overlay.paint(packet.frame, packet.class_map)
 """
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ _EXPORTS = {
     "load_model": "runtime.engine", "SegModel": "runtime.engine", "preprocess": "contract",
     "open_video": "runtime.sources", "open_camera": "runtime.sources",
     "segment_stream": "runtime.pipeline", "VideoOutput": "runtime.video",
-    "compose": "runtime.render", "colorize": "runtime.render",
+    "compose": "runtime.render", "colorize": "runtime.render", "Overlay": "runtime.render",
     "unet_model": "training.model", "conv_block": "training.model", "upsampling_block": "training.model",
     "TrainConfig": "training.train", "train": "training.train",
-    "load_dataset": "datasets.readers", "UserError": "errors",
+    "load_dataset": "datasets.readers", "load_split": "datasets.readers", "UserError": "errors",
 }
 __all__ = sorted(_EXPORTS)
 

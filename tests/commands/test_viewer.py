@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the package need not be installed to be tested
     sys.path.insert(0, str(ROOT))
 
+import xwindow as shots  # noqa: E402
 from conftest import FakeCapture  # noqa: E402
 from realtime_seg.commands import view as viewer  # noqa: E402
 from realtime_seg.runtime import sources  # noqa: E402
@@ -361,14 +361,6 @@ def test_unsupported_scheme_is_a_one_line_error():
 
 # ---------------------------------------------------------------- 5. a real window under Xvfb
 
-def _screenshot_helpers():
-    spec = importlib.util.spec_from_file_location("screenshot_helpers", ROOT / "scripts" / "screenshot.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-shots = _screenshot_helpers()
 needs_x = pytest.mark.skipif(bool(shots.missing_tools()), reason=f"{', '.join(shots.missing_tools())} not on "
                              f"PATH (apt-get install xvfb xdotool)")
 
