@@ -1,6 +1,6 @@
 """Screenshot the viewer's window under a virtual X server (Xvfb), e.g. for the README.
 
-usage: python scripts/screenshot.py [--model models/camvid_accurate.onnx] [--video V] [--out docs/screenshot.png]
+usage: python scripts/screenshot.py [--model accurate] [--video V] [--out docs/screenshot.png]
 
 Needs `Xvfb` and `xdotool` (Debian/Ubuntu: apt-get install xvfb xdotool). The viewer plays the
 video at its own pace for --seconds, is paused (space) and its window is cut out of Xvfb's
@@ -19,7 +19,9 @@ import cv2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
+from realtime_seg.cli import PRESETS  # noqa: E402
 from xwindow import find_window, grab_window, missing_tools, park_cursor, xdotool, xvfb  # noqa: E402
 
 
@@ -58,7 +60,7 @@ def screenshot(video: Path, model: Path, out: Path, seconds: float) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(ROOT / "models" / "camvid_accurate.onnx"))
+    p.add_argument("--model", default="accurate", help="preset (runs its best precision here) or .onnx path")
     p.add_argument("--video", default=str(ROOT / "videos" / "dashcam_highway.mp4"))
     p.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
     p.add_argument("--seconds", type=float, default=3.0, help="how long to play before the screenshot")
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {', '.join(missing)} not found; install them (apt-get install xvfb xdotool)",
               file=sys.stderr)
         return 1
-    for path in (args.model, args.video):
+    for path in ([] if args.model in PRESETS else [args.model]) + [args.video]:
         if not Path(path).is_file():
             print(f"error: {path} not found; pass --model/--video", file=sys.stderr)
             return 1
