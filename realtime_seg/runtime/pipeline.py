@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from .engine import SegModel
-from .temporal import TemporalSmoother, argmax_classes, one_hot
+from .temporal import TemporalSmoother
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +129,9 @@ def _inferrer(model: SegModel, inq: queue.Queue, out: queue.Queue, stop: threadi
 def _smooth(packet: Packet, smoother: TemporalSmoother, num_classes: int, times: StageTimes) -> None:
     """Replace the packet's probabilities and class map by their running average."""
     t = time.perf_counter()
-    probs = packet.probs if packet.probs is not None else one_hot(packet.class_map, num_classes)
     resets = smoother.resets
-    packet.probs = smoother.update(probs, packet.frame, packet.discontinuous)
-    packet.class_map = argmax_classes(packet.probs)
+    packet.class_map, packet.probs = smoother.step(packet.class_map, packet.probs, num_classes, packet.frame,
+                                                   packet.discontinuous)
     packet.restarted = smoother.resets != resets
     times.add("smooth", (time.perf_counter() - t) * 1e3)
 

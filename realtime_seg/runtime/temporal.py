@@ -63,6 +63,14 @@ class TemporalSmoother:
         """True when `thumb` belongs to another scene than the previous frame's."""
         return self._thumb is not None and float(cv2.norm(thumb, self._thumb, cv2.NORM_L1)) / thumb.size > self.cut_threshold
 
+    def step(self, class_map: np.ndarray, probs: np.ndarray | None, num_classes: int, frame: np.ndarray,
+             discontinuous: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """One frame through the smoother: (class map, average) of its scores, one-hot for a model
+        without probabilities. The pipeline and bench both smooth through here."""
+        scores = probs if probs is not None else one_hot(class_map, num_classes)
+        average = self.update(scores, frame, discontinuous)
+        return argmax_classes(average), average
+
     def update(self, probs: np.ndarray, frame: np.ndarray, discontinuous: bool = False) -> np.ndarray:
         """Blend this frame's probabilities (h, w, C) into the average and return the average (a new array each time)."""
         thumb = thumbnail(frame)

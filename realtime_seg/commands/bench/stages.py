@@ -23,7 +23,7 @@ from ...runtime.palettes import choose_palette
 from ...runtime.pipeline import Packet, StageTimes
 from ...runtime.render import Overlay, to_frame_size
 from ...runtime.sources import is_url, open_video
-from ...runtime.temporal import DEFAULT_SMOOTH, FlickerMeter, TemporalSmoother, argmax_classes, one_hot
+from ...runtime.temporal import DEFAULT_SMOOTH, FlickerMeter, TemporalSmoother
 
 CODEC = "mp4v"
 
@@ -155,9 +155,9 @@ def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = Fa
     ms: dict[str, list[float]] = {"decode": clip.decode_ms}
     ms["preprocess"], xs = zip(*(_ms(lambda f=f: model.prepare([f]), clock) for f in clip.frames))
     ms["inference"], outs = zip(*(_ms(lambda x=x: model.infer_probs(x), clock) for x in xs))
-    raw = [(maps[0], one_hot(maps[0], len(model.classes)) if probs is None else probs[0]) for maps, probs in outs]
-    smoother = TemporalSmoother(DEFAULT_SMOOTH)
-    ms["smooth"], smoothed = zip(*(_ms(lambda i=i: _smooth(smoother, raw[i][1], clip.frames[i]), clock)
+    raw = [(maps[0], None if probs is None else probs[0]) for maps, probs in outs]
+    smoother, n = TemporalSmoother(DEFAULT_SMOOTH), len(model.classes)
+    ms["smooth"], smoothed = zip(*(_ms(lambda i=i: smoother.step(*raw[i], n, clip.frames[i]), clock)
                                    for i in range(len(raw))))
     ms["edges"], fulls = zip(*(_ms(lambda i=i: to_frame_size(smoothed[i][0], clip.size, "smooth", smoothed[i][1]), clock)
                                for i in range(len(raw))))
@@ -166,12 +166,6 @@ def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = Fa
     ms["encode"] = _encode(tmp / "encode.mp4", clip, images, clock)
     flicker = {"smooth_0": _flicker(m for m, _ in raw), f"smooth_{DEFAULT_SMOOTH:g}": _flicker(m for m, _ in smoothed)}
     return {k: list(v) for k, v in ms.items()}, flicker
-
-
-def _smooth(smoother: TemporalSmoother, probs: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The pipeline's smoothing step: the running average and its class map."""
-    average = smoother.update(probs, frame)
-    return argmax_classes(average), average
 
 
 def _flicker(maps) -> float | None:
