@@ -133,6 +133,12 @@ def write_atomic(path: Path, write: Callable[[Path], object], hint: str = "choos
     return path
 
 
+def write_json(path: Path, doc: dict, hint: str = "choose a writable path") -> Path:
+    """`doc` as indented JSON, written atomically (`write_atomic`)."""
+    import json
+    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"), hint=hint)
+
+
 T = TypeVar("T")
 
 

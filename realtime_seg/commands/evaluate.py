@@ -25,7 +25,7 @@ from ..datasets.readers import DEFAULT_SPLIT, FORMATS, SPLITS, load_pair, load_s
 from ..errors import ArgumentParser, UsageError, UserError
 from ..runtime.engine import SegModel
 from ..runtime.render import EDGES, to_frame_size
-from ..system import check_output_file, check_readable, progress, write_atomic
+from ..system import check_output_file, check_readable, progress, write_atomic, write_json
 
 CONFUSION_TYPES = {".png", ".jpg", ".jpeg", ".bmp"}
 
@@ -165,7 +165,7 @@ def main(argv: list[str]) -> int:
               "edges": args.edges, **report(model, cm)}
     print_table(result)
     if args.json:
-        write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+        write_json(Path(args.json), result)
     if args.confusion:
         confusion_png(cm, model.classes, Path(args.confusion))
     return 0

@@ -20,21 +20,23 @@ from typing import Iterator
 
 import numpy as np
 
-from ..datasets.readers import FORMATS, Dataset, load_dataset, load_pair
-from ..datasets.augment import VOID, augment, resize_image, resize_pair
+from ..datasets.augment import VOID, resize_image
+from ..datasets.readers import FORMATS, load_dataset
 from ..cli import check_at_least
 from ..errors import ArgumentParser, Interrupted, UsageError, UserError, first_line
-from ..system import check_creatable, on_stop_signals, signals_deferred, write_atomic
+from ..system import check_creatable, on_stop_signals, signals_deferred, write_atomic, write_json
+from .backend import accelerator, choose_precision, cpu_flags, import_keras  # Keras loads when called
 from ..datasets.metrics import iou_per_class, score, summarize
+from .inputs import CLASS_WEIGHTS, decode_pairs, pixel_weights, sequence_class
 
 log = logging.getLogger(__name__)
+_HINT = "free space or choose another --out"
 
 ARCHS = ("resunet", "seed")  # model.ARCHS' names, here so that usage errors come before Keras loads
 SCHEDULES = ("poly", "cosine", "constant")
 OPTIMIZERS = ("adamw", "adam")
 TRAIN_SPLITS = ("train", "trainval")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-CLASS_WEIGHTS = ("none", "median", "sqrt")
 
 
 @dataclass
@@ -68,84 +70,6 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
 
-def _keras():
-    from .backend import import_keras  # here: `python -m realtime_seg` (the viewer) must not load Keras
-    return import_keras()
-
-
-def _make_sequence_class():
-    keras = _keras()
-
-    class SegSequence(keras.utils.PyDataset):
-        """Shuffled training batches of (image [0,1] float32, ids int32, pixel weights); deterministic per seed."""
-
-        def __init__(self, pairs, size, batch_size, weights, num_classes, augment, seed, workers,
-                     scale_range=(0.5, 2.0), void=VOID):
-            super().__init__(workers=workers, use_multiprocessing=False)  # threads: JAX-safe
-            self.pairs, self.size, self.batch_size = pairs, size, batch_size
-            self.num_classes, self.scale_range, self.void = num_classes, scale_range, void
-            self.weights, self.augment, self.seed, self.epoch = weights, augment, seed, 0
-            self.order = self._order()
-
-        def _order(self) -> np.ndarray:
-            return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.pairs))
-
-        def __len__(self) -> int:
-            # full batches only (the order changes every epoch): one shape, so one compiled step
-            return max(1, len(self.pairs) // self.batch_size)
-
-        def __getitem__(self, idx: int):
-            ids = self.order[idx * self.batch_size:(idx + 1) * self.batch_size]
-            images, masks = zip(*(self._example(i) for i in ids))
-            x = np.stack(images).astype(np.float32) / 255.0           # (B, H, W, 3)
-            y = np.stack(masks)                                       # (B, H, W) ids
-            w = self.weights[y]                                       # (B, H, W), void -> 0
-            y = np.where(y < self.num_classes, y, 0).astype(np.int32)  # void: any valid id (weight 0)
-            return x, y, w
-
-        def _example(self, i: int):
-            image, mask = self.pairs[i]
-            if not self.augment:
-                return resize_pair(image, mask, self.size)
-            rng = np.random.default_rng([self.seed, self.epoch, i])
-            return augment(image, mask, self.size, rng, self.scale_range, self.void)
-
-        def on_epoch_end(self):
-            self.epoch += 1
-            self.order = self._order()
-
-    return SegSequence
-
-
-def pixel_weights(dataset: Dataset, pairs, mode: str) -> np.ndarray:
-    """Weight per raw label id (256 entries, ids past the table -> 0).
-
-    median: median frequency balancing (Eigen & Fergus 2015), weight = median(freq) / freq;
-    sqrt: its square root, which lifts rare classes without drowning the large ones.
-    """
-    n = dataset.table.num_classes
-    weights = np.ones(n, np.float32)
-    if mode in ("median", "sqrt"):
-        counts = sum(np.bincount(m.ravel(), minlength=256)[:n] for _, m in pairs).astype(float)
-        freq = counts / max(counts.sum(), 1)
-        present = freq > 0
-        weights[present] = np.median(freq[present]) / freq[present]
-        if mode == "sqrt":
-            weights = np.sqrt(weights)
-    elif mode != "none":
-        raise UsageError(f"unknown --class-weights {mode!r}; allowed: {', '.join(CLASS_WEIGHTS)}")
-    table = np.zeros(256, np.float32)  # lookup by raw id: void and anything past the table -> 0
-    table[:n] = weights
-    return table
-
-
-def _decode(dataset: Dataset, samples, desc: str):
-    """Decode and check every pair up front, so bad files fail before training starts."""
-    from ..system import progress
-    with progress(samples, desc=desc) as bar:  # closed (its line ended) before an error is shown
-        return [load_pair(s, dataset.format, dataset.table) for s in bar]
-
-
 def keras_predictor(model, size: tuple[int, int]):
     """RGB images of any size -> class maps at the model's `size`, preprocessed as the runtime does."""
     def predict(images: list[np.ndarray]) -> np.ndarray:
@@ -156,12 +80,7 @@ def keras_predictor(model, size: tuple[int, int]):
 
 def _save_atomic(model, path: Path) -> None:
     """An interrupt mid-save must not leave a half-written checkpoint that breaks --resume."""
-    write_atomic(path, model.save, hint="free space or choose another --out")
-
-
-def _write_json_atomic(path: Path, doc: dict) -> None:
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2)),
-                 hint="free space or choose another --out")
+    write_atomic(path, model.save, hint=_HINT)
 
 
 @contextlib.contextmanager
@@ -191,7 +110,7 @@ def _save_after_interrupt(model, run: Path, received: list[int]) -> Interrupted:
 
 
 def _callbacks(cfg: TrainConfig, run: Path, val_pairs, table, state: dict):
-    keras = _keras()
+    keras = import_keras()
 
     class Checkpoints(keras.callbacks.Callback):
         """Validation mIoU after each epoch; keeps best.keras and last.keras (atomically)."""
@@ -211,7 +130,7 @@ def _callbacks(cfg: TrainConfig, run: Path, val_pairs, table, state: dict):
                 _save_atomic(self.model, run / "best.keras")
             _save_atomic(self.model, run / "last.keras")
             logs.pop("val_per_class_iou", None)
-            _write_json_atomic(run / "state.json", state)
+            write_json(run / "state.json", state, hint=_HINT)
             if val_pairs:
                 print(f"  val mIoU {logs['val_miou']:.4f}  pixel acc {logs['val_pixel_accuracy']:.4f}"
                       f"  (best {state['best_miou']:.4f} @ epoch {state['best_epoch']})", flush=True)
@@ -221,7 +140,7 @@ def _callbacks(cfg: TrainConfig, run: Path, val_pairs, table, state: dict):
 
 def _init_from(model, path: Path) -> None:
     """Start from a checkpoint's weights (fine-tuning); any input size, same width and classes."""
-    keras = _keras()
+    keras = import_keras()
     if not path.is_file():
         raise UserError(f"--init: checkpoint {path} not found; pass a .keras file written by train")
     try:
@@ -234,7 +153,7 @@ def _init_from(model, path: Path) -> None:
 
 
 def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict, steps_per_epoch: int):
-    keras = _keras()
+    keras = import_keras()
     from . import schedule  # registers the saved LR schedule before a checkpoint is loaded
     if cfg.resume and (run / "last.keras").exists():
         log.info("resuming from %s at epoch %d", run / "last.keras", state.get("epoch", 0))
@@ -301,16 +220,16 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.train_split == "trainval":  # the shipping recipe: val still scored, but no longer held out
         train_s = train_s + val_s
     # before the run folder and Keras (seconds to load): a bad file fails at once, leaving nothing
-    train_pairs, val_pairs = _decode(dataset, train_s, "decode train"), _decode(dataset, val_s, "decode val")
+    train_pairs = decode_pairs(dataset, train_s, "decode train")
+    val_pairs = decode_pairs(dataset, val_s, "decode val")
     weights = pixel_weights(dataset, train_pairs, cfg.class_weights)
     run = Path(cfg.out)
     try:
         run.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create run folder {run}: {e.strerror}; choose a writable --out")
-    keras = _keras()
+    keras = import_keras()
     keras.utils.set_random_seed(cfg.seed)
-    from .backend import accelerator, choose_precision, cpu_flags
     device = accelerator(keras.backend.backend())
     policy = choose_precision("float16" if cfg.mixed_precision else cfg.precision, device, cpu_flags())
     # set either way: a previous mixed-precision train() in this process must not leak into this one
@@ -323,10 +242,10 @@ def train(cfg: TrainConfig) -> dict:
     state = json.loads(state_path.read_text()) if cfg.resume and state_path.exists() else {}
     model = _build(cfg, dataset.table.num_classes, run, state,
                    steps_per_epoch=max(1, len(train_pairs) // cfg.batch_size))
-    (run / "config.json").write_text(json.dumps(
-        {**asdict(cfg), "dataset": dataset.format, "table": dataset.table.name,
-         "classes_list": list(dataset.table.classes), "palette": dataset.table.palette}, indent=2))
-    Seq = _make_sequence_class()
+    write_json(run / "config.json", {**asdict(cfg), "dataset": dataset.format, "table": dataset.table.name,
+                                     "classes_list": list(dataset.table.classes),
+                                     "palette": dataset.table.palette}, hint=_HINT)
+    Seq = sequence_class()
     void = dataset.table.void if dataset.table.void is not None else VOID  # padding: weight 0
     seq = Seq(train_pairs, cfg.input_size, cfg.batch_size, weights, dataset.table.num_classes,
               cfg.augment, cfg.seed, cfg.workers, cfg.scale_range, void)
@@ -352,7 +271,7 @@ def train(cfg: TrainConfig) -> dict:
         "val_held_out": cfg.train_split == "train", "policy": policy, "seconds": round(time.time() - t0, 1),
         "backend": keras.backend.backend(), "config": asdict(cfg),
     }
-    (run / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(run / "summary.json", summary, hint=_HINT)
     print(f"done: {summary['epochs']} epochs in {summary['seconds']:.0f}s, best val mIoU "
           f"{summary['best_val_miou'] or 0:.4f} at epoch {summary['best_epoch']}, -> {run / 'best.keras'}")
     return summary

@@ -79,10 +79,10 @@ def test_training_batches_give_padding_zero_weight(camvid_dir):
     """The trainer's batches: zoomed-out padding is void, so its pixels weigh nothing in the loss."""
     pytest.importorskip("keras")  # the batch class is a keras PyDataset
     from realtime_seg.datasets.readers import load_dataset
-    from realtime_seg.training.train import _make_sequence_class, pixel_weights
+    from realtime_seg.training.inputs import pixel_weights, sequence_class
     ds = load_dataset(camvid_dir)
     pairs = [load_pair(s, ds.format, ds.table) for s in ds.train[:4]]
-    seq = _make_sequence_class()(pairs, (48, 64), 4, pixel_weights(ds, pairs, "median"), 11, True, 0, 1,
+    seq = sequence_class()(pairs, (48, 64), 4, pixel_weights(ds, pairs, "median"), 11, True, 0, 1,
                                  (0.5, 0.5), CAMVID.void)
     x, y, w = seq[0]
     assert x.shape == (4, 48, 64, 3) and y.shape == w.shape == (4, 48, 64)

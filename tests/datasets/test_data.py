@@ -93,7 +93,7 @@ def test_confusion_matrix_ignores_void():
 
 
 def test_void_pixels_have_zero_weight(camvid_dir):
-    from realtime_seg.training.train import pixel_weights
+    from realtime_seg.training.inputs import pixel_weights
     ds = load_dataset(camvid_dir)
     pairs = [load_pair(s, ds.format, ds.table) for s in ds.train]
     for mode in ("none", "median"):
@@ -110,11 +110,11 @@ def test_void_pixels_have_zero_weight(camvid_dir):
 
 def test_training_batches_mask_void(camvid_dir):
     keras = pytest.importorskip("keras")  # noqa: F841  (the batch class is a keras PyDataset)
-    from realtime_seg.training.train import _make_sequence_class, pixel_weights
+    from realtime_seg.training.inputs import pixel_weights, sequence_class
     ds = load_dataset(camvid_dir)
     pairs = [load_pair(s, ds.format, ds.table) for s in ds.train[:4]]
     weights = pixel_weights(ds, pairs, "none")
-    seq = _make_sequence_class()(pairs, (32, 48), 4, weights, 11, False, 0, 1)
+    seq = sequence_class()(pairs, (32, 48), 4, weights, 11, False, 0, 1)
     x, y, w = seq[0]
     assert x.shape == (4, 32, 48, 3) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     assert y.shape == (4, 32, 48) and y.dtype == np.int32 and y.max() < 11

@@ -59,7 +59,7 @@ def test_warmup_then_poly_and_cosine_decay():
 
 def test_sqrt_weights_are_the_root_of_median_balancing(camvid_dir):
     from realtime_seg.datasets.readers import load_dataset, load_pair
-    from realtime_seg.training.train import pixel_weights
+    from realtime_seg.training.inputs import pixel_weights
     ds = load_dataset(camvid_dir)
     pairs = [load_pair(s, ds.format, ds.table) for s in ds.train]
     median, sqrt = pixel_weights(ds, pairs, "median"), pixel_weights(ds, pairs, "sqrt")

@@ -162,12 +162,12 @@ def test_no_augment_feeds_plain_resized_pairs(camvid_dir):
     """--no-augment gives the resized pairs themselves; augmentation changes them (was ignored once)."""
     from realtime_seg.datasets.readers import load_dataset, load_pair
     from realtime_seg.datasets.augment import resize_pair
-    from realtime_seg.training.train import _make_sequence_class, pixel_weights
+    from realtime_seg.training.inputs import pixel_weights, sequence_class
 
     ds = load_dataset(camvid_dir)
     pairs = [load_pair(s, ds.format, ds.table) for s in ds.train[:4]]
     weights = pixel_weights(ds, pairs, "none")
-    seq_class = _make_sequence_class()
+    seq_class = sequence_class()
     plain = seq_class(pairs, (48, 64), 4, weights, ds.table.num_classes, False, 0, 1)
     augmented = seq_class(pairs, (48, 64), 4, weights, ds.table.num_classes, True, 0, 1)
     x, y, _ = plain[0]

@@ -13,7 +13,7 @@ from ...cli import DEMO_VIDEO, PRESETS, add_model_options, check_at_least, resol
 from ...runtime.precision import family_base, open_model
 from ...errors import ArgumentParser, UsageError, UserError
 from ...runtime.engine import SegModel, load_model
-from ...system import check_output_file
+from ...system import check_output_file, write_json
 from .loops import (
     SeedKeras,
     keras_path_for,
@@ -22,7 +22,7 @@ from .loops import (
     sequential_fps,
 )
 from .machine import load_average, machine_info
-from .report import build_result, report, table, write_json
+from .report import build_result, report, table
 from .stages import (
     Clip,
     _drawer,
@@ -132,7 +132,7 @@ def run(cfg: BenchConfig) -> dict:
         print(table(r, results[0] if len(results) > 1 else None))
     doc = report(cfg, clip, results, machine)
     if cfg.json:
-        write_json(doc, Path(cfg.json))
+        write_json(Path(cfg.json), doc, hint="choose a writable --json path")
         print(f"wrote {cfg.json}")
     return doc
 

@@ -1,15 +1,12 @@
 """One model's results, built once from what was measured; the printed table and the JSON."""
 from __future__ import annotations
 
-import json
 import os
 import statistics
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...runtime.engine import SegModel
-from ...system import write_atomic
 from .loops import SeedKeras
 
 if TYPE_CHECKING:
@@ -160,8 +157,3 @@ def report(cfg: BenchConfig, clip: Clip, results: list[ModelResult], machine: di
            "spinning": cfg.spinning, "machine": machine, "versions": versions(),
            "models": [asdict(r) for r in results]}
     return {**asdict(results[0]), **doc}
-
-
-def write_json(doc: dict, path: Path) -> None:
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"),
-                 hint="choose a writable --json path")
