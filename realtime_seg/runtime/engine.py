@@ -37,6 +37,7 @@ class SegModel:
     metadata: dict[str, str]
     precision: str = "fp32"          # fp32, fp16 or int8 (metadata `precision`)
     input_dtype: type = np.uint8     # uint8 for current exports, float32 in [0, 1] for older ones
+    scores_name: str | None = None   # `probs` (or an old export's `logits`); None: class_map only
 
     @property
     def runs_on(self) -> str:
@@ -46,29 +47,33 @@ class SegModel:
     def prepare(self, frames_bgr: list[np.ndarray]) -> np.ndarray:
         """BGR frames of any size -> the batch this model takes (uint8, or float32 for old exports)."""
         return preprocess(frames_bgr, self.input_size, self.input_dtype)
-    scores_name: str | None = None   # `probs` (or an old export's `logits`); None: class_map only
+
+    def _run(self, names: list[str], batch: np.ndarray) -> list[np.ndarray]:
+        """The outputs `names` for a batch (on CUDA with I/O binding)."""
+        if self.provider == CUDA:
+            return self._run_bound(names, batch)
+        return self.session.run(names, {self.input_name: batch})
+
+    def _run_bound(self, names: list[str], batch: np.ndarray) -> list[np.ndarray]:
+        """One run with I/O binding: the batch goes to the GPU once, each output comes back once."""
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(batch))
+        for name in names:
+            binding.bind_output(name, "cpu")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """A batch from `prepare` (N, H, W, 3) -> (N, H, W) uint8 class ids."""
-        if self.provider == CUDA:
-            out = self._run_bound(batch)
-        else:
-            out = self.session.run([self.output_name], {self.input_name: batch})[0]
+        out = self._run([self.output_name], batch)[0]
         return out if out.ndim == 3 else np.argmax(out, axis=-1).astype(np.uint8)
 
-    def _run_bound(self, batch: np.ndarray) -> np.ndarray:
-        """One run with I/O binding: the host batch is copied to the GPU once, the class map back once."""
-        binding = self.session.io_binding()
-        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(batch))
-        binding.bind_output(self.output_name, "cpu")
-        self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
     def infer_probs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Class ids (N, H, W) and class probabilities (N, H, W, C) float32; None if the model has none."""
         if self.scores_name is None:
             return self.infer(batch), None
         names = [self.scores_name] + ([self.output_name] if self.output_name != self.scores_name else [])
-        outs = self.session.run(names, {self.input_name: batch})
+        outs = self._run(names, batch)
         scores = outs[0]
         if self.scores_name == LOGITS:  # an export with `--head logits`: softmax here
             scores = np.exp(scores - scores.max(-1, keepdims=True))
