@@ -105,9 +105,9 @@ def check_smooth(value: float) -> None:
         raise UsageError(f"--smooth must be at least 0 (off) and below 1, got {value:g}")
 
 
-def smoother(args: argparse.Namespace) -> TemporalSmoother | None:
-    """The temporal smoother --smooth asks for; None when off."""
-    return TemporalSmoother(args.smooth) if args.smooth > 0 else None
+def smoother(strength: float) -> TemporalSmoother | None:
+    """The temporal smoother a --smooth of `strength` asks for; None when off (0)."""
+    return TemporalSmoother(strength) if strength > 0 else None
 
 
 def palette(args: argparse.Namespace, model) -> np.ndarray:

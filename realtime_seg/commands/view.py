@@ -223,7 +223,7 @@ def _session(args, model: SegModel, source: Source) -> tuple[dict, VideoOutput |
                           not args.no_legend, not args.no_hud, args.edges, args.shares)
         try:
             summary = play(model, source, ViewState(overlay, smooth=args.smooth), output, show,
-                           Path(args.screenshots), smoother=smoother(args))
+                           Path(args.screenshots), smoother=smoother(args.smooth))
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, keep what was recorded
             source.cancel()
         ok = source.broken is None

@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import UserError, first_line
-from ...cli import is_preset
+from ...cli import is_preset, smoother
 from ...runtime.engine import SegModel, batch_size_for
 from ...runtime.palettes import choose_palette
 from ...runtime.precision import open_model
 from ...runtime.pipeline import StageTimes, segment_stream
 from ...runtime.render import Overlay, hud_lines
 from ...runtime.sources import Source, open_video_file
-from ...runtime.temporal import TemporalSmoother
 from ...runtime.video import VideoOutput
 from ...system import progress
 from .config import BatchConfig
@@ -155,7 +154,7 @@ class Runner:
         batch = cfg.batch_size or batch_size_for(model)
         stream = segment_stream(source, model, times, queue_size=max(2, batch), batch_size=batch,
                                 probs=cfg.edges == "smooth",
-                                smoother=TemporalSmoother(cfg.smooth) if cfg.smooth else None)
+                                smoother=smoother(cfg.smooth))
         with contextlib.closing(stream):
             for packet in stream:
                 if self.stop.is_set():
