@@ -29,6 +29,7 @@ from realtime_seg.errors import ArgumentParser, UsageError, UserError, first_lin
 from realtime_seg.cli import DEMO_VIDEO, check_at_least
 from realtime_seg.system import check_output_file, check_readable, write_atomic
 
+from .graph import softmax_channels_last
 from .quantize import Int8Config, set_metadata
 
 log = logging.getLogger(__name__)
@@ -231,7 +232,7 @@ def export_model(cfg: ExportConfig) -> dict:
     batch = preprocess(frames, (h, w), np.uint8)
     print(f"converting {checkpoint} ({h}x{w}, {len(info['classes'])} classes, head {cfg.head}, "
           f"{cfg.precision}) ...", flush=True)
-    proto = convert(model, cfg.head)
+    proto = softmax_channels_last(convert(model, cfg.head))
     if cfg.precision == "fp16":
         proto = to_fp16(proto)
     checks = parity(model, proto, batch)
