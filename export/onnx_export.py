@@ -109,10 +109,20 @@ def _class_info(checkpoint: Path, classes: str, n_out: int) -> dict:
     if len(info["classes"]) != n_out:
         raise UserError(f"model {checkpoint} outputs {n_out} classes but the class table has "
                         f"{len(info['classes'])}; pass the right --classes")
-    summary = checkpoint.parent / "summary.json"
-    if summary.is_file():
-        info["val_miou"] = json.loads(summary.read_text()).get("best_val_miou")
+    info["val_miou"] = _run_val_miou(checkpoint)
     return info
+
+
+def _run_val_miou(checkpoint: Path) -> float | None:
+    """The training run's val mIoU of this checkpoint: the last epoch's for last.keras, else the best."""
+    run = checkpoint.parent
+    if checkpoint.name == "last.keras" and (run / "metrics.csv").is_file():
+        import csv
+        rows = list(csv.DictReader((run / "metrics.csv").open()))
+        if rows and rows[-1].get("val_miou"):
+            return float(rows[-1]["val_miou"])
+    summary = run / "summary.json"
+    return json.loads(summary.read_text()).get("best_val_miou") if summary.is_file() else None
 
 
 def convert(model, head: str):

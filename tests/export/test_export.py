@@ -73,6 +73,16 @@ def test_metadata(fp32, tiny_run):
     assert not list(path.parent.glob(".*tmp"))
 
 
+def test_val_miou_is_the_checkpoints_own(tiny_run):
+    """best.keras carries the run's best val mIoU, last.keras the last epoch's (what a fixed schedule ships)."""
+    import csv
+    from export.onnx_export import _run_val_miou
+    run, summary = tiny_run
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert _run_val_miou(run / "best.keras") == pytest.approx(summary["best_val_miou"])
+    assert _run_val_miou(run / "last.keras") == pytest.approx(float(rows[-1]["val_miou"]))
+
+
 def test_fp32_runs_in_onnxruntime_and_agrees_with_keras(fp32, tiny_run, frames_dir):
     path, checks = fp32
     run, _ = tiny_run
