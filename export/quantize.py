@@ -7,6 +7,7 @@ with VPMADDUBSW, whose 16-bit pair sums saturate; with full 8-bit weights the ac
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import statistics
@@ -23,6 +24,8 @@ from realtime_seg.datasets.readers import load_split, read_image
 from realtime_seg.errors import UserError
 from realtime_seg.runtime.engine import load_model
 from realtime_seg.system import cpu_int8_dot
+
+from .graph import subpixel_conv_transpose
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ def quantize(proto, frames: list[np.ndarray]):
     from onnxruntime.quantization.shape_inference import quant_pre_process
     with tempfile.TemporaryDirectory(prefix="realtime_seg_int8_") as tmp:
         src, pre, out = (Path(tmp) / name for name in ("fp32.onnx", "pre.onnx", "int8.onnx"))
-        onnx.save(proto, src)
+        onnx.save(subpixel_conv_transpose(copy.deepcopy(proto)), src)  # its convs quantize; ConvTranspose did not
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(out), _Reader(frames), quant_format=QuantFormat.QDQ,
                         per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,

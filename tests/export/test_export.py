@@ -284,3 +284,35 @@ def test_cli_usage_error_exit_2(tmp_path, frames_dir):
                    "--head", "softmax")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert not _leftovers(tmp_path)
+
+
+def test_subpixel_rewrite_of_transposed_convolutions_is_exact():
+    """A Keras "same" 3x3 stride-2 ConvTranspose and its Conv + DepthToSpace rewrite give the same tensor."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from export.graph import subpixel_conv_transpose
+    rng = np.random.default_rng(0)
+    weight, bias = rng.normal(size=(3, 2, 3, 3)).astype(np.float32), rng.normal(size=2).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2, 2], kernel_shape=[3, 3],
+                          pads=[0, 0, 1, 1], name="up")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 10, 14])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = rng.normal(size=(1, 3, 5, 7)).astype(np.float32)
+
+    def run(p):
+        return ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    before = run(proto)
+    after = run(subpixel_conv_transpose(proto))
+    onnx.checker.check_model(proto)
+    assert [n.op_type for n in proto.graph.node] == ["Conv", "DepthToSpace"]
+    assert {t.name for t in proto.graph.initializer} == {"up/subpixel_kernel", "up/subpixel_bias"}
+    np.testing.assert_allclose(after, before, atol=1e-5)
+
+
+def test_shipped_int8_has_no_float_transposed_convolutions():
+    models = Path(__file__).resolve().parents[2] / "models"
+    for path in sorted(models.glob("*.int8.onnx")):
+        assert "ConvTranspose" not in {n.op_type for n in onnx.load(str(path)).graph.node}, path.name
