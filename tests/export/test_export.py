@@ -126,9 +126,14 @@ def test_shipped_presets_softmax_last(name):
         assert _softmax_axes(path) == [-1], path.name
 
 
+def _run_graph(proto, x: np.ndarray) -> list[np.ndarray]:
+    """Every output of a one-input ModelProto, fed `x` as its input `x`, in onnxruntime."""
+    import onnxruntime as ort
+    return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+
 def test_softmax_rewrite_keeps_the_values():
     """Softmax(axis=1) -> Transpose on an NCHW tensor, rewritten: same probabilities, same names."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper
     from export.graph import softmax_channels_last
     graph = helper.make_graph(
@@ -140,11 +145,8 @@ def test_softmax_rewrite_keeps_the_values():
          helper.make_tensor_value_info("a", TensorProto.INT64, [1, 6, 7])])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     x = np.random.default_rng(0).normal(0, 4, (1, 5, 6, 7)).astype(np.float32)
-
-    def run(p):
-        return ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
-    before = run(proto)
-    after = run(softmax_channels_last(proto))
+    before = _run_graph(proto, x)
+    after = _run_graph(softmax_channels_last(proto), x)
     onnx.checker.check_model(proto)
     assert [n.op_type for n in proto.graph.node] == ["Transpose", "Softmax", "ArgMax"]
     np.testing.assert_allclose(after[0], before[0], atol=1e-6)
@@ -288,7 +290,6 @@ def test_cli_usage_error_exit_2(tmp_path, frames_dir):
 
 def test_subpixel_rewrite_of_transposed_convolutions_is_exact():
     """A Keras "same" 3x3 stride-2 ConvTranspose and its Conv + DepthToSpace rewrite give the same tensor."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
     from export.graph import subpixel_conv_transpose
     rng = np.random.default_rng(0)
@@ -301,11 +302,8 @@ def test_subpixel_rewrite_of_transposed_convolutions_is_exact():
         [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     x = rng.normal(size=(1, 3, 5, 7)).astype(np.float32)
-
-    def run(p):
-        return ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    before = run(proto)
-    after = run(subpixel_conv_transpose(proto))
+    (before,) = _run_graph(proto, x)
+    (after,) = _run_graph(subpixel_conv_transpose(proto), x)
     onnx.checker.check_model(proto)
     assert [n.op_type for n in proto.graph.node] == ["Conv", "DepthToSpace"]
     assert {t.name for t in proto.graph.initializer} == {"up/subpixel_kernel", "up/subpixel_bias"}
