@@ -33,8 +33,21 @@ def thumbnail(frame: np.ndarray) -> np.ndarray:
 
 
 def argmax_classes(probs: np.ndarray) -> np.ndarray:
-    """(h, w, C) scores -> (h, w) uint8 class ids."""
-    return probs.argmax(-1).astype(np.uint8)
+    """(h, w, C) probabilities (>= 0, float32) -> (h, w) uint8 class ids; lower class on (near-)ties.
+
+    NumPy's argmax over a last axis of ~11 pays per row (2.0 ms at 192x256x11). For values >= 0
+    float bits order like the values, so each value's bits with the class in their lowest 4
+    carry both, and C - 1 elementwise maxima over the columns find the class (1.1 ms). Scores
+    within 2^-19 of each other (relative) count as a tie: 0.002% of pixels of random scores.
+    """
+    num = probs.shape[-1]
+    if num > 16 or probs.dtype != np.float32:
+        return probs.argmax(-1).astype(np.uint8)
+    flat = probs.reshape(-1, num).view(np.uint32)
+    best = (flat[:, 0] & np.uint32(0xFFFFFFF0)) | np.uint32(15)
+    for c in range(1, num):  # 15 - c: the lower class wins a tie, as with np.argmax
+        np.maximum(best, (flat[:, c] & np.uint32(0xFFFFFFF0)) | np.uint32(15 - c), out=best)
+    return (15 - (best & np.uint32(15))).astype(np.uint8).reshape(probs.shape[:-1])
 
 
 def one_hot(class_map: np.ndarray, num_classes: int) -> np.ndarray:

@@ -105,3 +105,21 @@ def test_the_pipeline_smooths_and_restarts_where_a_looping_file_starts_again(mod
         np.testing.assert_array_equal(p.class_map, argmax_classes(p.probs))
     raw = model.predict([packets[40].frame])[0]
     np.testing.assert_array_equal(packets[40].class_map, raw)  # nothing carried over the jump
+
+
+def test_argmax_classes_is_numpys_argmax_but_for_near_ties():
+    rng = np.random.default_rng(0)
+    probs = rng.random((96, 128, 11), dtype=np.float32)
+    probs /= probs.sum(-1, keepdims=True)
+    ours, numpys = argmax_classes(probs), probs.argmax(-1)
+    top2 = np.sort(probs, -1)[..., -2:]
+    clear = top2[..., 1] - top2[..., 0] > 1e-5 * top2[..., 1]
+    assert ours.dtype == np.uint8 and ours.shape == (96, 128)
+    np.testing.assert_array_equal(ours[clear], numpys[clear])
+    assert clear.mean() > 0.999
+    # exact ties (averaged one-hot votes, a model without probs): the lower class, as np.argmax
+    votes = (np.eye(11, dtype=np.float32)[rng.integers(0, 11, (40, 50))]
+             + np.eye(11, dtype=np.float32)[rng.integers(0, 11, (40, 50))]) / 2
+    np.testing.assert_array_equal(argmax_classes(votes), votes.argmax(-1))
+    # other dtypes go through NumPy
+    np.testing.assert_array_equal(argmax_classes(probs.astype(np.float64)), numpys)
