@@ -237,7 +237,7 @@ def _session(args, model: SegModel, source: Source) -> tuple[dict, VideoOutput |
 
 def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput | None = None,
          show: bool = False, shots: Path = Path("."), bar: bool = True,
-         smoother: TemporalSmoother | None = None) -> dict:
+         smoother: TemporalSmoother | None = None, workers: int = 1) -> dict:
     """The viewer's loop: segment, paint, record and show every frame; returns the summary.
 
     Without a window it shows a progress bar (unless `bar` is False: bench times this loop).
@@ -247,7 +247,7 @@ def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput 
     bar = progress(total=source.length, desc="segmenting", unit="frame") if bar and not show else None
     start, frames = time.perf_counter(), 0
     smooth_edges = state.overlay.edges == "smooth"
-    stream = segment_stream(source, model, times, smoother=smoother, probs=smooth_edges)
+    stream = segment_stream(source, model, times, smoother=smoother, probs=smooth_edges, workers=workers)
     # closing: on a second Ctrl-C the stage threads stop before the source is closed under them
     with contextlib.closing(stream) as packets:
         for packet in packets:

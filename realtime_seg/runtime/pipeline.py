@@ -79,7 +79,7 @@ def _breaks(source) -> int:
     return getattr(source, "breaks", 0)
 
 
-def _reader(source, out: queue.Queue, stop: threading.Event, times: StageTimes) -> None:
+def _reader(source, out: queue.Queue, stop: threading.Event, times: StageTimes, ends: int) -> None:
     index, breaks = 0, _breaks(source)
     while not stop.is_set():
         t = time.perf_counter()
@@ -92,38 +92,78 @@ def _reader(source, out: queue.Queue, stop: threading.Event, times: StageTimes) 
         if not _put(out, Packet(index, frame, discontinuous=now != breaks), stop):
             break
         index, breaks = index + 1, now
-    _put(out, _END, stop)
+    for _ in range(ends):  # one end for each inference worker
+        _put(out, _END, stop)
 
 
-def _inferrer(model: SegModel, inq: queue.Queue, out: queue.Queue, stop: threading.Event,
-              times: StageTimes, batch_size: int, smoother: TemporalSmoother | None, probs: bool) -> None:
+class _Turns:
+    """Frames leave the inference stage in their order, whichever worker ran them."""
+
+    def __init__(self, workers: int):
+        self.next, self.workers, self._cond = 0, workers, threading.Condition()
+
+    def wait(self, index: int, stop: threading.Event) -> bool:
+        """Block until frame `index` is next (False when `stop` is set first)."""
+        with self._cond:
+            while self.next != index:
+                if stop.is_set():
+                    return False
+                self._cond.wait(0.1)
+        return True
+
+    def done(self) -> None:
+        with self._cond:
+            self.next += 1
+            self._cond.notify_all()
+
+    def last_out(self) -> bool:
+        """A worker is leaving: True for the last one, which ends the stream after every frame."""
+        with self._cond:
+            self.workers -= 1
+            return self.workers == 0
+
+
+def _take_batch(inq: queue.Queue, stop: threading.Event, batch_size: int) -> tuple[list[Packet], bool]:
+    """Up to `batch_size` decoded frames, never waiting to fill a batch; True once the end was taken."""
+    batch = [_get(inq, stop)]
+    while batch[-1] is not _END and len(batch) < batch_size:
+        try:
+            batch.append(inq.get_nowait())
+        except queue.Empty:
+            break
+    if batch[-1] is _END:
+        return batch[:-1], True
+    return batch, False
+
+
+def _inferrer(model: SegModel, inq: queue.Queue, out: queue.Queue, stop: threading.Event, times: StageTimes,
+              batch_size: int, smoother: TemporalSmoother | None, probs: bool, turns: _Turns) -> None:
+    """Preprocess and infer batches; smooth and pass on each frame in its turn (workers run concurrently)."""
     done = False
     while not done and not stop.is_set():
-        batch = [_get(inq, stop)]
-        while batch[-1] is not _END and len(batch) < batch_size:
-            try:  # take what is already decoded; never wait to fill a batch
-                batch.append(inq.get_nowait())
-            except queue.Empty:
-                break
-        if batch[-1] is _END:
-            done = True
-            batch.pop()
-        if batch:
-            t0 = time.perf_counter()
-            x = model.prepare([p.frame for p in batch])
-            t1 = time.perf_counter()
-            maps, scores = model.infer_probs(x) if probs or smoother else (model.infer(x), None)
-            t2 = time.perf_counter()
-            times.add("preprocess", (t1 - t0) * 1e3 / len(batch))
-            times.add("inference", (t2 - t1) * 1e3 / len(batch))
-            for i, packet in enumerate(batch):
-                packet.class_map = maps[i]
-                packet.probs = None if scores is None else scores[i]
-                if smoother is not None:
-                    _smooth(packet, smoother, len(model.classes), times)
-                if not _put(out, packet, stop):
-                    return
-    _put(out, _END, stop)
+        batch, done = _take_batch(inq, stop, batch_size)
+        if not batch:
+            continue
+        t0 = time.perf_counter()
+        x = model.prepare([p.frame for p in batch])
+        t1 = time.perf_counter()
+        maps, scores = model.infer_probs(x) if probs or smoother else (model.infer(x), None)
+        t2 = time.perf_counter()
+        times.add("preprocess", (t1 - t0) * 1e3 / len(batch))
+        times.add("inference", (t2 - t1) * 1e3 / len(batch))
+        for i, packet in enumerate(batch):
+            packet.class_map = maps[i]
+            packet.probs = None if scores is None else scores[i]
+            if not turns.wait(packet.index, stop):
+                return
+            if smoother is not None:  # a running average: frames in order
+                _smooth(packet, smoother, len(model.classes), times)
+            ok = _put(out, packet, stop)
+            turns.done()
+            if not ok:
+                return
+    if turns.last_out():
+        _put(out, _END, stop)
 
 
 def _smooth(packet: Packet, smoother: TemporalSmoother, num_classes: int, times: StageTimes) -> None:
@@ -138,12 +178,15 @@ def _smooth(packet: Packet, smoother: TemporalSmoother, num_classes: int, times:
 
 def segment_stream(source, model: SegModel, times: StageTimes | None = None,
                    queue_size: int = 2, batch_size: int = 1, smoother: TemporalSmoother | None = None,
-                   probs: bool = False) -> Iterator[Packet]:
+                   probs: bool = False, workers: int = 1) -> Iterator[Packet]:
     """Frames of `source` with their class maps, in order; stages overlap on threads.
 
     `probs`: also the class probabilities (`Packet.probs`, for smooth edges); `smoother`: average
-    them over time (the class map is then the average's argmax).
+    them over time (the class map is then the average's argmax); `workers`: inference calls in
+    flight at once (on one session; onnxruntime runs concurrent calls).
     """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     times = times or StageTimes()
     stop = threading.Event()
     frames, results = queue.Queue(queue_size), queue.Queue(queue_size)
@@ -158,8 +201,10 @@ def segment_stream(source, model: SegModel, times: StageTimes | None = None,
                 stop.set()
         return threading.Thread(target=run, name=fn.__name__.strip("_"), daemon=True)
 
-    threads = [guarded(_reader, source, frames, stop, times),
-               guarded(_inferrer, model, frames, results, stop, times, batch_size, smoother, probs)]
+    turns = _Turns(workers)
+    threads = [guarded(_reader, source, frames, stop, times, workers)]
+    threads += [guarded(_inferrer, model, frames, results, stop, times, batch_size, smoother, probs, turns)
+                for _ in range(workers)]
     for t in threads:
         t.start()
     try:

@@ -288,8 +288,9 @@ def test_cli_usage_error_exit_2(tmp_path, frames_dir):
     assert not _leftovers(tmp_path)
 
 
-def test_subpixel_rewrite_of_transposed_convolutions_is_exact():
-    """A Keras "same" 3x3 stride-2 ConvTranspose and its Conv + DepthToSpace rewrite give the same tensor."""
+@pytest.mark.parametrize("height", [5, "h"])  # known sizes: channels-last interleave; unknown: DepthToSpace
+def test_subpixel_rewrite_of_transposed_convolutions_is_exact(height):
+    """A Keras "same" 3x3 stride-2 ConvTranspose and its sub-pixel rewrite give the same tensor."""
     from onnx import TensorProto, helper, numpy_helper
     from export.graph import subpixel_conv_transpose
     rng = np.random.default_rng(0)
@@ -297,16 +298,19 @@ def test_subpixel_rewrite_of_transposed_convolutions_is_exact():
     graph = helper.make_graph(
         [helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2, 2], kernel_shape=[3, 3],
                           pads=[0, 0, 1, 1], name="up")], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 7])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 10, 14])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, height, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2, None, None])],
         [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    x = rng.normal(size=(1, 3, 5, 7)).astype(np.float32)
+    x = rng.normal(size=(2, 3, 5, 7)).astype(np.float32)  # a batch of 2: the batch size stays free
     (before,) = _run_graph(proto, x)
     (after,) = _run_graph(subpixel_conv_transpose(proto), x)
     onnx.checker.check_model(proto)
-    assert [n.op_type for n in proto.graph.node] == ["Conv", "DepthToSpace"]
-    assert {t.name for t in proto.graph.initializer} == {"up/subpixel_kernel", "up/subpixel_bias"}
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops == (["Conv", "Transpose", "Reshape", "Transpose", "Reshape", "Transpose"] if height == 5
+                   else ["Conv", "DepthToSpace"])
+    assert {"up/subpixel_kernel", "up/subpixel_bias"} <= {t.name for t in proto.graph.initializer}
+    assert after.shape == before.shape == (2, 2, 10, 14)
     np.testing.assert_allclose(after, before, atol=1e-5)
 
 
