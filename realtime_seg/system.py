@@ -39,6 +39,14 @@ def cpu_info() -> dict[str, str]:
     return info
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on (a container or taskset may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def cpu_flags() -> set[str]:
     """This CPU's feature flags (x86 `flags`, Arm `Features`); empty where unknown."""
     info = cpu_info()

@@ -27,7 +27,7 @@ import numpy as np
 from ..cli import (DEMO_VIDEO, add_look_options, add_model_options, check_at_least, check_opacity,
                    check_smooth, load_selected, palette, smoother)
 from ..errors import ArgumentParser, UsageError, UserError
-from ..runtime.engine import SegModel
+from ..runtime.engine import SegModel, stream_plan, stream_workers
 from ..runtime.pipeline import Packet, StageTimes, segment_stream
 from ..runtime.render import VIEWS, Overlay, hud_lines
 from ..runtime.sources import Source, open_camera, open_video
@@ -193,10 +193,11 @@ def stop_on_signals(source: Source) -> Iterator[None]:
 
 def run(args) -> dict:
     """Open model and source, run the loop, print the summary; returns it."""
-    model = load_selected(args.model, args.precision, args.device, args.threads)
+    plan = stream_plan(args.threads)
+    model = load_selected(args.model, args.precision, args.device, plan.threads)
     source = open_source(args)
     with stop_on_signals(source):
-        summary, output, written = _session(args, model, source)
+        summary, output, written = _session(args, model, source, stream_workers(model, plan))
     print_summary(summary)
     if source.cancelled:
         print("interrupted", file=sys.stderr)
@@ -209,7 +210,7 @@ def run(args) -> dict:
     return summary
 
 
-def _session(args, model: SegModel, source: Source) -> tuple[dict, VideoOutput | None, Path | None]:
+def _session(args, model: SegModel, source: Source, workers: int) -> tuple[dict, VideoOutput | None, Path | None]:
     """Window (or not), recording and loop; source and output are closed however it ends."""
     show, output, summary, ok = False, None, {}, False
     try:
@@ -223,7 +224,7 @@ def _session(args, model: SegModel, source: Source) -> tuple[dict, VideoOutput |
                           not args.no_legend, not args.no_hud, args.edges, args.shares)
         try:
             summary = play(model, source, ViewState(overlay, smooth=args.smooth), output, show,
-                           Path(args.screenshots), smoother=smoother(args.smooth))
+                           Path(args.screenshots), smoother=smoother(args.smooth), workers=workers)
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, keep what was recorded
             source.cancel()
         ok = source.broken is None
@@ -241,7 +242,8 @@ def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput 
     """The viewer's loop: segment, paint, record and show every frame; returns the summary.
 
     Without a window it shows a progress bar (unless `bar` is False: bench times this loop).
-    `smoother` averages class scores over time (--smooth); the summary reports the flicker.
+    `smoother` averages class scores over time (--smooth); the summary reports the flicker;
+    `workers`: inference calls in flight (engine.stream_plan).
     """
     times, meter = StageTimes(), FpsMeter()
     bar = progress(total=source.length, desc="segmenting", unit="frame") if bar and not show else None
@@ -317,7 +319,8 @@ def parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--video", help="video file or stream URL (rtsp://, http://, ...); default: the demo video")
     src.add_argument("--camera", type=int, help="webcam index, e.g. 0")
-    add_model_options(p)
+    add_model_options(p, threads_help="onnxruntime threads per inference call (0: automatic: two frames in "
+                                       "flight on half the cores each; N: N threads, one frame at a time)")
     p.add_argument("--opacity", type=float, default=0.5, help="mask opacity, 0-1")
     p.add_argument("--view", default="blend", choices=VIEWS)
     p.add_argument("--output", help="also record the annotated video (same size and fps)")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import sys
 import threading
@@ -20,7 +19,7 @@ from ...runtime.pipeline import StageTimes, segment_stream
 from ...runtime.render import Overlay, hud_lines
 from ...runtime.sources import Source, open_video_file
 from ...runtime.video import VideoOutput
-from ...system import progress
+from ...system import progress, usable_cores
 from .config import BatchConfig
 from .plan import Job
 from .writers import ClassStats, MaskPngs
@@ -54,20 +53,12 @@ class Models:
         copies = 1 if cfg.share_model else cfg.workers
         # Half the cores for inference: the (single-threaded) encoders, decoders and drawing need
         # the rest. On 2 cores, 1 thread instead of onnxruntime's 2 cut CPU/frame ~25% (BATCH.md).
-        threads = cfg.threads or max(1, _cores() // (2 * cfg.workers))
+        threads = cfg.threads or max(1, usable_cores() // (2 * cfg.workers))
         self.sessions = [open_model(path, cfg.precision, is_preset(cfg.model), cfg.device, threads)
                          for _ in range(copies)]
 
     def get(self, slot: int) -> SegModel:
         return self.sessions[slot % len(self.sessions)]
-
-
-def _cores() -> int:
-    """CPUs this process may run on (a container or taskset may allow fewer than the machine has)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 class Runner:

@@ -12,7 +12,7 @@ from pathlib import Path
 from ...cli import DEMO_VIDEO, PRESETS, add_model_options, check_at_least, resolve_model
 from ...runtime.precision import family_base, open_model
 from ...errors import ArgumentParser, UsageError, UserError
-from ...runtime.engine import SegModel, load_model
+from ...runtime.engine import SegModel, load_model, stream_plan, stream_workers
 from ...system import check_output_file, write_json
 from .loops import (
     SeedKeras,
@@ -83,12 +83,16 @@ def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: P
     _status(f"{name}: model alone at batches {', '.join(map(str, cfg.batches))}")
     throughput_ips = throughput(model, clip, cfg.batches)
     _status(f"{name}: product pipeline")
-    pipeline_fps, pipeline_stages_ms, pipeline_flicker, pipeline_cpu_ms = product_pipeline(model, clip, tmp)
+    plan = stream_plan(cfg.threads)  # the viewer's own: its threads and frames in flight
+    streamed = single if plan.threads == 1 else load_model(model.path, cfg.device, plan.threads, cfg.spinning)
+    workers = stream_workers(streamed, plan)
+    pipeline_fps, pipeline_stages_ms, pipeline_flicker, pipeline_cpu_ms = product_pipeline(streamed, clip, tmp, workers)
     _status(f"{name}: naive onnxruntime loop")
     naive, _ = sequential_fps(clip, tmp, "naive_ort", model.prepare, model.infer, _drawer(model))
     return {"stages_ms": stages_ms, "stages_ms_1thread": stages_ms_1thread,
             "throughput_ips": throughput_ips, "pipeline_fps": pipeline_fps,
             "pipeline_stages_ms": pipeline_stages_ms, "pipeline_cpu_ms": pipeline_cpu_ms,
+            "pipeline_plan": {"threads": plan.threads, "workers": workers},
             "naive_ort_fps": naive, "flicker": {**flicker, "pipeline": pipeline_flicker}}
 
 
@@ -146,7 +150,8 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--models", nargs="+", metavar="M", help="several models, measured in one run")
     p.add_argument("--keras", help="the same weights as .keras (default: M.keras beside M.onnx)")
     p.add_argument("--no-keras", action="store_true", help="skip the seed Keras loop")
-    add_model_options(p, model=False, threads_help="onnxruntime intra-op threads (0: automatic)", several=True)
+    add_model_options(p, model=False, threads_help="onnxruntime intra-op threads (0: automatic; the pipeline row "
+                                                          "then runs the viewer's plan: two frames in flight)", several=True)
     p.add_argument("--frames", type=int, default=200, help="first N frames of the video (default 200)")
     p.add_argument("--spin", action="store_true",
                    help="let onnxruntime's idle threads busy-wait (its own default; the product turns it off)")

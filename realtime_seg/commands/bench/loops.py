@@ -38,10 +38,11 @@ class FirstFrames:
         return getattr(self._source, name)
 
 
-def product_pipeline(model: SegModel, clip: Clip, tmp: Path) -> tuple[float, dict[str, float], float | None, float]:
-    """FPS of the viewer's own loop (`--no-show --output`, default settings), from the file, encoder
-    drained; its stage means, its flicker, and the CPU ms per frame the process spent (all its
-    threads), to tell idle cores from busy ones."""
+def product_pipeline(model: SegModel, clip: Clip, tmp: Path, workers: int = 1
+                     ) -> tuple[float, dict[str, float], float | None, float]:
+    """FPS of the viewer's own loop (`--no-show --output`, default settings, `workers` frames in
+    flight), from the file, encoder drained; its stage means, its flicker, and the CPU ms per
+    frame the process spent (all its threads), to tell idle cores from busy ones."""
     from ..view import ViewState, play
     source = FirstFrames(open_video(clip.path), len(clip.frames))
     output = VideoOutput(tmp / "pipeline.mp4", source.fps, source.size)
@@ -49,7 +50,8 @@ def product_pipeline(model: SegModel, clip: Clip, tmp: Path) -> tuple[float, dic
     try:
         t0, cpu0 = time.perf_counter(), time.process_time()
         state = ViewState(default_overlay(model), smooth=DEFAULT_SMOOTH)
-        summary = play(model, source, state, output, bar=False, smoother=TemporalSmoother(DEFAULT_SMOOTH))
+        summary = play(model, source, state, output, bar=False, smoother=TemporalSmoother(DEFAULT_SMOOTH),
+                       workers=workers)
         output.close(ok=False)  # waits for the encoder thread to finish: part of the product
         closed, seconds, cpu = True, time.perf_counter() - t0, time.process_time() - cpu0
     finally:

@@ -1,12 +1,12 @@
 """One model's results, built once from what was measured; the printed table and the JSON."""
 from __future__ import annotations
 
-import os
 import statistics
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from ...runtime.engine import SegModel
+from ...system import usable_cores
 from .loops import SeedKeras
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class ModelResult:
     pipeline_stages_ms: dict[str, float]
     pipeline_cpu_ms_per_frame: float     # CPU time the process spent per frame in the pipeline (all threads)
     pipeline_cpu_share: float            # of all cores' time during the pipeline: 1.0 = every core busy with it
+    pipeline_plan: dict[str, int]        # the viewer's plan it ran: onnxruntime threads per call, calls in flight
     naive_ort_fps: float
     seed_keras_fps: float | None
     seed_keras_cpu_ms_per_frame: float | None  # CPU time per frame of the seed loop (all threads)
@@ -74,7 +75,7 @@ def build_result(name: str, model: SegModel, threads: int, spinning: bool, measu
     ms = measured["stages_ms"]
     stages_ms = {k: _mean(v) for k, v in ms.items()}
     one_thread = {k: _mean(v) for k, v in measured["stages_ms_1thread"].items()}
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     cpu_bound = cpu_bound_fps(one_thread, cores)
     slowest = max(stages_ms, key=stages_ms.get)
     bound_fps = 1000 / stages_ms[slowest]
@@ -92,6 +93,7 @@ def build_result(name: str, model: SegModel, threads: int, spinning: bool, measu
         pipeline_fps=pipeline_fps, pipeline_stages_ms=measured["pipeline_stages_ms"],
         pipeline_cpu_ms_per_frame=measured["pipeline_cpu_ms"],
         pipeline_cpu_share=measured["pipeline_cpu_ms"] * pipeline_fps / (1000 * cores),
+        pipeline_plan=measured["pipeline_plan"],
         naive_ort_fps=measured["naive_ort_fps"], seed_keras_fps=seed.fps, seed_keras_note=seed.note,
         seed_keras_cpu_ms_per_frame=seed.cpu_ms,
         keras_path=seed.path, latency_ms_b1_median=statistics.median(ms["inference"]),
@@ -127,7 +129,8 @@ def table(result: ModelResult, baseline: ModelResult | None = None) -> str:
               f"  CPU bound      {r.cpu_bound_fps:9.1f} FPS  ({r.cores} cores x 1000 / "
               f"{sum(r.stages_ms_1thread.values()):.1f} ms of one-thread work per frame)",
               "  end to end           FPS  pipeline / this",
-              f"  pipeline       {r.pipeline_fps:9.1f}  1.00x  (the product: overlapped threads)",
+              f"  pipeline       {r.pipeline_fps:9.1f}  1.00x  (the product: overlapped threads, "
+              f"{r.pipeline_plan['workers']} frame(s) in flight x {r.pipeline_plan['threads'] or 'auto'} thread(s))",
               f"  naive ORT      {r.naive_ort_fps:9.1f}  {_fmt(r.ratios['pipeline_over_naive_ort'], '.2f')}x",
               f"  seed Keras     {_fmt(r.seed_keras_fps, '9.1f', '        -')}  "
               f"{_fmt(r.ratios['pipeline_over_seed_keras'], '.2f')}x  {r.seed_keras_note}".rstrip()
