@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # FFmpeg probing warnings; we report errors
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own log (e.g. a refused stream)
     from .errors import Interrupted, UserError
+    from .system import keep_freed_memory
+    keep_freed_memory()  # frame-sized arrays reused, not page-faulted back every frame
     name = argv[0] if argv and argv[0] in COMMANDS else None
     module = COMMANDS[name] if name else "realtime_seg.commands.view"
     try:
