@@ -1,4 +1,5 @@
-"""Each stage alone on frames decoded into memory: decode, preprocess, inference, smooth, edges, draw, encode.
+"""Each stage timed on its own, frame by frame, on frames decoded into memory: decode, preprocess,
+inference, smooth, edges, draw, encode.
 
 `smooth` (temporal smoothing at the default --smooth) and `edges` (the class map brought to the
 frame's size with smooth boundaries) are the viewer's defaults; their class maps also give the
@@ -134,7 +135,7 @@ def _writer(path: Path, clip: Clip) -> cv2.VideoWriter:
 def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = False,
                    clock: Callable[[], float] = time.perf_counter
                    ) -> tuple[dict[str, list[float]], dict[str, float | None]]:
-    """Each stage alone over the in-memory frames: ms per frame, and the clip's flicker.
+    """Each stage timed on its own over the in-memory frames, frame by frame: ms per frame, and the clip's flicker.
 
     Every stage is warmed up first (first session runs allocate, the legend and fonts are drawn
     once, the encoder starts), as in a long-running viewer. `one_thread`: OpenCV on one thread,
@@ -153,19 +154,28 @@ def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = Fa
         draw(Packet(i, frame, maps[0], probs=None if probs is None else probs[0]))
     _encode(tmp / "warm-up.mp4", clip, [draw(Packet(0, warm[0], model.predict(warm[:1])[0]))])
     ms: dict[str, list[float]] = {"decode": clip.decode_ms}
-    ms["preprocess"], xs = zip(*(_ms(lambda f=f: model.prepare([f]), clock) for f in clip.frames))
-    ms["inference"], outs = zip(*(_ms(lambda x=x: model.infer_probs(x), clock) for x in xs))
-    raw = [(maps[0], None if probs is None else probs[0]) for maps, probs in outs]
-    smoother, n = TemporalSmoother(DEFAULT_SMOOTH), len(model.classes)
-    ms["smooth"], smoothed = zip(*(_ms(lambda i=i: smoother.step(*raw[i], n, clip.frames[i]), clock)
-                                   for i in range(len(raw))))
-    ms["edges"], fulls = zip(*(_ms(lambda i=i: to_frame_size(smoothed[i][0], clip.size, "smooth", smoothed[i][1]), clock)
-                               for i in range(len(raw))))
-    packets = [Packet(i, clip.frames[i], smoothed[i][0], probs=smoothed[i][1]) for i in range(len(raw))]
-    ms["draw"], images = zip(*(_ms(lambda i=i: draw(packets[i], fulls[i]), clock) for i in range(len(raw))))
-    ms["encode"] = _encode(tmp / "encode.mp4", clip, images, clock)
-    flicker = {"smooth_0": _flicker(m for m, _ in raw), f"smooth_{DEFAULT_SMOOTH:g}": _flicker(m for m, _ in smoothed)}
-    return {k: list(v) for k, v in ms.items()}, flicker
+    smoother, n, maps = TemporalSmoother(DEFAULT_SMOOTH), len(model.classes), {"raw": [], "smoothed": []}
+    writer = _writer(tmp / "encode.mp4", clip)
+
+    def timed(stage: str, fn: Callable[[], object]):
+        took, out = _ms(fn, clock)
+        ms.setdefault(stage, []).append(took)
+        return out
+    try:  # frame by frame, each result dropped after the next stage: memory is reused as in the viewer
+        for i, frame in enumerate(clip.frames):
+            x = timed("preprocess", lambda: model.prepare([frame]))
+            class_maps, probs = timed("inference", lambda: model.infer_probs(x))
+            raw = (class_maps[0], None if probs is None else probs[0])
+            class_map, average = timed("smooth", lambda: smoother.step(*raw, n, frame))
+            full = timed("edges", lambda: to_frame_size(class_map, clip.size, "smooth", average))
+            image = timed("draw", lambda: draw(Packet(i, frame, class_map, probs=average), full))
+            timed("encode", lambda: writer.write(image))
+            maps["raw"].append(raw[0])
+            maps["smoothed"].append(class_map)
+    finally:
+        writer.release()
+    flicker = {"smooth_0": _flicker(maps["raw"]), f"smooth_{DEFAULT_SMOOTH:g}": _flicker(maps["smoothed"])}
+    return ms, flicker
 
 
 def _flicker(maps) -> float | None:
