@@ -103,7 +103,7 @@ def stream_plan(threads: int = 0, cores: int | None = None) -> StreamPlan:
     """
     cores = cores or usable_cores()
     if threads or cores < 2:
-        return StreamPlan(threads, 1)
+        return StreamPlan(threads or 1, 1)
     return StreamPlan(cores // 2, 2)
 
 

@@ -54,7 +54,7 @@ def test_stream_plan():
     assert stream_plan(0, cores=2) == StreamPlan(threads=1, workers=2)
     assert stream_plan(0, cores=16) == StreamPlan(threads=8, workers=2)
     assert stream_plan(3, cores=16) == StreamPlan(threads=3, workers=1)  # --threads N: one frame at a time
-    assert stream_plan(0, cores=1) == StreamPlan(threads=0, workers=1)
+    assert stream_plan(0, cores=1) == StreamPlan(threads=1, workers=1)
     with pytest.raises(ValueError, match="at least 1"):
         next(segment_stream(object(), None, workers=0))
 
