@@ -12,6 +12,7 @@ import sys
 COMMANDS = {"train": "realtime_seg.training.train", "eval": "realtime_seg.commands.evaluate",
             "batch": "realtime_seg.commands.batch", "bench": "realtime_seg.commands.bench",
             "export": "export.onnx_export"}
+STREAMING = (None, "batch", "bench")  # the commands that run video through the pipeline (None: the viewer)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,9 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # FFmpeg probing warnings; we report errors
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own log (e.g. a refused stream)
     from .errors import Interrupted, UserError
-    from .system import keep_freed_memory
-    keep_freed_memory()  # frame-sized arrays reused, not page-faulted back every frame
     name = argv[0] if argv and argv[0] in COMMANDS else None
+    if name in STREAMING:
+        from .system import keep_freed_memory
+        keep_freed_memory()  # frame-sized arrays reused, not page-faulted back every frame
     module = COMMANDS[name] if name else "realtime_seg.commands.view"
     try:
         return importlib.import_module(module).main(argv[1:] if name else argv)

@@ -418,7 +418,9 @@ def test_training_interrupt_saves_last_and_resumes(sig, tmp_path):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 128 + sig, stderr[-2000:]
-    assert elapsed < 3.0, elapsed  # saving last.keras (a few MB) is part of it
+    # prompt, not at the end of the epoch: saving last.keras (a few MB) and TensorFlow's exit are
+    # part of it, 1-3.6 s on a busy 2-core machine (3.0 s failed there with round 3's code too)
+    assert elapsed < 6.0, elapsed
     lines = [line for line in stderr.splitlines() if line.strip() and "it/s]" not in line]
     assert len(lines) == 1 and "Traceback" not in stderr, stderr[-2000:]
     done = json.loads((run / "state.json").read_text())["epoch"]
