@@ -272,7 +272,7 @@ def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput 
                 break
     if bar is not None:
         bar.close()
-    return _summary(frames, time.perf_counter() - start, times, model, source, output, state.flicker)
+    return _summary(frames, time.perf_counter() - start, times, model, source, output, state.flicker, workers)
 
 
 def _show(image, packet, model, state, shots, times, meter, source) -> str | None:
@@ -293,13 +293,14 @@ def _show(image, packet, model, state, shots, times, meter, source) -> str | Non
 
 
 def _summary(frames: int, seconds: float, times: StageTimes, model: SegModel, source: Source,
-             output: VideoOutput | None, flicker: FlickerMeter) -> dict:
+             output: VideoOutput | None, flicker: FlickerMeter, workers: int = 1) -> dict:
     ms = times.mean()
     if output and output.frames:
         ms["encode"] = output.encode_ms / output.frames
     fps = frames / seconds if seconds > 0 else 0.0
     return {"frames": frames, "seconds": seconds, "fps": fps, "stages_ms": ms, "dropped": source.dropped,
-            "provider": model.provider, "precision": model.precision, "flicker": flicker.mean}
+            "provider": model.provider, "precision": model.precision, "flicker": flicker.mean,
+            "in_flight": workers}
 
 
 def print_summary(summary: dict) -> None:
@@ -307,9 +308,11 @@ def print_summary(summary: dict) -> None:
     if not summary:
         return
     flicker = "" if summary.get("flicker") is None else f" | flicker {summary['flicker'] * 100:.2f}%"
+    # with frames in flight each inference call takes longer than 1 / FPS: say so
+    calls = f" | {summary['in_flight']} frames in inference at once" if summary.get("in_flight", 1) > 1 else ""
     print(f"{summary['frames']} frames in {summary['seconds']:.1f}s: {summary['fps']:.1f} FPS mean on "
           f"{summary['provider']} {summary.get('precision', 'fp32')}, dropped {summary['dropped']} | "
-          + ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stages_ms"].items()) + flicker)
+          + ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stages_ms"].items()) + flicker + calls)
 
 
 def parser() -> argparse.ArgumentParser:

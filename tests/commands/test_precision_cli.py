@@ -10,7 +10,7 @@ from conftest import FIXTURES, assert_one_line_error, run_cli
 from realtime_seg.cli import MODELS_DIR, PRESETS, load_selected
 from realtime_seg.contract import INT8_CHECK
 from realtime_seg.runtime.precision import variant_path
-from realtime_seg.system import cpu_int8_dot
+from realtime_seg.system import cpu_int8_dot, usable_cores
 
 FAMILY = FIXTURES / "tiny_family" / "tiny.onnx"
 VIDEO = FIXTURES / "videos" / "dashcam_short.mp4"
@@ -22,6 +22,15 @@ def test_viewer_names_the_precision_it_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "FPS mean on CPUExecutionProvider int8, dropped" in proc.stdout
     assert (tmp_path / "o.mp4").is_file()
+
+
+@pytest.mark.parametrize("threads, in_flight", [("0", usable_cores() >= 2), ("1", False)])
+def test_viewer_says_when_frames_share_inference(tmp_path, threads, in_flight):
+    """Automatic threads on 2+ cores: two frames in inference at once, and the summary says so."""
+    proc = run_cli("realtime_seg", "--video", str(VIDEO), "--model", str(FAMILY), "--threads", threads,
+                   "--no-show", "--output", str(tmp_path / "o.mp4"), "--max-frames", "8")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert ("| 2 frames in inference at once" in proc.stdout) == in_flight, proc.stdout
 
 
 def test_eval_scores_the_variant_asked_for(tmp_path):
