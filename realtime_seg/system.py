@@ -23,12 +23,13 @@ from .errors import UsageError, UserError, first_line
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
 
-def cpu_info() -> dict[str, str]:
-    """The first processor's fields of /proc/cpuinfo (Linux), else empty."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
+def cpu_info(text: str | None = None) -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (Linux; or of `text`), else empty."""
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {}
     info: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip():
@@ -68,9 +69,9 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def cpu_flags() -> set[str]:
-    """This CPU's feature flags (x86 `flags`, Arm `Features`); empty where unknown."""
-    info = cpu_info()
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """This CPU's feature flags (x86 `flags`, Arm `Features`; or those of a cpuinfo text); empty where unknown."""
+    info = cpu_info(cpuinfo)
     return set((info.get("flags") or info.get("Features") or "").split())
 
 

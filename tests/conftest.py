@@ -86,10 +86,14 @@ def frames_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, camvid_dir) -> tuple[Path, dict]:
-    """One 2-epoch, width-4, 32x48 run on the CamVid fixture: (run folder, summary)."""
+    """One 2-epoch, width-4, 32x48 float32 run on the CamVid fixture: (run folder, summary).
+
+    float32 pinned: `auto` trains in bfloat16 on CPUs with AVX512_BF16, and the export tests hold
+    float32 parity (test_precision_paths runs both policies on every CPU)."""
     from realtime_seg.training.train import train
     run = tmp_path_factory.mktemp("tiny_run")
-    summary = train(tiny_config(camvid_dir, run, augment=False, lr=3e-3, schedule="constant"))
+    summary = train(tiny_config(camvid_dir, run, augment=False, lr=3e-3, schedule="constant",
+                                precision="float32"))
     return run, summary
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-from ..system import quiet_stderr
+from ..system import cpu_flags, quiet_stderr  # noqa: F401 (cpu_flags: the trainer reads it here)
 
 
 def import_keras():
@@ -28,21 +27,6 @@ def import_keras():
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 instructions that make bfloat16 matmuls fast
 
 
-def cpu_flags(cpuinfo: str | None = None) -> set[str]:
-    """The x86 feature flags of /proc/cpuinfo (or of the text given); empty where unreadable."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:  # not Linux: no flags known, so no bf16 assumed
-            return set()
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-    return flags
-
-
 def accelerator(backend: str) -> str:
     """'gpu' when the Keras backend computes on a GPU, else 'cpu' (only JAX is asked: no tf.*)."""
     if backend != "jax":
@@ -56,10 +40,15 @@ def bf16_supported(device: str, flags: set[str]) -> bool:
     return device == "gpu" or bool(flags & set(BF16_CPU_FLAGS))
 
 
-def choose_precision(precision: str, device: str, flags: set[str]) -> str:
-    """The Keras dtype policy for --precision auto|float32|bfloat16|float16."""
+def choose_precision(precision: str, device: str, flags: set[str], cpu_bf16: bool = True) -> str:
+    """The Keras dtype policy for --precision auto|float32|bfloat16|float16.
+
+    auto picks mixed bfloat16 where the hardware has it, except on a CPU for architectures that
+    run slower in bf16 there (`cpu_bf16` False: depthwise convolutions).
+    """
     if precision == "auto":
-        return "mixed_bfloat16" if bf16_supported(device, flags) else "float32"
+        pays = bf16_supported(device, flags) and (device == "gpu" or cpu_bf16)
+        return "mixed_bfloat16" if pays else "float32"
     policies = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
     if precision not in policies:
         raise ValueError(f"unknown precision {precision!r}; allowed: auto, {', '.join(policies)}")

@@ -173,10 +173,53 @@ def resunet_model(input_size: tuple[int, int, int] = (192, 256, 3), n_filters: i
     return keras.Model(inputs, logits, name="resunet")
 
 
+# --- lite: an ImageNet-pretrained EfficientNet-Lite encoder ------------------------------------
+
+def lite_unet_model(encoder: str, input_size: tuple[int, int, int] = (352, 480, 3), n_filters: int = 32,
+                    n_classes: int = 11) -> keras.Model:
+    """EfficientNet-Lite encoder (ImageNet weights, encoders.py) and a light U-Net decoder.
+
+        inputs (H, W, 3) in [0, 1]
+          encoder: s2 (H/2, 16) s4 (H/4, 24) s8 (H/8, 40) s16 (H/16, 112) s32 (H/32, 320)
+          context: 1x1 | sep d2 | sep d4 | sep d8 | global pool -> 1x1 4n     (H/32, 4n)
+          dec16: bilinear x2, concat s16, separable 3x3-BN-ReLU 4n           (H/16, 4n)
+          dec8:  bilinear x2, concat s8,  separable 2n                        (H/8,  2n)
+          dec4:  bilinear x2, concat s4,  separable 2n                        (H/4,  2n)
+          dec2:  bilinear x2, concat s2,  separable n                         (H/2,  n)
+          head: conv 1x1 n_classes, bilinear x2 -> logits                     (H, W, classes)
+    """
+    from .encoders import efficientnet_lite, load_weights
+    height, width, _ = input_size
+    if height % 32 or width % 32:
+        raise ValueError(f"input size must be multiples of 32 for a lite encoder, got {height}x{width}")
+    _check_args(input_size, n_filters, n_classes)
+    n = n_filters
+    inputs = keras.Input(input_size, name="image")
+    taps, assignments = efficientnet_lite(encoder, inputs)
+    x = context_module(taps["s32"], 4 * n)
+    for name, filters in (("s16", 4 * n), ("s8", 2 * n), ("s4", 2 * n), ("s2", n)):
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"dec{name[1:]}_up")(x)
+        x = layers.Concatenate(name=f"dec{name[1:]}_concat")([x, taps[name]])
+        x = _separable_bn(x, filters, f"dec{name[1:]}")
+    x = layers.Conv2D(n_classes, 1, name="head")(x)                                 # (H/2, classes)
+    logits = layers.UpSampling2D(2, interpolation="bilinear", name="logits")(x)    # (H, W, classes)
+    model = keras.Model(inputs, logits, name=f"{encoder}_unet")
+    load_weights(model, assignments)
+    return model
+
+
+def _lite(encoder: str):
+    def build(input_size, n_filters, n_classes):
+        return lite_unet_model(encoder, input_size, n_filters, n_classes)
+    build.__doc__ = f"lite_unet_model with the EfficientNet-{encoder.capitalize()} encoder."
+    return build
+
+
 # --- one builder ------------------------------------------------------------------------------
 
-ARCHS = {"resunet": resunet_model, "seed": unet_model}
-DEFAULT_WIDTH = {"resunet": 16, "seed": 32}  # seed: the seed notebook's n_filters
+ARCHS = {"resunet": resunet_model, "seed": unet_model,
+         "lite0": _lite("lite0"), "lite1": _lite("lite1"), "lite2": _lite("lite2")}
+DEFAULT_WIDTH = {"resunet": 16, "seed": 32, "lite0": 32, "lite1": 32, "lite2": 32}
 
 
 def get_model(arch: str = "resunet", input_size: tuple[int, ...] = (96, 128), num_classes: int = 11,

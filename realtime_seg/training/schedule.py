@@ -6,8 +6,7 @@ import math
 import keras
 from keras import ops
 
-from .train import OPTIMIZERS, SCHEDULES
-
+from .options import OPTIMIZERS, SCHEDULES
 
 
 @keras.saving.register_keras_serializable(package="realtime_seg")
@@ -42,14 +41,53 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "kind": self.kind, "floor": self.floor, "power": self.power}
 
 
+class _EncoderRate:
+    """Mixed into Adam/AdamW: variables of layers named `encoder_prefix`* step at `encoder_lr_scale` x lr.
+
+    A pretrained encoder wants smaller steps than a decoder that starts from random weights.
+    """
+
+    def __init__(self, *args, encoder_lr_scale: float = 1.0, encoder_prefix: str = "enc_", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.encoder_lr_scale, self.encoder_prefix = float(encoder_lr_scale), encoder_prefix
+        self._encoder_vars: set[int] = set()
+
+    def build(self, variables):
+        super().build(variables)
+        self._encoder_vars = {self._get_variable_index(v) for v in variables
+                              if v.path.startswith(self.encoder_prefix)}
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.encoder_lr_scale != 1.0 and self._get_variable_index(variable) in self._encoder_vars:
+            learning_rate = learning_rate * self.encoder_lr_scale
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "encoder_lr_scale": self.encoder_lr_scale,
+                "encoder_prefix": self.encoder_prefix}
+
+
+@keras.saving.register_keras_serializable(package="realtime_seg")
+class EncoderAdam(_EncoderRate, keras.optimizers.Adam):
+    """Adam with the encoder's own learning-rate scale."""
+
+
+@keras.saving.register_keras_serializable(package="realtime_seg")
+class EncoderAdamW(_EncoderRate, keras.optimizers.AdamW):
+    """AdamW with the encoder's own learning-rate scale."""
+
+
 def make_optimizer(name: str, lr: float, weight_decay: float, kind: str, total_steps: int,
-                   warmup_steps: int):
-    """Adam or AdamW on a WarmupDecay schedule; AdamW leaves batch-norm scales and biases undecayed."""
+                   warmup_steps: int, encoder_lr_scale: float = 1.0):
+    """Adam or AdamW on a WarmupDecay schedule; AdamW leaves batch-norm scales and biases undecayed.
+
+    `encoder_lr_scale` multiplies the rate of the pretrained encoder's layers (named enc_*).
+    """
     rate = WarmupDecay(lr, total_steps, warmup_steps, kind)
     if name == "adam":
-        return keras.optimizers.Adam(rate)
+        return EncoderAdam(rate, encoder_lr_scale=encoder_lr_scale)
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
-    optimizer = keras.optimizers.AdamW(rate, weight_decay=weight_decay)
+    optimizer = EncoderAdamW(rate, weight_decay=weight_decay, encoder_lr_scale=encoder_lr_scale)
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     return optimizer

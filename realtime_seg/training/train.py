@@ -1,6 +1,6 @@
 """Train a U-Net (the seed's or the residual one) on a CARLA or CamVid folder (Keras 3; TensorFlow or JAX).
 
-usage: python -m realtime_seg train --data DIR --out RUN_DIR [--arch resunet] [--epochs 40] [--limit 16]
+usage: python -m realtime_seg train --data DIR --out RUN_DIR [--arch resunet|seed|lite0] [--epochs 40] [--limit 16]
 Writes RUN_DIR/best.keras (best val mIoU), last.keras, metrics.csv, summary.json, config.json.
 """
 from __future__ import annotations
@@ -28,15 +28,11 @@ from ..system import check_creatable, on_stop_signals, signals_deferred, write_a
 from .backend import accelerator, choose_precision, cpu_flags, import_keras  # Keras loads when called
 from ..datasets.metrics import iou_per_class, score, summarize
 from .inputs import CLASS_WEIGHTS, decode_pairs, pixel_weights, sequence_class
+from .options import ARCHS, ENCODER_BN, OPTIMIZERS, PRECISIONS, SCHEDULES, TRAIN_SPLITS
 
 log = logging.getLogger(__name__)
 _HINT = "free space or choose another --out"
 
-ARCHS = ("resunet", "seed")  # model.ARCHS' names, here so that usage errors come before Keras loads
-SCHEDULES = ("poly", "cosine", "constant")
-OPTIMIZERS = ("adamw", "adam")
-TRAIN_SPLITS = ("train", "trainval")
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -45,7 +41,7 @@ class TrainConfig:
     out: str
     format: str = "auto"
     classes: str = "auto"           # CARLA table: auto, carla13, carla23
-    arch: str = "resunet"           # resunet | seed (the seed's exact U-Net)
+    arch: str = "resunet"           # resunet | seed (the seed's exact U-Net) | lite0/1/2 (ImageNet encoder)
     epochs: int = 40
     batch_size: int = 8
     lr: float = 1e-3
@@ -67,6 +63,8 @@ class TrainConfig:
     precision: str = "auto"         # auto (bfloat16 where supported) | float32 | bfloat16 | float16
     mixed_precision: bool = False   # old spelling of --precision float16
     workers: int = 2
+    encoder_lr: float = 0.1         # a pretrained encoder's learning rate, as a fraction of --lr
+    encoder_bn: str = "frozen"      # a pretrained encoder's batch norm: frozen (ImageNet statistics) | train
     extra: dict = field(default_factory=dict)
 
 
@@ -123,6 +121,9 @@ def _callbacks(cfg: TrainConfig, run: Path, val_pairs, table, state: dict):
                 logs["val_miou"], logs["val_pixel_accuracy"] = scores["miou"], scores["pixel_accuracy"]
                 logs["val_per_class_iou"] = iou_per_class(cm)
             state["epoch"] = epoch + 1
+            if val_pairs:  # the last epoch's score: what a fixed schedule ships
+                state.update(last_miou=float(logs["val_miou"]),
+                             last_per_class=[float(v) for v in logs["val_per_class_iou"]])
             miou = logs.get("val_miou", -logs.get("loss", 0.0))
             if miou > state.get("best_miou", -np.inf):
                 state.update(best_miou=float(miou), best_epoch=epoch + 1,
@@ -171,17 +172,31 @@ def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict, steps_per
     model = get_model(cfg.arch, cfg.input_size, num_classes, cfg.width or None)
     if cfg.init:
         _init_from(model, Path(cfg.init))
+    pretrained = ARCHS[cfg.arch].pretrained
+    if pretrained and cfg.encoder_bn == "frozen":
+        _freeze_encoder_bn(model)
     optimizer = schedule.make_optimizer(cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.schedule,
                                         total_steps=cfg.epochs * steps_per_epoch,
-                                        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch))
+                                        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+                                        encoder_lr_scale=cfg.encoder_lr if pretrained else 1.0)
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
+
+
+def _freeze_encoder_bn(model) -> None:
+    """The encoder's batch norms keep ImageNet's statistics and affine (batches of 8 are too few)."""
+    keras = import_keras()
+    from .encoders import PREFIX
+    for layer in model.layers:
+        if layer.name.startswith(PREFIX) and isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
 
 
 def check_config(cfg: TrainConfig) -> None:
     """Usage errors in the settings, and a run folder that cannot be made, before any work."""
     choices = {"arch": ARCHS, "schedule": SCHEDULES, "optimizer": OPTIMIZERS,
-               "train_split": TRAIN_SPLITS, "precision": PRECISIONS, "class_weights": CLASS_WEIGHTS}
+               "train_split": TRAIN_SPLITS, "precision": PRECISIONS, "class_weights": CLASS_WEIGHTS,
+               "encoder_bn": ENCODER_BN}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise UsageError(f"unknown --{name.replace('_', '-')} {getattr(cfg, name)!r}; "
@@ -201,6 +216,10 @@ def check_config(cfg: TrainConfig) -> None:
         raise UsageError(f"--limit must be >= 0, got {cfg.limit}")
     if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
         raise UsageError(f"--lr must be a positive number, got {cfg.lr:g}")
+    if not 0 <= cfg.encoder_lr <= 1:
+        raise UsageError(f"--encoder-lr is a fraction of --lr from 0 (frozen) to 1, got {cfg.encoder_lr:g}")
+    if ARCHS[cfg.arch].pretrained and any(s % 32 for s in cfg.input_size):
+        raise UsageError(f"--arch {cfg.arch} needs --input-size multiples of 32, got {cfg.input_size}")
     if not 0 <= cfg.val_fraction < 1:
         raise UsageError(f"--val-fraction must be at least 0 and below 1, got {cfg.val_fraction:g}")
     data, out = Path(cfg.data).resolve(), Path(cfg.out).resolve()
@@ -231,13 +250,31 @@ def train(cfg: TrainConfig) -> dict:
     keras = import_keras()
     keras.utils.set_random_seed(cfg.seed)
     device = accelerator(keras.backend.backend())
-    policy = choose_precision("float16" if cfg.mixed_precision else cfg.precision, device, cpu_flags())
-    # set either way: a previous mixed-precision train() in this process must not leak into this one
+    policy = choose_precision("float16" if cfg.mixed_precision else cfg.precision, device, cpu_flags(),
+                              ARCHS[cfg.arch].cpu_bf16)
+    with global_policy(keras, policy):  # the caller's policy is back when train() returns
+        return _fit(cfg, keras, dataset, (train_s, val_s), (train_pairs, val_pairs), weights, run,
+                    f"{policy} on {device}")
+
+
+@contextlib.contextmanager
+def global_policy(keras, policy: str) -> Iterator[None]:
+    """Keras's global dtype policy set to `policy` (set either way: no earlier run leaks in), then restored."""
+    previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _fit(cfg: TrainConfig, keras, dataset, samples, pairs, weights, run: Path, where: str) -> dict:
+    """Build (or resume) the model, fit it with checkpoints, write summary.json."""
+    (train_s, val_s), (train_pairs, val_pairs) = samples, pairs
     held_out = "held out" if cfg.train_split == "train" else "also trained on: not held out"
     print(f"{dataset.format} data: {len(train_s)} train / {len(val_s)} val ({held_out}), "
-          f"{dataset.table.num_classes} classes ({dataset.table.name}), backend {keras.backend.backend()} "
-          f"on {device}, {policy}")
+          f"{dataset.table.num_classes} classes ({dataset.table.name}), backend {keras.backend.backend()}, "
+          f"{where}")
     state_path = run / "state.json"
     state = json.loads(state_path.read_text()) if cfg.resume and state_path.exists() else {}
     model = _build(cfg, dataset.table.num_classes, run, state,
@@ -266,9 +303,11 @@ def train(cfg: TrainConfig) -> dict:
         "epochs": state.get("epoch", 0), "train_samples": len(train_s), "val_samples": len(val_s),
         "best_val_miou": state.get("best_miou"), "best_epoch": state.get("best_epoch"),
         "best_per_class_iou": dict(zip(dataset.table.classes, state.get("best_per_class", []))),
+        "last_val_miou": state.get("last_miou"),
+        "last_per_class_iou": dict(zip(dataset.table.classes, state.get("last_per_class", []))),
         "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
         "arch": cfg.arch, "params": model.count_params(), "gflops": round(count_flops(model) / 1e9, 3),
-        "val_held_out": cfg.train_split == "train", "policy": policy, "seconds": round(time.time() - t0, 1),
+        "val_held_out": cfg.train_split == "train", "policy": where.split()[0], "seconds": round(time.time() - t0, 1),
         "backend": keras.backend.backend(), "config": asdict(cfg),
     }
     write_json(run / "summary.json", summary, hint=_HINT)
@@ -301,7 +340,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", choices=FORMATS)
     p.add_argument("--classes", default="auto", choices=("auto", "carla13", "carla23"))
     p.add_argument("--arch", default="resunet", choices=ARCHS,
-                   help="resunet (residual, BN, dilated context) or seed (the seed's exact U-Net)")
+                   help="resunet (residual, BN, dilated context), seed (the seed's exact U-Net), or "
+                        "lite0/lite1/lite2 (ImageNet-pretrained EfficientNet-Lite encoder)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
@@ -328,6 +368,10 @@ def parser() -> argparse.ArgumentParser:
                    help="auto: mixed bfloat16 on GPUs (JAX) and CPUs with AVX512_BF16/AMX, else float32")
     p.add_argument("--mixed-precision", action="store_true", help="same as --precision float16")
     p.add_argument("--workers", type=int, default=2, help="data loader threads")
+    p.add_argument("--encoder-lr", type=float, default=0.1,
+                   help="lite archs: the pretrained encoder's learning rate as a fraction of --lr")
+    p.add_argument("--encoder-bn", default="frozen", choices=ENCODER_BN,
+                   help="lite archs: frozen keeps ImageNet's batch-norm statistics; train updates them")
     return p
 
 

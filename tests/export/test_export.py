@@ -97,7 +97,7 @@ def test_fp32_runs_in_onnxruntime_and_agrees_with_keras(fp32, tiny_run, frames_d
     assert seg.output_name == "class_map" and seg.palette_bgr.shape == (11, 3)
     frames = _frames(frames_dir)
     assert len(frames) == 3
-    model = keras.models.load_model(run / "best.keras", compile=False)
+    model = load_keras(run / "best.keras")
     assert _agreement(model, path, frames) >= 0.999
     # probs: Keras's softmax of the logits; their argmax is the class map
     maps, probs = seg.infer_probs(seg.prepare(frames))
@@ -164,7 +164,7 @@ def test_logits_head(tiny_run, frames_dir, tmp_path):
     assert seg.output_name == "logits" and seg.metadata["output"] == "logits"
     raw = seg.session.run(None, {seg.input_name: seg.prepare(_frames(frames_dir))})[0]
     assert raw.shape == (3, 32, 48, 11) and raw.dtype == np.float32
-    model = keras.models.load_model(run / "best.keras", compile=False)
+    model = load_keras(run / "best.keras")
     assert _agreement(model, out, _frames(frames_dir)) >= 0.999
 
 
@@ -177,7 +177,7 @@ def test_fp16_is_smaller_and_agrees(fp32, tiny_run, frames_dir, tmp_path):
     assert {p.key: p.value for p in proto.metadata_props}["precision"] == "fp16"
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8  # io unchanged
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
-    model = keras.models.load_model(run / "best.keras", compile=False)
+    model = load_keras(run / "best.keras")
     assert checks["agreement"] >= 0.99
     assert _agreement(model, out, _frames(frames_dir)) >= 0.99
 
@@ -318,3 +318,26 @@ def test_shipped_int8_has_no_float_transposed_convolutions():
     models = Path(__file__).resolve().parents[2] / "models"
     for path in sorted(models.glob("*.int8.onnx")):
         assert "ConvTranspose" not in {n.op_type for n in onnx.load(str(path)).graph.node}, path.name
+
+
+AVX2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+AVX512_BF16 = "processor\t: 0\nflags\t\t: avx2 avx512f avx512_vnni avx512_bf16\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cpuinfo, policy", [(AVX2, "float32"), (AVX512_BF16, "mixed_bfloat16")],
+                         ids=["avx2", "avx512_bf16"])
+def test_precision_paths(cpuinfo, policy, camvid_dir, frames_dir, tmp_path, monkeypatch):
+    """On any machine, both of auto's branches: the policy it picks, no policy left behind, and an
+    export that agrees with the checkpoint's weights in float32."""
+    from conftest import tiny_config
+    from realtime_seg.system import cpu_flags
+    from realtime_seg.training import train as train_module
+    monkeypatch.setattr(train_module, "cpu_flags", lambda: cpu_flags(cpuinfo))
+    summary = train_module.train(tiny_config(camvid_dir, tmp_path / "run", augment=False, lr=3e-3,
+                                             schedule="constant"))
+    assert summary["policy"] == policy
+    assert keras.mixed_precision.global_policy().name == "float32"
+    checks = _export(tmp_path / "run" / "best.keras", tmp_path / "m.onnx", frames_dir)
+    assert checks["agreement"] >= 0.999
+    assert _agreement(load_keras(tmp_path / "run" / "best.keras"), tmp_path / "m.onnx", _frames(frames_dir)) >= 0.999

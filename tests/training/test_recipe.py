@@ -31,6 +31,16 @@ def test_auto_precision_follows_bf16_support(cpuinfo, device, want):
     assert bf16_supported(device, cpu_flags(cpuinfo)) == (want == "mixed_bfloat16")
 
 
+@pytest.mark.parametrize("device, want", [("cpu", "float32"), ("gpu", "mixed_bfloat16")])
+def test_auto_precision_keeps_float32_where_bf16_is_slower(device, want):
+    """Depthwise encoders (lite*) run slower in bf16 on a bf16 CPU: auto keeps float32 there, not on GPUs."""
+    from realtime_seg.training.options import ARCHS
+    flags = cpu_flags(SAPPHIRE_RAPIDS)
+    assert choose_precision("auto", device, flags, ARCHS["lite0"].cpu_bf16) == want
+    assert choose_precision("auto", "cpu", flags, ARCHS["seed"].cpu_bf16) == "mixed_bfloat16"
+    assert choose_precision("bfloat16", "cpu", flags, ARCHS["lite0"].cpu_bf16) == "mixed_bfloat16"  # asked
+
+
 def test_explicit_precision_and_bad_value():
     flags = cpu_flags(EPYC_AVX2)
     assert choose_precision("float32", "gpu", flags) == "float32"
@@ -74,7 +84,7 @@ def test_trainval_also_trains_on_val_and_says_so(tmp_path, camvid_dir):
     summary = train(tiny_config(camvid_dir, tmp_path / "tv", epochs=1, train_split="trainval"))
     assert summary["train_samples"] == 8 + 3 and summary["val_samples"] == 3
     assert summary["val_held_out"] is False and summary["arch"] == "resunet"
-    assert summary["policy"] == choose_precision("auto", "cpu", cpu_flags()) and summary["gflops"] > 0
+    assert summary["policy"] == choose_precision("auto", "cpu", cpu_flags(), True) and summary["gflops"] > 0
 
 
 @pytest.mark.parametrize("args", [["--arch", "segnet"], ["--scale-range", "2,0.5"],

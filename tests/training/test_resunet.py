@@ -20,10 +20,10 @@ def test_get_model_seed_is_the_seed_unet():
 
 
 def test_unknown_arch_lists_the_allowed_ones():
-    with pytest.raises(ValueError, match="allowed: resunet, seed"):
+    with pytest.raises(ValueError, match="allowed: resunet, seed, lite0, lite1, lite2"):
         get_model("segnet", (64, 96), 11, 8)
-    from realtime_seg.training.train import ARCHS as CLI_ARCHS  # checked before Keras loads
-    assert tuple(ARCHS) == CLI_ARCHS == ("resunet", "seed")
+    from realtime_seg.training.options import ARCHS as CLI_ARCHS  # checked before Keras loads
+    assert tuple(ARCHS) == tuple(CLI_ARCHS) == ("resunet", "seed", "lite0", "lite1", "lite2")
 
 
 def test_resunet_shapes_and_named_layers(resunet):

@@ -87,14 +87,19 @@ def test_resume_without_checkpoint_is_an_error(tmp_path, camvid_dir):
 
 
 def test_mixed_precision_policy_does_not_leak(tmp_path, camvid_dir):
-    """A float32 run after a mixed-precision one (same process) trains in float32."""
+    """train() sets the policy it runs under and gives the caller's back when it returns."""
     from realtime_seg.training.train import train
     try:
-        keras.mixed_precision.set_global_policy("mixed_float16")  # as train(mixed_precision=True) leaves it
-        train(tiny_config(camvid_dir, tmp_path / "plain", epochs=1, limit=2))
-        assert keras.mixed_precision.global_policy().name == "float32"
+        keras.mixed_precision.set_global_policy("mixed_float16")  # left by someone before us
+        summary = train(tiny_config(camvid_dir, tmp_path / "plain", epochs=1, limit=2, precision="float32"))
+        assert summary["policy"] == "float32"
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"  # the caller's, restored
+        keras.mixed_precision.set_global_policy("float32")
         model = keras.models.load_model(tmp_path / "plain" / "last.keras")
         assert all(layer.dtype_policy.name == "float32" for layer in model.layers)
+        summary = train(tiny_config(camvid_dir, tmp_path / "bf16", epochs=1, limit=2, precision="bfloat16"))
+        assert summary["policy"] == "mixed_bfloat16"
+        assert keras.mixed_precision.global_policy().name == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
