@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the package need not be installed to be tested
     sys.path.insert(0, str(ROOT))
 
+import http_video  # noqa: E402
 import xwindow as shots  # noqa: E402
+import conftest  # noqa: E402
 from conftest import FakeCapture  # noqa: E402
 from realtime_seg.commands import view as viewer  # noqa: E402
 from realtime_seg.runtime import sources  # noqa: E402
@@ -384,22 +386,41 @@ def http_videos():
     server.server_close()
 
 
-def test_http_stream_is_segmented_and_ends(tmp_path, http_videos):
+def test_http_video_file_records_every_frame(tmp_path, http_videos):
+    """A video file over plain `http.server` (the issue: 27 of 221 frames, as if it were a live camera)."""
     out = tmp_path / "x.mp4"
     proc = viewer_cli("--video", f"{http_videos}/{VIDEO.name}", "--no-show", "--output", str(out), timeout=90)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    frames, dropped = summary(proc.stdout)
-    # a live source may drop frames, but it reads the file once: not replayed as if reconnecting
-    assert frames > 0 and frames + dropped == VIDEO_FRAMES, (frames, dropped)
-    assert video_info(out) == (frames, VIDEO_SIZE, VIDEO_FPS)
+    assert summary(proc.stdout) == (VIDEO_FRAMES, 0)
+    assert video_info(out) == (VIDEO_FRAMES, VIDEO_SIZE, VIDEO_FPS)
     assert "lost" not in proc.stderr
 
 
+@pytest.mark.parametrize("stall_s", [0.0, 30.0], ids=["closes", "stalls"])
+def test_http_video_file_cut_off_is_an_error(stall_s, tmp_path):
+    """The server sends half the file, then closes or stalls: the truncated-file error, exit 1, no recording;
+    a stall is given up on after the 5 s read timeout (the issue: exit 0, `wrote ... (9 frames`)."""
+    out = tmp_path / "x.mp4"
+    with http_video.serve(VIDEO.parent, cut_at=VIDEO.stat().st_size // 2, stall_s=stall_s) as (base, cuts):
+        proc = viewer_cli("--video", f"{base}/{VIDEO.name}", "--no-show", "--output", str(out), timeout=90)
+        ended = time.monotonic()
+    line = conftest.assert_one_line_error(proc)  # beside the progress bar
+    frames, _ = summary(proc.stdout)
+    assert line == (f"error: video {base}/{VIDEO.name} ended after {frames} of {VIDEO_FRAMES} frames: the "
+                    f"connection closed or stalled; check the server, or download the file and play that; "
+                    f"nothing was recorded")
+    assert 10 < frames < VIDEO_FRAMES and not out.exists() and list(tmp_path.iterdir()) == []
+    # the frames already downloaded are segmented after the cut: a few seconds on a busy machine
+    assert ended - cuts[0] < (5.0 if stall_s else 0.0) + 8.0
+
+
 def test_unreachable_stream_fails_fast():
+    port = free_port()
     start = time.perf_counter()
-    proc = viewer_cli("--video", f"http://127.0.0.1:{free_port()}/x.mp4", "--no-show", timeout=60)
+    proc = viewer_cli("--video", f"http://127.0.0.1:{port}/x.mp4", "--no-show", timeout=60)
     assert time.perf_counter() - start < 15
-    assert "cannot open stream" in assert_one_line_error(proc)
+    assert assert_one_line_error(proc) == (f"error: cannot open stream http://127.0.0.1:{port}/x.mp4: connection "
+                                           f"refused; check the port and that the server is running")
 
 
 def test_unsupported_scheme_is_a_one_line_error():
