@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import TRAIN_HINT, UserError, first_line
 from ..system import quiet_stderr
 
 
@@ -20,8 +21,11 @@ def import_keras():
     if "keras" in sys.modules:
         return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with quiet_stderr():
-        import keras
+    try:
+        with quiet_stderr():
+            import keras
+    except ImportError as e:  # installed but broken (a missing one is caught at command start: __main__)
+        raise UserError(f"cannot import keras ({first_line(e)}); {TRAIN_HINT}") from None
     return keras
 
 
