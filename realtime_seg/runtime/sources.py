@@ -126,15 +126,12 @@ class Source:
         return frame
 
     def restart(self) -> bool:
-        """Play the file again from its first frame, once it has ended (the viewer's replay); False if it cannot.
-
-        Counts as a loop (temporal smoothing restarts) and starts --max-frames and --realtime afresh.
-        """
+        """Read the file again from its first frame once it has ended (the viewer's replay, in a new
+        stream); --max-frames and --realtime's pace start afresh. False if it cannot."""
         frame = self._first_again()
         if frame is None:
             return False
-        self._pending, self.loops, self.delivered = frame, self.loops + 1, 0
-        self._index, self._pass, self._t0 = 0, 0, None
+        self._pending, self.delivered, self._index, self._pass, self._t0 = frame, 0, 0, 0, None
         return True
 
     def _keep_pace(self) -> None:
