@@ -12,7 +12,7 @@ import sys
 
 COMMANDS = {"train": "realtime_seg.training.train", "eval": "realtime_seg.commands.evaluate",
             "batch": "realtime_seg.commands.batch", "bench": "realtime_seg.commands.bench",
-            "export": "export.onnx_export"}
+            "export": "realtime_seg.export.onnx_export"}
 STREAMING = (None, "batch", "bench")  # the commands that run video through the pipeline (None: the viewer)
 # packages of requirements-train.txt each Keras command imports (BACKEND: the module KERAS_BACKEND names)
 TRAINING = {"train": ("keras", "BACKEND"), "export": ("keras", "tensorflow", "tf2onnx", "onnx")}
