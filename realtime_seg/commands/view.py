@@ -187,7 +187,7 @@ def _session(args, model: SegModel, source: Source, workers: int) -> tuple[dict,
 
 
 @dataclass
-class _Loop:
+class _Playback:
     """What the passes of one play() share: model, source, keys' state, window, clocks."""
 
     model: SegModel
@@ -213,22 +213,22 @@ def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput 
     `smoother` averages class scores over time (--smooth); the summary reports the flicker (and the
     seconds spent playing, not waiting at the end); `workers`: inference calls in flight.
     """
-    loop = _Loop(model, source, state, show, shots, smoother, workers,
+    loop = _Playback(model, source, state, show, shots, smoother, workers,
                  Pacer(source.fps) if pace and show and not source.live else None)
     bar = progress(total=source.length, desc="segmenting", unit="frame") if bar and not show else None
     frames, seconds, recording = 0, 0.0, output
     while True:
         start = time.perf_counter()
-        done, last, quit = _pass(loop, recording, bar)
+        done, last, stopped = _pass(loop, recording, bar)
         frames, seconds, recording = frames + done, seconds + time.perf_counter() - start, None
-        if quit or not _replay(loop, last):
+        if stopped or not _replay(loop, last):
             break
     if bar is not None:
         bar.close()
     return _summary(frames, seconds, loop.times, model, source, output, state.flicker, workers)
 
 
-def _pass(loop: _Loop, output: VideoOutput | None, bar) -> tuple[int, Packet | None, bool]:
+def _pass(loop: _Playback, output: VideoOutput | None, bar) -> tuple[int, Packet | None, bool]:
     """Play the source through once: (frames, the last packet, whether the user quit)."""
     frames, last = 0, None
     smooth_edges = loop.state.overlay.edges == "smooth"
@@ -251,7 +251,7 @@ def _pass(loop: _Loop, output: VideoOutput | None, bar) -> tuple[int, Packet | N
     return frames, last, False
 
 
-def _paint(loop: _Loop, packet: Packet) -> np.ndarray:
+def _paint(loop: _Playback, packet: Packet) -> np.ndarray:
     """The frame as shown and recorded; times the class map's way to the frame's size and the drawing."""
     t = time.perf_counter()
     overlay = loop.state.overlay
@@ -264,7 +264,7 @@ def _paint(loop: _Loop, packet: Packet) -> np.ndarray:
     return image
 
 
-def _show(loop: _Loop, image: np.ndarray, packet: Packet) -> str | None:
+def _show(loop: _Playback, image: np.ndarray, packet: Packet) -> str | None:
     """Display a frame, then handle keys until the next one is due (at once when not paced);
     while paused, wait here (redrawing on changes)."""
     cv2.imshow(WINDOW, image)
@@ -289,7 +289,7 @@ def _window_closed() -> bool:
     return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
 
 
-def _replay(loop: _Loop, last: Packet | None) -> bool:
+def _replay(loop: _Playback, last: Packet | None) -> bool:
     """At the end of a file in a window: hold its last frame; True once r has started it again."""
     source = loop.source
     if not loop.show or last is None or source.live or source.cancelled or source.broken is not None:
@@ -303,7 +303,7 @@ def _replay(loop: _Loop, last: Packet | None) -> bool:
     return True
 
 
-def _hold(loop: _Loop, packet: Packet) -> str:
+def _hold(loop: _Playback, packet: Packet) -> str:
     """Show the last frame with END_HINT until r ('replay'), q, a closed window or a signal ('quit');
     the other keys (view, legend, opacity, screenshot) still work on it."""
     loop.state.paused = False

@@ -1,7 +1,10 @@
 """Sources: files read whole and in order (also over HTTP), limits, loops, replays, truncation, clear errors."""
 from __future__ import annotations
 
+import functools
+import http.server
 import socket
+import threading
 import time
 
 import cv2
@@ -115,7 +118,7 @@ def test_a_video_file_over_http_is_read_like_a_file():
     assert len(got) == len(expected) and all(np.array_equal(a, b) for a, b in zip(got, expected))
 
 
-@pytest.mark.parametrize("stall_s", [0.0, 4.0], ids=["closes", "stalls"])
+@pytest.mark.parametrize("stall_s", [0.0, 30.0], ids=["closes", "stalls"])
 def test_a_video_file_cut_off_over_http_is_broken(stall_s, monkeypatch):
     """Half the file, then the server closes or stalls: the source ends early and says so, promptly."""
     monkeypatch.setattr(sources, "READ_TIMEOUT_MS", 1500)  # a stall is given up on after this
@@ -127,15 +130,13 @@ def test_a_video_file_cut_off_over_http_is_broken(stall_s, monkeypatch):
     assert 10 < len(frames) < 221 and source.frame_count == 221
     assert source.broken == (f"video {base}/{DEMO.name} ended after {len(frames)} of 221 frames: the connection "
                              f"closed or stalled; check the server, or download the file and play that")
-    assert ended - cuts[0] < (1.5 if stall_s else 0) + 2.0
+    # after the cut: the frames already downloaded are decoded (seconds on a busy machine), then a
+    # stall is given up on after the read timeout, not after the server's 30 s
+    assert ended - cuts[0] < (1.5 if stall_s else 0) + 6.0
 
 
 def test_plain_http_server_and_an_index_at_the_end_is_a_clear_error():
     """Python's http.server ignores ranges: FFmpeg cannot reach an index at the end, and no frame comes."""
-    import functools
-    import http.server
-    import threading
-
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
         type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}),
         directory=str(CLIP.parent)))
