@@ -542,12 +542,11 @@ def _quit(display: str, window: str, proc: subprocess.Popen) -> str:
     return err
 
 
-@needs_x
-def test_a_file_plays_at_its_own_rate_and_its_last_frame_stays_until_q(model):
-    """The 25 fps demo in a window: 25 FPS (the issue: a 10 fps clip played at 35), every frame, and at the
-    end the window keeps the last frame with a hint instead of vanishing."""
+def _play_to_the_end(*args: str) -> tuple[str, np.ndarray | None]:
+    """Play in a window under Xvfb until the end; check that the window stays, grab it, quit with q.
+    (stdout, the window's still image at the end)."""
     with shots.xvfb() as (display, framebuffer):
-        proc = _viewer_in_window(display, "--video", str(VIDEO), "--no-hud", "--smooth", "0")
+        proc = _viewer_in_window(display, *args)
         try:
             out = _Lines(proc)
             window = shots.find_window(display)
@@ -556,17 +555,31 @@ def test_a_file_plays_at_its_own_rate_and_its_last_frame_stays_until_q(model):
             time.sleep(1.0)
             assert proc.poll() is None  # still open a second after the end
             held = _grab_still(display, framebuffer, window)
-            assert held is not None, "the window does not hold a still frame at the end"
             _quit(display, window, proc)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-    stdout = out.text()
+    return out.text(), held
+
+
+def _mean_fps(stdout: str) -> float:
+    return float(re.search(r"([\d.]+) FPS mean", stdout).group(1))
+
+
+@needs_x
+def test_a_file_plays_at_its_own_rate_and_its_last_frame_stays_until_q(model):
+    """The 25 fps demo in a window: 25 FPS (the issue: a 10 fps clip played at 35), every frame, and at the
+    end the window keeps the last frame with a hint instead of vanishing."""
+    stdout, held = _play_to_the_end("--video", str(VIDEO), "--no-hud", "--smooth", "0")
     assert f"end of {VIDEO}: the window keeps its last frame; q quits, r replays" in stdout
     assert summary(stdout) == (VIDEO_FRAMES, 0)
-    fps = float(re.search(r"([\d.]+) FPS mean", stdout).group(1))
-    assert abs(fps - VIDEO_FPS) <= 2, stdout  # the mean includes the first frame's start-up
+    fps = _mean_fps(stdout)  # the mean includes the first frame's start-up
+    assert fps <= VIDEO_FPS + 2, stdout  # never faster than the file
+    if fps < VIDEO_FPS - 2:  # slower is right only where the machine cannot keep up (a loaded CI runner)
+        fast = _mean_fps(_play_to_the_end("--video", str(VIDEO), "--no-hud", "--smooth", "0", "--fast")[0])
+        assert fast < VIDEO_FPS + 5, f"paced {fps} FPS, though --fast plays at {fast} FPS"
+    assert held is not None, "the window does not hold a still frame at the end"
     last = read_frames(VIDEO, {VIDEO_FRAMES - 1})[VIDEO_FRAMES - 1]
     expected = expected_blend(model, last)
     Legend(model.classes, palette(model)).draw(expected)
@@ -595,8 +608,7 @@ def test_fast_plays_flat_out_and_r_replays_the_file():
                 proc.communicate()
     frames, dropped = summary(out.text())
     assert (frames, dropped) == (62, 0)  # both passes, every frame
-    fps = float(re.search(r"([\d.]+) FPS mean", out.text()).group(1))
-    assert fps > 20, out.text()  # paced, it would be 10
+    assert _mean_fps(out.text()) > 15, out.text()  # paced, it would be 10
 
 
 def test_stale_display_runs_headless(tmp_path, short_clip):
