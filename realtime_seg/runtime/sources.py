@@ -335,14 +335,14 @@ def _not_opened(url: str, waited_s: float) -> str:
         return (f"cannot open stream {url}: no answer within {OPEN_TIMEOUT_MS // 1000}s; check the URL "
                 f"and that the server is reachable")
     parts = urlparse(url)
-    address = (parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme.lower()))
     try:  # schemes over TCP: ask the port ourselves (FFmpeg's reason is not passed on)
+        address = (parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme.lower()))
         if parts.scheme.lower() in DEFAULT_PORTS and all(address):
             socket.create_connection(address, timeout=1.0).close()
             return f"cannot open stream {url}: the server answered but sent no video; check the path in the URL"
     except ConnectionRefusedError:
         return f"cannot open stream {url}: connection refused; check the port and that the server is running"
-    except OSError:
+    except (OSError, ValueError):  # unreachable, unknown host, or a port that is no number
         pass
     return f"cannot open stream {url} (failed after {waited_s:.1f}s); check the URL and that the server is reachable"
 
