@@ -1,4 +1,4 @@
-"""usage: python -m export CHECKPOINT.keras -o models/NAME.onnx [--fp16] [--head argmax|logits]"""
+"""usage: python -m export CHECKPOINT.keras -o models/NAME.onnx (in a checkout; = python -m realtime_seg export)"""
 import sys
 
 from realtime_seg.__main__ import main

@@ -5,14 +5,37 @@ The viewer path imports only NumPy, OpenCV and onnxruntime; training and export 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import sys
 
 COMMANDS = {"train": "realtime_seg.training.train", "eval": "realtime_seg.commands.evaluate",
             "batch": "realtime_seg.commands.batch", "bench": "realtime_seg.commands.bench",
-            "export": "export.onnx_export"}
+            "export": "realtime_seg.export.onnx_export"}
 STREAMING = (None, "batch", "bench")  # the commands that run video through the pipeline (None: the viewer)
+# packages of requirements-train.txt each Keras command imports (BACKEND: the module KERAS_BACKEND names)
+TRAINING = {"train": ("keras", "BACKEND"), "export": ("keras", "tensorflow", "tf2onnx", "onnx")}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package that fails, or a module without a spec
+        return False
+
+
+def check_training_packages(name: str | None, argv: list[str]) -> None:
+    """train and export without requirements-train.txt: one line now, not a traceback once the data
+    is read. Looks the packages up without importing them (TensorFlow takes seconds to load)."""
+    if name not in TRAINING or {"-h", "--help"} & set(argv):
+        return
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    needed = [backend if module == "BACKEND" else module for module in TRAINING[name]]
+    missing = [module for module in needed if not _installed(module)]
+    if missing:
+        from .errors import MissingPackages
+        raise MissingPackages(name, missing)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         keep_freed_memory()  # frame-sized arrays reused, not page-faulted back every frame
     module = COMMANDS[name] if name else "realtime_seg.commands.view"
     try:
+        check_training_packages(name, argv)
         return importlib.import_module(module).main(argv[1:] if name else argv)
     except Interrupted as e:  # cleaned up and saved what could be: not an error of the user's
         print(e, file=sys.stderr)

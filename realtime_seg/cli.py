@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import UsageError, UserError
 from .runtime.engine import DEVICES, SegModel
 from .runtime.palettes import DEFAULT_PALETTE, PALETTES, choose_palette
 from .runtime.precision import CHOICES as PRECISION_CHOICES
@@ -54,7 +54,11 @@ def load_selected(spec: str | None, precision: str = "auto", device: str = "auto
                   spinning: bool = False) -> SegModel:
     """The model --model names: a preset's variant chosen by --precision, or the one file given."""
     spec = model_spec(spec)
-    return open_model(resolve_model(spec), precision, spec in PRESETS, device, threads, spinning)
+    path = resolve_model(spec)
+    if spec not in PRESETS and not path.exists():
+        raise UserError(f"model {spec} not found: neither a preset ({', '.join(PRESETS)}) nor a file; pass "
+                        f"--model {'|'.join(PRESETS)} or the path of an exported .onnx file")
+    return open_model(path, precision, spec in PRESETS, device, threads, spinning)
 
 
 def add_model_options(p: argparse.ArgumentParser, model: bool = True,

@@ -23,6 +23,17 @@ class UsageError(UserError):
     exit_code = 2
 
 
+TRAIN_HINT = "install the training requirements: pip install -r requirements-train.txt"
+
+
+class MissingPackages(UserError):
+    """A command needs packages of requirements-train.txt that are not installed (exit code 1)."""
+
+    def __init__(self, command: str, missing: list[str]):
+        verb = "is" if len(missing) == 1 else "are"
+        super().__init__(f"{command} needs {', '.join(missing)}, which {verb} not installed; {TRAIN_HINT}")
+
+
 class Interrupted(UserError):
     """Stopped by Ctrl-C or SIGTERM after cleaning up; exit code 128 + the signal (130, 143)."""
 

@@ -50,8 +50,8 @@ class VariantResult:
 
 def convert(model, head: str, layout: str):
     """The product's converter for NHWC; the same traced function with inputs_as_nchw for NCHW."""
-    from export.onnx_export import OPSET, _drop_output
-    from export.onnx_export import convert as product_convert
+    from realtime_seg.export.onnx_export import OPSET, _drop_output
+    from realtime_seg.export.onnx_export import convert as product_convert
     if layout == "NHWC":
         proto = product_convert(model, head)
     else:
@@ -165,7 +165,7 @@ def print_table(doc: dict) -> None:
 
 def models(args):
     """(label, Keras model) for each path given, plus the random-weight U-Net."""
-    from export.onnx_export import load_keras
+    from realtime_seg.export.onnx_export import load_keras
     for path in args.keras or [str(ROOT / "tests/fixtures/tiny_camvid.keras")]:
         yield Path(path).stem, load_keras(Path(path))
     if args.random:

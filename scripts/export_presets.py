@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from export import ExportConfig, export_model  # noqa: E402
-from export.quantize import Int8Config  # noqa: E402
+from realtime_seg.export import ExportConfig, export_model  # noqa: E402
+from realtime_seg.export.quantize import Int8Config  # noqa: E402
 from realtime_seg.cli import MODELS_DIR, PRESETS  # noqa: E402
 from realtime_seg.contract import PRECISIONS  # noqa: E402
 from realtime_seg.errors import UserError  # noqa: E402

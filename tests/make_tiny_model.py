@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 
-from export import ExportConfig, export_model
-from export.quantize import Int8Config
+from realtime_seg.export import ExportConfig, export_model
+from realtime_seg.export.quantize import Int8Config
 from realtime_seg.training.train import TrainConfig, train
 
 HERE = Path(__file__).resolve().parent / "fixtures"

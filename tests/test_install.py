@@ -1,4 +1,5 @@
-"""`pip install .` gives a working `realtime-seg` command that finds the shipped presets and demo."""
+"""`pip install .` gives a working `realtime-seg` command that finds the shipped presets and demo,
+and installs no top-level package but `realtime_seg` (the exporter is `realtime-seg export`)."""
 from __future__ import annotations
 
 import os
@@ -22,6 +23,8 @@ def test_installed_command_runs_the_presets_away_from_the_repository(tmp_path):
     install = subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
                              capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr
+    packages = sorted(p.name for p in site.iterdir() if p.is_dir() and not p.name.endswith((".dist-info", "-info")))
+    assert packages == ["bin", "realtime_seg"], packages  # no generic top-level `export` to collide with
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
@@ -34,6 +37,9 @@ def test_installed_command_runs_the_presets_away_from_the_repository(tmp_path):
                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "playing the demo dashcam_highway.mp4" in run.stdout
+    export = subprocess.run([str(site / "bin" / "realtime-seg"), "export", "--help"],
+                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    assert export.returncode == 0 and "a .keras file written by" in export.stdout, export.stderr  # the exporter
     cap = cv2.VideoCapture(str(elsewhere / "demo.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     cap.release()

@@ -4,17 +4,16 @@ usage: python -m realtime_seg --video drive.mp4 [--model accurate|fast|M.onnx] [
        python -m realtime_seg --camera 0
        python -m realtime_seg --video rtsp://host/stream --no-show --output rec.mp4
        python -m realtime_seg --video demo.mp4 --loop [--max-frames 20000]   (kiosk; soak tests)
+In a window a file plays at its own frame rate (--fast: as fast as the model allows) and its last
+frame stays up at the end; without one (--no-show, no display) every run is as fast as it can be.
 keys:  q/Esc quit, space pause, n next frame (paused), +/- opacity, m view (blend, mask, outlines,
-       side, original), l legend (names, shares, off), s screenshot
+       side, original), l legend (names, shares, off), s screenshot, r replay (at the end of a file)
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import logging
-import os
-import re
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,9 +26,10 @@ import numpy as np
 from ..cli import (DEMO_VIDEO, add_look_options, add_model_options, check_at_least, check_opacity,
                    check_smooth, load_selected, palette, smoother)
 from ..errors import ArgumentParser, UsageError, UserError
+from ..runtime.display import WINDOW, FpsMeter, Pacer, display_available, open_window
 from ..runtime.engine import SegModel, stream_plan, stream_workers
 from ..runtime.pipeline import Packet, StageTimes, segment_stream
-from ..runtime.render import VIEWS, Overlay, hud_lines
+from ..runtime.render import VIEWS, Overlay, draw_hud, hud_lines
 from ..runtime.sources import Source, open_camera, open_video
 from ..runtime.temporal import FlickerMeter, TemporalSmoother
 from ..runtime.video import VideoOutput
@@ -37,9 +37,7 @@ from ..system import check_output_file, on_stop_signals, progress, write_atomic
 
 log = logging.getLogger(__name__)
 
-WINDOW = "realtime_seg"
-WINDOW_MAX = (1280, 720)  # the window opens at the frame's size, scaled down to fit this
-X11_SOCKETS = Path("/tmp/.X11-unix")
+END_HINT = "end of video: q quits, r replays"
 
 
 @dataclass
@@ -50,59 +48,6 @@ class ViewState:
     paused: bool = False
     smooth: float = 0.0                                      # --smooth, for the HUD
     flicker: FlickerMeter = field(default_factory=FlickerMeter)
-
-
-def display_available() -> bool:
-    """True when a window can open; OpenCV's imshow aborts the process (uncatchably) without one."""
-    if sys.platform in ("win32", "darwin") or os.environ.get("WAYLAND_DISPLAY"):
-        return True
-    display = os.environ.get("DISPLAY", "")
-    local = re.match(r"^(?:unix)?:(\d+)", display)
-    if local:  # a stale DISPLAY (no server, or a dead one's socket file) would abort imshow
-        return x_server_listening(int(local.group(1)))
-    return bool(display)
-
-
-def x_server_listening(number: int) -> bool:
-    """True when a local X server accepts connections on its socket (file, or Linux abstract)."""
-    path = str(X11_SOCKETS / f"X{number}")
-    for address in (path, "\0" + path) if sys.platform.startswith("linux") else (path,):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(1.0)
-            try:
-                sock.connect(address)
-                return True
-            except OSError:
-                pass
-    return False
-
-
-def open_window(size: tuple[int, int]) -> bool:
-    """A resizable window at the frame's `size` (W, H) that keeps its aspect; False without GUI support."""
-    try:
-        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-    except cv2.error:
-        return False
-    scale = min(1.0, WINDOW_MAX[0] / max(size[0], 1), WINDOW_MAX[1] / max(size[1], 1))
-    cv2.resizeWindow(WINDOW, max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-    return True
-
-
-class FpsMeter:
-    """Smoothed frames per second of the frames shown."""
-
-    def __init__(self, alpha: float = 0.1):
-        self.alpha, self.fps, self._last, self._dt = alpha, 0.0, None, None
-
-    def tick(self) -> float:
-        """Count a frame; smooths the intervals, not their rates (bursts would inflate a mean of rates)."""
-        now = time.perf_counter()
-        if self._last is not None:
-            dt = now - self._last
-            self._dt = dt if self._dt is None else self._dt + self.alpha * (dt - self._dt)
-            self.fps = 1.0 / self._dt if self._dt > 0 else self.fps
-        self._last = now
-        return self.fps
 
 
 def render(packet: Packet, model: SegModel, state: ViewState, fps: float, times: StageTimes,
@@ -120,9 +65,11 @@ def render(packet: Packet, model: SegModel, state: ViewState, fps: float, times:
 
 
 def handle_key(key: int, state: ViewState, image: np.ndarray, shots: Path) -> str | None:
-    """Apply a key press; returns 'quit', 'next', 'redraw' or None."""
+    """Apply a key press; returns 'quit', 'next', 'replay', 'redraw' or None."""
     if key in (ord("q"), 27):
         return "quit"
+    if key == ord("r"):
+        return "replay"
     if key == ord(" "):
         state.paused = not state.paused
         return "redraw"
@@ -159,13 +106,11 @@ def save_png(image: np.ndarray, folder: Path) -> Path:
 
 
 def default_output(args) -> Path:
-    """A new file in the current folder named after the source, e.g. drive_seg.mp4."""
+    """The file in the current folder named after the source, e.g. drive_seg.mp4: running again replaces
+    it, as re-running a command replaces its output (never an input: the name always ends in _seg)."""
     stem = f"camera{args.camera}" if args.camera is not None else (
         "stream" if "://" in args.video else Path(args.video).stem)
-    path, n = Path(f"{stem}_seg.mp4"), 1
-    while path.exists():
-        path, n = Path(f"{stem}_seg_{n}.mp4"), n + 1
-    return path
+    return Path(f"{stem}_seg.mp4")
 
 
 def open_source(args) -> Source:
@@ -191,11 +136,14 @@ def stop_on_signals(source: Source) -> Iterator[None]:
         yield
 
 
-def run(args) -> dict:
-    """Open model and source, run the loop, print the summary; returns it."""
+def run(args, demo: bool = False) -> dict:
+    """Open model and source, run the loop, print the summary; returns it. `demo`: the demo video
+    was chosen for want of --video or --camera (said once both have opened)."""
     plan = stream_plan(args.threads)
     model = load_selected(args.model, args.precision, args.device, plan.threads)
     source = open_source(args)
+    if demo:
+        print(f"no --video or --camera given: playing the demo {DEMO_VIDEO.name}")
     with stop_on_signals(source):
         summary, output, written = _session(args, model, source, stream_workers(model, plan))
     print_summary(summary)
@@ -218,13 +166,15 @@ def _session(args, model: SegModel, source: Source, workers: int) -> tuple[dict,
         output_path = Path(args.output) if args.output else None
         if not args.no_show and not show:
             output_path = output_path or default_output(args)
-            print(f"no display available: running without a window, writing {output_path}")
+            again = " (replacing the existing file)" if output_path.exists() else ""
+            print(f"no display available: running without a window, writing {output_path}{again}")
         output = VideoOutput(output_path, source.fps, source.size, args.codec) if output_path else None
         overlay = Overlay(model.classes, palette(args, model), args.opacity, args.view,
                           not args.no_legend, not args.no_hud, args.edges, args.shares)
         try:
             summary = play(model, source, ViewState(overlay, smooth=args.smooth), output, show,
-                           Path(args.screenshots), smoother=smoother(args.smooth), workers=workers)
+                           Path(args.screenshots), smoother=smoother(args.smooth), workers=workers,
+                           pace=not args.fast)
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, keep what was recorded
             source.cancel()
         ok = source.broken is None
@@ -236,60 +186,140 @@ def _session(args, model: SegModel, source: Source, workers: int) -> tuple[dict,
     return summary, output, written
 
 
+@dataclass
+class _Playback:
+    """What the passes of one play() share: model, source, keys' state, window, clocks."""
+
+    model: SegModel
+    source: Source
+    state: ViewState
+    show: bool
+    shots: Path
+    smoother: TemporalSmoother | None
+    workers: int
+    pacer: Pacer | None                       # a file's own frame rate in a window; None: flat out
+    times: StageTimes = field(default_factory=StageTimes)
+    meter: FpsMeter = field(default_factory=FpsMeter)
+
+
 def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput | None = None,
          show: bool = False, shots: Path = Path("."), bar: bool = True,
-         smoother: TemporalSmoother | None = None, workers: int = 1) -> dict:
+         smoother: TemporalSmoother | None = None, workers: int = 1, pace: bool = False) -> dict:
     """The viewer's loop: segment, paint, record and show every frame; returns the summary.
 
-    Without a window it shows a progress bar (unless `bar` is False: bench times this loop).
-    `smoother` averages class scores over time (--smooth); the summary reports the flicker;
-    `workers`: inference calls in flight (engine.stream_plan).
+    Without a window it shows a progress bar (unless `bar` is False: bench times this loop) and runs
+    flat out. In a window, `pace` shows a file at its own frame rate, and at the end of a file the
+    window keeps its last frame until q; r plays it again (the recording keeps the first pass).
+    `smoother` averages class scores over time (--smooth); the summary reports the flicker (and the
+    seconds spent playing, not waiting at the end); `workers`: inference calls in flight.
     """
-    times, meter = StageTimes(), FpsMeter()
+    loop = _Playback(model, source, state, show, shots, smoother, workers,
+                 Pacer(source.fps) if pace and show and not source.live else None)
     bar = progress(total=source.length, desc="segmenting", unit="frame") if bar and not show else None
-    start, frames = time.perf_counter(), 0
-    smooth_edges = state.overlay.edges == "smooth"
-    stream = segment_stream(source, model, times, smoother=smoother, probs=smooth_edges, workers=workers)
+    frames, seconds, recording = 0, 0.0, output
+    while True:
+        start = time.perf_counter()
+        done, last, stopped = _pass(loop, recording, bar)
+        frames, seconds, recording = frames + done, seconds + time.perf_counter() - start, None
+        if stopped or not _replay(loop, last):
+            break
+    if bar is not None:
+        bar.close()
+    return _summary(frames, seconds, loop.times, model, source, output, state.flicker, workers)
+
+
+def _pass(loop: _Playback, output: VideoOutput | None, bar) -> tuple[int, Packet | None, bool]:
+    """Play the source through once: (frames, the last packet, whether the user quit)."""
+    frames, last = 0, None
+    smooth_edges = loop.state.overlay.edges == "smooth"
+    stream = segment_stream(loop.source, loop.model, loop.times, smoother=loop.smoother, probs=smooth_edges,
+                            workers=loop.workers)
     # closing: on a second Ctrl-C the stage threads stop before the source is closed under them
     with contextlib.closing(stream) as packets:
         for packet in packets:
-            state.flicker.add(packet.class_map, restart=packet.restarted or packet.discontinuous)
-            t = time.perf_counter()
-            overlay = state.overlay
-            full = None if overlay.view == "original" else overlay.frame_classes(packet.frame, packet.class_map,
-                                                                                 packet.probs)
-            t1 = time.perf_counter()
-            image = render(packet, model, state, meter.tick(), times, source, full)
-            times.add("edges", (t1 - t) * 1e3)
-            times.add("draw", (time.perf_counter() - t1) * 1e3)
+            restart = packet.restarted or packet.discontinuous or packet.index == 0  # index 0: a replay
+            loop.state.flicker.add(packet.class_map, restart=restart)
+            image = _paint(loop, packet)
             if output:
                 output.write(image)
-            frames += 1
+            frames, last = frames + 1, packet
             if bar is not None:
-                bar.set_postfix_str(f"{meter.fps:.1f} FPS", refresh=False)
+                bar.set_postfix_str(f"{loop.meter.fps:.1f} FPS", refresh=False)
                 bar.update()
-            if show and _show(image, packet, model, state, shots, times, meter, source) == "quit":
-                break
-    if bar is not None:
-        bar.close()
-    return _summary(frames, time.perf_counter() - start, times, model, source, output, state.flicker, workers)
+            if loop.show and _show(loop, image, packet) == "quit":
+                return frames, last, True
+    return frames, last, False
 
 
-def _show(image, packet, model, state, shots, times, meter, source) -> str | None:
-    """Display a frame and handle keys; while paused, wait here (redrawing on changes)."""
+def _paint(loop: _Playback, packet: Packet) -> np.ndarray:
+    """The frame as shown and recorded; times the class map's way to the frame's size and the drawing."""
+    t = time.perf_counter()
+    overlay = loop.state.overlay
+    full = None if overlay.view == "original" else overlay.frame_classes(packet.frame, packet.class_map,
+                                                                         packet.probs)
+    t1 = time.perf_counter()
+    image = render(packet, loop.model, loop.state, loop.meter.tick(), loop.times, loop.source, full)
+    loop.times.add("edges", (t1 - t) * 1e3)
+    loop.times.add("draw", (time.perf_counter() - t1) * 1e3)
+    return image
+
+
+def _show(loop: _Playback, image: np.ndarray, packet: Packet) -> str | None:
+    """Display a frame, then handle keys until the next one is due (at once when not paced);
+    while paused, wait here (redrawing on changes)."""
     cv2.imshow(WINDOW, image)
+    if loop.pacer is not None:
+        loop.pacer.shown()
     while True:
-        action = handle_key(cv2.waitKey(1 if not state.paused else 30) & 0xFF, state, image, shots)
-        if action == "quit" or source.cancelled or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+        wait_ms = 30 if loop.state.paused else max(1, loop.pacer.wait_ms() if loop.pacer else 1)
+        action = handle_key(cv2.waitKey(wait_ms) & 0xFF, loop.state, image, loop.shots)
+        if action == "quit" or loop.source.cancelled or _window_closed():
             return "quit"
         if action == "next":
-            state.paused = True
+            loop.state.paused = True
             return None
         if action == "redraw":  # a new view or legend: the frame-size class map is cheap to redo
-            image = render(packet, model, state, meter.fps, times, source)
+            image = render(packet, loop.model, loop.state, loop.meter.fps, loop.times, loop.source)
             cv2.imshow(WINDOW, image)
-        if not state.paused:
+        if not loop.state.paused and (loop.pacer is None or loop.pacer.wait_ms() == 0):
             return None
+
+
+def _window_closed() -> bool:
+    return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
+
+
+def _replay(loop: _Playback, last: Packet | None) -> bool:
+    """At the end of a file in a window: hold its last frame; True once r has started it again."""
+    source = loop.source
+    if not loop.show or last is None or source.live or source.cancelled or source.broken is not None:
+        return False  # no window, nothing shown, a camera or stream, Ctrl-C, or a truncated file
+    print(f"end of {source.name}: the window keeps its last frame; q quits, r replays", flush=True)
+    if _hold(loop, last) != "replay" or not source.restart():
+        return False
+    if loop.smoother is not None:
+        loop.smoother.reset()
+    loop.meter = FpsMeter()  # the wait at the end is no frame interval
+    return True
+
+
+def _hold(loop: _Playback, packet: Packet) -> str:
+    """Show the last frame with END_HINT until r ('replay'), q, a closed window or a signal ('quit');
+    the other keys (view, legend, opacity, screenshot) still work on it."""
+    loop.state.paused = False
+    while True:
+        image = render(packet, loop.model, loop.state, loop.meter.fps, loop.times, loop.source)
+        hinted = image.copy()
+        draw_hud(hinted, [END_HINT], bottom=True)
+        cv2.imshow(WINDOW, hinted)
+        action = None
+        while action not in ("redraw", "quit", "replay"):
+            action = handle_key(cv2.waitKey(50) & 0xFF, loop.state, image, loop.shots)
+            if loop.source.cancelled or _window_closed():
+                return "quit"
+            loop.state.paused = False  # space and n: nothing plays here
+        if action != "redraw":
+            return action
 
 
 def _summary(frames: int, seconds: float, times: StageTimes, model: SegModel, source: Source,
@@ -329,7 +359,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also record the annotated video (same size and fps)")
     p.add_argument("--codec", help="FourCC for --output (default by extension: mp4v, MJPG, VP80)")
     p.add_argument("--no-show", action="store_true", help="no window; progress bar instead")
-    p.add_argument("--realtime", action="store_true", help="keep pace with a file's fps by dropping frames")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--realtime", action="store_true", help="keep pace with a file's fps by dropping frames")
+    pace.add_argument("--fast", action="store_true",
+                      help="in a window, play files as fast as the model allows (default: at the file's frame "
+                           "rate, every frame shown); runs without a window are always as fast as they can be")
     p.add_argument("--loop", action="store_true", help="start a video file again at its end (kiosk demos)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     add_look_options(p)
@@ -355,9 +389,9 @@ def check_args(args: argparse.Namespace) -> None:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    if args.video is None and args.camera is None:
+    demo = args.video is None and args.camera is None
+    if demo:
         args.video = str(DEMO_VIDEO)
-        print(f"no --video or --camera given: playing the demo {DEMO_VIDEO.name}")
     check_args(args)
-    run(args)
+    run(args, demo)
     return 0

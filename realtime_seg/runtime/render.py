@@ -130,18 +130,19 @@ class Legend:
                             (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def draw_hud(image: np.ndarray, lines: list[str]) -> None:
-    """White text on a dark box in the top-right corner (in place)."""
+def draw_hud(image: np.ndarray, lines: list[str], bottom: bool = False) -> None:
+    """White text on a dark box in the top-right corner, or the bottom-right one (in place)."""
     if not lines:
         return
     scale, pad, row = 0.5, 6, 18
     width = max(cv2.getTextSize(t, _FONT, scale, 1)[0][0] for t in lines) + 2 * pad
     x0 = max(0, image.shape[1] - width - 4)
     y1 = min(image.shape[0], len(lines) * row + 2 * pad)
-    roi = image[4:4 + y1, x0:x0 + width]
+    y0 = max(0, image.shape[0] - y1 - 4) if bottom else 4
+    roi = image[y0:y0 + y1, x0:x0 + width]
     cv2.convertScaleAbs(roi, dst=roi, alpha=0.35)  # in place, no float temporaries
     for i, text in enumerate(lines):
-        cv2.putText(image, text, (x0 + pad, 4 + pad + (i + 1) * row - 5), _FONT, scale,
+        cv2.putText(image, text, (x0 + pad, y0 + pad + (i + 1) * row - 5), _FONT, scale,
                     (255, 255, 255), 1, cv2.LINE_AA)
 
 

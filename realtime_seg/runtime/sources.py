@@ -2,12 +2,14 @@
 
 `open_source(spec)` returns a `Source`; `source.read()` gives the next BGR frame or
 None at the end, whatever the source, so the pipeline never branches on its type.
-Live sources (cameras, URLs) are read on their own thread that keeps only the newest
-frame: a slow consumer never builds up lag, and the frames it missed are counted.
+Live sources (cameras, streams without a length) are read on their own thread that keeps
+only the newest frame: a slow consumer never builds up lag, and the frames it missed are
+counted. A URL whose container reports a length (a video file over HTTP) is read like a file.
 """
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import threading
 import time
@@ -98,24 +100,39 @@ class Source:
     def _ended_short(self) -> bool:
         """True (and `broken` set) when the file ended before the frame count in its header."""
         if self.frame_count and self._pass < self.frame_count:
-            self.broken = (f"video {self.name} ended after {self._pass} of {self.frame_count} frames: "
-                           f"truncated or corrupt; re-copy or re-encode it")
+            why = ("the connection closed or stalled; check the server, or download the file and play that"
+                   if is_url(self.name) else "truncated or corrupt; re-copy or re-encode it")
+            self.broken = f"video {self.name} ended after {self._pass} of {self.frame_count} frames: {why}"
         return self.broken is not None
 
-    def _rewind(self) -> np.ndarray | None:
-        """Loop: the first frame again, by seeking or (streams that cannot seek) by reopening."""
+    def _first_again(self) -> np.ndarray | None:
+        """The first frame again, by seeking or (streams that cannot seek) by reopening; None if neither works."""
         self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         ok, frame = self.cap.read()
         if not ok:
             self.cap.release()
             self.cap = file_capture(self.name)
             ok, frame = self.cap.read()
-        if not ok:
+        return frame if ok else None
+
+    def _rewind(self) -> np.ndarray | None:
+        """Loop: the first frame again, at the end of the file (pacing goes on as if the file were longer)."""
+        frame = self._first_again()
+        if frame is None:
             self.broken = f"cannot loop {self.name}: it gives no frame after a restart; re-encode it"
             return None
         self.loops += 1
         self._index, self._pass = self._index + 1, 1
         return frame
+
+    def restart(self) -> bool:
+        """Read the file again from its first frame once it has ended (the viewer's replay, in a new
+        stream); --max-frames and --realtime's pace start afresh. False if it cannot."""
+        frame = self._first_again()
+        if frame is None:
+            return False
+        self._pending, self.delivered, self._index, self._pass, self._t0 = frame, 0, 0, 0, None
+        return True
 
     def _keep_pace(self) -> None:
         """Play at the file's own rate: wait for a frame that is early, skip (grab) the ones we are late for."""
@@ -148,12 +165,15 @@ class LiveSource(Source):
     backoff_s = 0.5    # first wait before reconnecting; doubles on each attempt
 
     def __init__(self, name: str, open_capture: Callable[[], cv2.VideoCapture],
-                 retries: int | None = None, backoff_s: float | None = None):
-        super().__init__(name, _opened(open_capture, name))
+                 retries: int | None = None, backoff_s: float | None = None,
+                 capture: cv2.VideoCapture | None = None):
+        """`capture`: one `open_capture` already opened (else it is opened here)."""
+        super().__init__(name, capture if capture is not None else _opened(open_capture, name))
         self.frame_count = None
         self._open = open_capture
         self._retries = self.retries if retries is None else retries
         self._backoff = self.backoff_s if backoff_s is None else backoff_s
+        self._failures = 0  # reconnections in a row that brought no frame
         self._latest: np.ndarray | None = None
         self._fresh = False
         self._done = False
@@ -176,22 +196,35 @@ class LiveSource(Source):
 
     def _read_frames(self) -> None:
         while not self._stop.is_set() and not self.cancelled:
+            start = time.monotonic()
             ok, frame = self.cap.read()
             if not ok:
-                if self._stop.is_set() or _has_length(self.cap) or not self._reconnect():
+                if self._stop.is_set() or not self._reconnect(self._loss(time.monotonic() - start)):
                     break
                 continue
+            self._failures = 0
             with self._cond:
                 self.dropped += self._fresh  # the previous frame was never taken
                 self._latest, self._fresh = frame, True
                 self._cond.notify()
 
-    def _reconnect(self) -> bool:
-        """Reopen a lost camera or stream, with growing waits; False when it stays lost."""
+    def _loss(self, waited_s: float) -> str:
+        """How the source was lost: a read that failed at once (closed, unplugged) or one that timed out."""
+        if waited_s >= 0.9 * READ_TIMEOUT_MS / 1000:
+            return f"{self.name} stalled (no frame for {waited_s:.1f}s)"
+        return f"{self.name} lost"
+
+    def _reconnect(self, loss: str) -> bool:
+        """Reopen a lost or stalled camera or stream, with growing waits; False when it stays lost.
+
+        An attempt counts as failed until a frame arrives: a server that accepts connections but
+        sends nothing is given up on after `retries` attempts, not retried for ever.
+        """
         self.cap.release()
-        for attempt in range(self._retries):
-            delay = self._backoff * 2 ** attempt
-            log.warning("%s lost; reconnecting in %.1fs (%d/%d)", self.name, delay, attempt + 1, self._retries)
+        while self._failures < self._retries:
+            delay = self._backoff * 2 ** self._failures
+            self._failures += 1
+            log.warning("%s; reconnecting in %.1fs (%d/%d)", loss, delay, self._failures, self._retries)
             if self._stop.wait(delay):
                 return False
             cap = self._open()
@@ -224,11 +257,6 @@ class LiveSource(Source):
         if self._thread.is_alive():
             log.warning("%s: reader still blocked in a read; it releases the capture when it returns",
                         self.name)
-
-
-def _has_length(cap: cv2.VideoCapture) -> bool:
-    """A stream of known length (a video file over HTTP) has ended; reopening would replay it."""
-    return cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0
 
 
 def _opened(open_capture: Callable[[], cv2.VideoCapture], name: str) -> cv2.VideoCapture:
@@ -269,19 +297,54 @@ def is_url(spec: str) -> bool:
 def open_video(spec: str, realtime: bool = False, loop: bool = False) -> Source:
     """A video file or a stream URL (rtsp, http, ...); `loop` (files only) starts again at the end."""
     if is_url(spec):
-        scheme = urlparse(spec).scheme.lower()
-        if scheme not in STREAM_SCHEMES:
-            raise UserError(f"unsupported URL scheme {scheme!r} in {spec}; use one of "
-                            f"{', '.join(STREAM_SCHEMES)} or a file path")
-        if loop:
-            raise UsageError(f"--loop replays video files, not streams ({spec}); drop --loop")
-        try:
-            return LiveSource(spec, _stream_capture(spec))
-        except UserError:
-            raise UserError(f"cannot open stream {spec} within {OPEN_TIMEOUT_MS // 1000}s; check "
-                            f"the URL and that the server is reachable") from None
+        return open_stream(spec, realtime, loop)
     cap, first = open_video_file(Path(spec))
     return Source(spec, cap, realtime, first, loop=loop)
+
+
+def open_stream(url: str, realtime: bool = False, loop: bool = False) -> Source:
+    """A stream URL: a file (every frame, in order; ends early = broken) when its container reports a
+    length, like a video file over HTTP; else a live source (newest frame, reconnected when lost)."""
+    scheme = urlparse(url).scheme.lower()
+    if scheme not in STREAM_SCHEMES:
+        raise UserError(f"unsupported URL scheme {scheme!r} in {url}; use one of "
+                        f"{', '.join(STREAM_SCHEMES)} or a file path")
+    if loop:
+        raise UsageError(f"--loop replays video files, not streams ({url}); drop --loop")
+    open_capture, start = _stream_capture(url), time.monotonic()
+    cap = open_capture()
+    if not cap.isOpened():
+        cap.release()
+        raise UserError(_not_opened(url, time.monotonic() - start))
+    if cap.get(cv2.CAP_PROP_FRAME_COUNT) <= 0:  # no frame count nor duration in the container: live
+        return LiveSource(url, open_capture, capture=cap)
+    ok, first = cap.read()
+    if not ok:
+        cap.release()
+        raise UserError(f"cannot decode {url}: it opened but gave no frame (an .mp4 with its index at the "
+                        f"end needs a server that supports range requests); download it and play the file")
+    return Source(url, cap, realtime, first)
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}
+
+
+def _not_opened(url: str, waited_s: float) -> str:
+    """Why a stream did not open: no answer within the timeout, a refused connection, or no video."""
+    if waited_s >= 0.9 * OPEN_TIMEOUT_MS / 1000:
+        return (f"cannot open stream {url}: no answer within {OPEN_TIMEOUT_MS // 1000}s; check the URL "
+                f"and that the server is reachable")
+    parts = urlparse(url)
+    try:  # schemes over TCP: ask the port ourselves (FFmpeg's reason is not passed on)
+        address = (parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme.lower()))
+        if parts.scheme.lower() in DEFAULT_PORTS and all(address):
+            socket.create_connection(address, timeout=1.0).close()
+            return f"cannot open stream {url}: the server answered but sent no video; check the path in the URL"
+    except ConnectionRefusedError:
+        return f"cannot open stream {url}: connection refused; check the port and that the server is running"
+    except (OSError, ValueError):  # unreachable, unknown host, or a port that is no number
+        pass
+    return f"cannot open stream {url} (failed after {waited_s:.1f}s); check the URL and that the server is reachable"
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..errors import TRAIN_HINT, UserError, first_line
 from ..system import cpu_flags, quiet_stderr  # noqa: F401 (cpu_flags: the trainer reads it here)
 
 
@@ -19,8 +20,11 @@ def import_keras():
     if "keras" in sys.modules:
         return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with quiet_stderr():
-        import keras
+    try:
+        with quiet_stderr():
+            import keras
+    except ImportError as e:  # installed but broken (a missing one is caught at command start: __main__)
+        raise UserError(f"cannot import keras ({first_line(e)}); {TRAIN_HINT}") from None
     return keras
 
 

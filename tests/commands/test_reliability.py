@@ -501,15 +501,16 @@ def test_viewer_interrupt_releases_the_source_and_keeps_the_recording(source, si
 # ---------------------------------------------------------------- 4. a live stream lost mid-way
 
 @contextmanager
-def mjpeg_camera(frames: list[bytes], sessions: list[int]) -> Iterator[str]:
+def mjpeg_camera(frames: list[bytes], sessions: list[int], stalls: list[float] | None = None) -> Iterator[str]:
     """An HTTP MJPEG camera (multipart/x-mixed-replace, like IP cameras): connection i plays
-    sessions[i] frames at 25 fps and drops; after the last session nothing listens any more."""
+    sessions[i] frames at 25 fps, stalls for stalls[i] seconds (connection open, nothing sent) and
+    drops; after the last session nothing listens any more."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(4)
 
     def serve():
-        for n in sessions:
+        for n, stall in zip(sessions, stalls or [0.0] * len(sessions)):
             conn, _ = server.accept()
             with conn:
                 conn.recv(65536)
@@ -519,6 +520,7 @@ def mjpeg_camera(frames: list[bytes], sessions: list[int]) -> Iterator[str]:
                     conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
                                  + jpeg + b"\r\n")
                     time.sleep(0.04)
+                time.sleep(stall)
         server.close()  # unplugged for good: reconnections are refused
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -544,6 +546,28 @@ def test_stream_drops_reconnects_then_ends_cleanly(tmp_path):
     assert frames + dropped == 50  # both sessions: every frame segmented or counted as dropped
     assert video_info(out) == (frames, (480, 270))
     assert f"wrote {out} ({frames} frames" in proc.stdout
+
+
+def test_stalled_stream_is_reported_and_reconnected(monkeypatch, caplog):
+    """A live stream that stops sending (connection open) is reported as stalled after the read
+    timeout and reconnected; the frames of both connections arrive."""
+    monkeypatch.setattr(sources, "READ_TIMEOUT_MS", 1500)  # the product's 5 s, shortened for the test
+    caplog.set_level("WARNING", logger="realtime_seg.runtime.sources")
+    jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in frames_of(SHORT, 10)]
+    start = time.monotonic()
+    with mjpeg_camera(jpegs, [15, 10], stalls=[3.0, 0.0]) as url:  # a reconnection waits for the stall's end
+        source = sources.open_video(url)
+        got = 0
+        while source.read() is not None:
+            got += 1
+        source.close()
+    assert time.monotonic() - start < 15  # 3.6 s for the first connection, 0.4 s for the second, 3.5 s backoff
+    warnings = [r.getMessage() for r in caplog.records if "reconnecting" in r.getMessage()]
+    assert re.fullmatch(rf"{re.escape(url)} stalled \(no frame for 1\.\ds\); reconnecting in 0\.5s \(1/3\)",
+                        warnings[0]), warnings
+    assert all(w.startswith(f"{url} lost;") for w in warnings[1:]) and len(warnings) == 4
+    assert source.live and source.reconnects == 1 and got + source.dropped == 25
+    assert source.error == f"{url} was lost and did not come back after 3 tries"
 
 
 # ---------------------------------------------------------------- 5. --loop, --max-frames, soak

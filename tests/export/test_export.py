@@ -17,8 +17,8 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 keras = pytest.importorskip("keras")
 
-from export import ExportConfig, export_model  # noqa: E402
-from export.onnx_export import load_keras  # noqa: E402
+from realtime_seg.export import ExportConfig, export_model  # noqa: E402
+from realtime_seg.export.onnx_export import load_keras  # noqa: E402
 from realtime_seg.datasets.classes import CAMVID  # noqa: E402
 from realtime_seg.contract import preprocess  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402
@@ -76,7 +76,7 @@ def test_metadata(fp32, tiny_run):
 def test_val_miou_is_the_checkpoints_own(tiny_run):
     """best.keras carries the run's best val mIoU, last.keras the last epoch's (what a fixed schedule ships)."""
     import csv
-    from export.onnx_export import _run_val_miou
+    from realtime_seg.export.onnx_export import _run_val_miou
     run, summary = tiny_run
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert _run_val_miou(run / "best.keras") == pytest.approx(summary["best_val_miou"])
@@ -135,7 +135,7 @@ def _run_graph(proto, x: np.ndarray) -> list[np.ndarray]:
 def test_softmax_rewrite_keeps_the_values():
     """Softmax(axis=1) -> Transpose on an NCHW tensor, rewritten: same probabilities, same names."""
     from onnx import TensorProto, helper
-    from export.graph import softmax_channels_last
+    from realtime_seg.export.graph import softmax_channels_last
     graph = helper.make_graph(
         [helper.make_node("Softmax", ["x"], ["s"], axis=1, name="sm"),
          helper.make_node("Transpose", ["s"], ["probs"], perm=[0, 2, 3, 1]),
@@ -292,7 +292,7 @@ def test_cli_usage_error_exit_2(tmp_path, frames_dir):
 def test_subpixel_rewrite_of_transposed_convolutions_is_exact(height):
     """A Keras "same" 3x3 stride-2 ConvTranspose and its sub-pixel rewrite give the same tensor."""
     from onnx import TensorProto, helper, numpy_helper
-    from export.graph import subpixel_conv_transpose
+    from realtime_seg.export.graph import subpixel_conv_transpose
     rng = np.random.default_rng(0)
     weight, bias = rng.normal(size=(3, 2, 3, 3)).astype(np.float32), rng.normal(size=2).astype(np.float32)
     graph = helper.make_graph(

@@ -14,8 +14,8 @@ pytest.importorskip("tf2onnx")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("keras")
 
-from export import ExportConfig, export_model  # noqa: E402
-from export.quantize import Int8Config  # noqa: E402
+from realtime_seg.export import ExportConfig, export_model  # noqa: E402
+from realtime_seg.export.quantize import Int8Config  # noqa: E402
 from realtime_seg.errors import UserError  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402
 
