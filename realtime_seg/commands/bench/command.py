@@ -21,6 +21,7 @@ from .loops import (
     seed_keras,
     sequential_fps,
 )
+from .config import BenchConfig
 from .machine import load_average, machine_info
 from .report import build_result, report, table
 from .stages import (
@@ -34,21 +35,6 @@ from .stages import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class BenchConfig:
-    video: str
-    models: list[str]
-    keras: str | None = None
-    device: str = "auto"
-    frames: int = 200
-    threads: int = 0
-    spinning: bool = False
-    batches: tuple[int, ...] = (1, 4, 8)
-    seed_keras: bool = True
-    json: str | None = None
-    precisions: tuple[str, ...] = ("auto",)  # one row per precision of each model
 
 
 @dataclass
