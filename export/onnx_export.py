@@ -25,8 +25,8 @@ from realtime_seg.datasets.classes import TABLES
 from realtime_seg.datasets.readers import check_data_folder, split_settings
 from realtime_seg.contract import (CLASS_MAP, INPUT, INT8_CHECK, LOGITS, PRECISION, PRECISIONS,
                                    PROBS, SPLIT, preprocess)
-from realtime_seg.errors import ArgumentParser, UsageError, UserError, first_line
-from realtime_seg.cli import DEMO_VIDEO, check_at_least
+from realtime_seg.errors import ArgumentParser, UsageError, UserError, check_at_least, first_line
+from realtime_seg.paths import DEMO_VIDEO
 from realtime_seg.system import check_output_file, check_readable, write_atomic
 
 from .graph import softmax_channels_last

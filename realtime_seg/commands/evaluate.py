@@ -17,12 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..cli import add_model_options, check_at_least, load_selected, resolve_model
+from ..cli import add_model_options, load_selected, resolve_model
 from ..contract import SPLIT
 from ..datasets.classes import CAMVID, ClassTable
 from ..datasets.metrics import iou_per_class, score, summarize
 from ..datasets.readers import DEFAULT_SPLIT, FORMATS, SPLITS, load_pair, load_split, split_settings
-from ..errors import ArgumentParser, UsageError, UserError
+from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..runtime.engine import SegModel
 from ..runtime.render import EDGES, to_frame_size
 from ..system import check_output_file, check_readable, progress, write_atomic, write_json

@@ -24,9 +24,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..cli import (DEMO_VIDEO, add_look_options, add_model_options, check_at_least, check_opacity,
-                   check_smooth, load_selected, palette, smoother)
-from ..errors import ArgumentParser, UsageError, UserError
+from ..cli import add_look_options, add_model_options, check_opacity, check_smooth, load_selected, palette, smoother
+from ..errors import ArgumentParser, UsageError, UserError, check_at_least
+from ..paths import DEMO_VIDEO
 from ..runtime.engine import SegModel, stream_plan, stream_workers
 from ..runtime.pipeline import Packet, StageTimes, segment_stream
 from ..runtime.render import VIEWS, Overlay, hud_lines

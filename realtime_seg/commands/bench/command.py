@@ -9,9 +9,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...cli import DEMO_VIDEO, PRESETS, add_model_options, check_at_least, resolve_model
+from ...cli import PRESETS, add_model_options, resolve_model
+from ...errors import ArgumentParser, UsageError, UserError, check_at_least
+from ...paths import DEMO_VIDEO
 from ...runtime.precision import family_base, open_model
-from ...errors import ArgumentParser, UsageError, UserError
 from ...runtime.engine import SegModel, load_model, stream_plan, stream_workers
 from ...system import check_output_file, write_json
 from .loops import (
