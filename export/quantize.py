@@ -101,8 +101,8 @@ def speed_ratio(fp32, int8, batches: list[np.ndarray], rounds: int = 3) -> float
 
 def check(fp32, int8, parity_batch: np.ndarray, cfg: Int8Config) -> dict:
     """Argmax agreement with fp32 on real frames, val mIoU of both, speed; raises UserError on a loss."""
-    from realtime_seg.commands.evaluate import evaluate
     from realtime_seg.datasets.metrics import summarize
+    from realtime_seg.runtime.scoring import evaluate
     agreement = float(np.mean(int8.infer(parity_batch) == fp32.infer(parity_batch)))
     fmt, val = load_split(cfg.data, "val", cfg.fmt, cfg.val_fraction, cfg.seed)
     if not val:
