@@ -17,7 +17,6 @@ import re
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -28,8 +27,9 @@ from ..cli import add_look_options, add_model_options, check_opacity, check_smoo
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..paths import DEMO_VIDEO
 from ..runtime.engine import SegModel, stream_plan, stream_workers
-from ..runtime.pipeline import Packet, StageTimes, segment_stream
-from ..runtime.render import VIEWS, Overlay, hud_lines
+from ..runtime.pipeline import StageTimes, segment_stream
+from ..runtime.player import ViewState, render
+from ..runtime.render import VIEWS, Overlay
 from ..runtime.sources import Source, open_camera, open_video
 from ..runtime.temporal import FlickerMeter, TemporalSmoother
 from ..runtime.video import VideoOutput
@@ -40,16 +40,6 @@ log = logging.getLogger(__name__)
 WINDOW = "realtime_seg"
 WINDOW_MAX = (1280, 720)  # the window opens at the frame's size, scaled down to fit this
 X11_SOCKETS = Path("/tmp/.X11-unix")
-
-
-@dataclass
-class ViewState:
-    """What the keys change: the overlay's settings, and pause."""
-
-    overlay: Overlay
-    paused: bool = False
-    smooth: float = 0.0                                      # --smooth, for the HUD
-    flicker: FlickerMeter = field(default_factory=FlickerMeter)
 
 
 def display_available() -> bool:
@@ -103,20 +93,6 @@ class FpsMeter:
             self.fps = 1.0 / self._dt if self._dt > 0 else self.fps
         self._last = now
         return self.fps
-
-
-def render(packet: Packet, model: SegModel, state: ViewState, fps: float, times: StageTimes,
-           source: Source, full: np.ndarray | None = None) -> np.ndarray:
-    """The annotated frame, with the viewer's HUD: FPS, stage times, drops, opacity, view, flicker."""
-    overlay, ms = state.overlay, times.ema
-    stages = {k: ms[k] for k in ("read", "preprocess", "inference", "smooth", "edges", "draw") if k in ms}
-    extra = [f"dropped {source.dropped}  opacity {overlay.opacity:.1f}  {overlay.view}"]
-    if state.flicker.values:
-        extra.append(f"flicker {state.flicker.values[-1] * 100:.1f}%  smooth {state.smooth:g}")
-    if state.paused:
-        extra.append("PAUSED (space: play, n: next)")
-    return overlay.paint(packet.frame, packet.class_map, hud_lines(fps, model.runs_on, stages, *extra),
-                         probs=packet.probs, full=full)
 
 
 def handle_key(key: int, state: ViewState, image: np.ndarray, shots: Path) -> str | None:
