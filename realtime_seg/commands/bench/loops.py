@@ -110,7 +110,7 @@ def seed_keras(model: SegModel, clip: Clip, tmp: Path, path: Path) -> SeedKeras:
     if not path.is_file():
         return SeedKeras(str(path), note=f"skipped: no Keras file {path.name} beside the model (pass --keras)")
     try:
-        from export.onnx_export import load_keras
+        from ...training.checkpoint import load_keras
         with quiet_stderr():  # TensorFlow's C++ start-up lines, printed despite TF_CPP_MIN_LOG_LEVEL
             kmodel = load_keras(path)  # imports Keras (and TensorFlow): only here
     except ImportError as e:
