@@ -20,7 +20,7 @@ import numpy as np
 from ..cli import add_model_options, load_selected, resolve_model
 from ..contract import SPLIT
 from ..datasets.metrics import iou_per_class, summarize
-from ..datasets.readers import DEFAULT_SPLIT, FORMATS, SPLITS, load_split, split_settings
+from ..datasets.readers import DEFAULT_SPLIT, FORMATS, READERS, SPLITS, load_split, split_settings
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..runtime.engine import SegModel
 from ..runtime.render import EDGES
@@ -47,13 +47,7 @@ def find_split(model: SegModel, run: str | None) -> tuple[dict, str]:
 
 def describe_split(fmt: str, split: str, settings: dict, origin: str) -> str:
     """Which images are scored, in words: e.g. CARLA's held-out 10% (seed 0, from run/config.json)."""
-    if fmt == "camvid":
-        return f"CamVid {split}" + (" (train/ + val/)" if split == "all" else f" ({split}/ folder)")
-    if split == "all":
-        return "every CARLA pair"
-    part = f"{settings['val_fraction']:.0%}" if split == "val" else f"{1 - settings['val_fraction']:.0%}"
-    return (f"CARLA {split}: the {'held-out' if split == 'val' else 'training'} {part}, seed "
-            f"{settings['seed']} (split settings from {origin})")
+    return READERS[fmt].describe(split, settings, origin)
 
 
 def report(model: SegModel, cm: np.ndarray) -> dict:

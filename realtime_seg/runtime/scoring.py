@@ -8,9 +8,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..datasets.classes import CAMVID, ClassTable
+from ..datasets.classes import ClassTable
 from ..datasets.metrics import score
-from ..datasets.readers import load_pair
+from ..datasets.readers import READERS, load_pair
 from ..system import progress
 from .engine import SegModel
 from .render import to_frame_size
@@ -18,7 +18,7 @@ from .render import to_frame_size
 
 def evaluate(model: SegModel, samples, fmt: str, batch_size: int = 8, edges: str = "nearest") -> np.ndarray:
     """Confusion matrix over `samples`, predictions at each label's size (`edges`: how they get there)."""
-    void = CAMVID.void if fmt == "camvid" else None  # labels are checked against the model's classes
+    void = READERS[fmt].void  # labels are checked against the model's classes
     table = ClassTable(model.path.name, tuple(model.classes), (), void)
     with progress(samples, desc="eval", unit="img") as bar:
         pairs = (load_pair(s, fmt, table) for s in bar)
