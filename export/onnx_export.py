@@ -125,8 +125,8 @@ def _drop_output(proto, name: str):
 def to_fp16(proto):
     """fp16 weights and compute, input and outputs unchanged (for GPUs)."""
     import warnings
-    # onnxruntime's converter, not onnxconverter_common's: that one took minutes on a 133-node
-    # residual U-Net (its cast insertion around blocked Resize nodes); this one 0.03 s
+    # onnxruntime's converter, not onnxconverter_common's, whose cast insertion around blocked
+    # Resize nodes is slow on the residual U-Net (docs/EXPORT.md)
     from onnxruntime.transformers import float16
     with warnings.catch_warnings():  # it warns for every tiny weight it rounds to fp16's range
         warnings.simplefilter("ignore")

@@ -51,8 +51,8 @@ def calibration_frames(cfg: Int8Config, size: tuple[int, int]) -> list[np.ndarra
             for i in picks]
 
 
-# kept in float: onnxruntime's QLinearSoftmax costs 2.2 ms per 192x256 frame against 1.4 ms for
-# the float one (one thread, docs/BENCHMARKS.md), and the probabilities leave the graph as floats anyway
+# kept in float: onnxruntime's QLinearSoftmax is slower than the float one (docs/EXPORT.md), and
+# the probabilities leave the graph as floats anyway
 _FLOAT_OPS = ("Softmax",)
 
 
@@ -139,7 +139,7 @@ def int8_variant(proto, cfg: Int8Config, parity_batch: np.ndarray, size: tuple[i
         set_metadata(int8, meta)
         onnx.save(int8, paths["int8"])
         # one thread each: the CPU work per frame, what a pipeline that keeps every core busy pays
-        # (two-thread latency called the fast preset's int8 0.90x fp32; the pipeline ran it 1.12x faster)
+        # (two-thread latency misjudged the fast preset's int8: docs/BENCHMARKS.md)
         checks = check(load_model(paths["fp32"], "cpu", threads=1), load_model(paths["int8"], "cpu", threads=1),
                        parity_batch, cfg)
     # this file's own val mIoU, measured on the run's val split just now
