@@ -101,17 +101,17 @@ def run(cfg: BenchConfig) -> dict:
     clip = read_clip(cfg.video, cfg.frames)
     with tempfile.TemporaryDirectory(prefix="realtime_seg_bench_") as tmp:
         measured = [bench_model(r.model, f"{r.name} {r.model.precision}", cfg, clip, Path(tmp)) for r in rows]
-        seeds: dict[str, SeedKeras] = {}  # one seed loop per model, whatever the precisions
+        keras_loops: dict[str, SeedKeras] = {}  # the seed notebook's loop, once per model, whatever the precisions
         for row in rows:  # last: TensorFlow stays loaded after
             keras_path = keras_path_for(row.base, cfg.keras)
-            if row.spec in seeds:
+            if row.spec in keras_loops:
                 continue
             if cfg.seed_keras:
                 _status(f"{row.spec}: seed Keras loop")
-                seeds[row.spec] = seed_keras(row.model, clip, Path(tmp), keras_path)
+                keras_loops[row.spec] = seed_keras(row.model, clip, Path(tmp), keras_path)
             else:
-                seeds[row.spec] = SeedKeras(str(keras_path), note="skipped: --no-keras")
-    results = [build_result(r.name, r.model, cfg.threads, cfg.spinning, m, seeds[r.spec])
+                keras_loops[row.spec] = SeedKeras(str(keras_path), note="skipped: --no-keras")
+    results = [build_result(r.name, r.model, cfg.threads, cfg.spinning, m, keras_loops[r.spec])
                for r, m in zip(rows, measured)]
     _status("matrix-multiply rate")
     machine = machine_info(any(r.provider.startswith("CUDA") for r in results), load)
