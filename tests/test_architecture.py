@@ -55,7 +55,8 @@ def test_importing_every_runtime_module_and_command_loads_no_keras():
             "for m in ['realtime_seg.runtime.engine', 'realtime_seg.runtime.sources', 'realtime_seg.runtime.pipeline',\n"
             "          'realtime_seg.runtime.video', 'realtime_seg.runtime.render', 'realtime_seg.commands.view',\n"
             "          'realtime_seg.commands.batch', 'realtime_seg.commands.bench', 'realtime_seg.commands.evaluate',\n"
-            "          'realtime_seg.datasets.readers', 'realtime_seg.datasets.augment', 'realtime_seg.__main__']:\n"
+            "          'realtime_seg.datasets.readers', 'realtime_seg.datasets.augment', 'realtime_seg.__main__',\n"
+            "          'realtime_seg.runtime.player', 'realtime_seg.runtime.scoring', 'realtime_seg.paths']:\n"
             "    importlib.import_module(m)\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax', 'tf2onnx'))\n"
             "assert not heavy, heavy[:5]\n")
