@@ -1,4 +1,4 @@
-"""Options and checks shared by the commands: model presets, the demo video, --model/--device/--threads/
+"""Options and checks shared by the commands: model presets, --model/--device/--threads/
 --precision, and how masks look (--palette, --edges, --shares, --smooth).
 
 Each command's parser adds these with `add_model_options`, so they read and fail the same way.
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError, UserError
+from .paths import MODELS_DIR
 from .runtime.engine import DEVICES, SegModel
 from .runtime.palettes import DEFAULT_PALETTE, PALETTES, choose_palette
 from .runtime.precision import CHOICES as PRECISION_CHOICES
@@ -19,19 +20,8 @@ from .runtime.precision import open_model
 from .runtime.render import EDGES
 from .runtime.temporal import DEFAULT_SMOOTH, TemporalSmoother
 
-_PACKAGE = Path(__file__).resolve().parent
 # each preset is a family: NAME.onnx (fp32) and, where they pay off, NAME.int8.onnx and NAME.fp16.onnx
 PRESETS = {"accurate": "camvid_accurate.onnx", "fast": "camvid_fast.onnx"}
-
-
-def _shipped(folder: str, installed: str) -> Path:
-    """The repository's folder, or its copy inside the package when installed with `pip install .`."""
-    repo = _PACKAGE.parent / folder
-    return repo if repo.is_dir() else _PACKAGE / installed
-
-
-MODELS_DIR = _shipped("models", "presets")
-DEMO_VIDEO = _shipped("videos", "demo") / "dashcam_highway.mp4"
 
 
 def model_spec(spec: str | None) -> str:
@@ -83,12 +73,6 @@ def check_opacity(value: float) -> None:
     """A usage error unless the mask opacity is between 0 and 1."""
     if not 0.0 <= value <= 1.0:
         raise UsageError(f"--opacity must be between 0 and 1, got {value:g}")
-
-
-def check_at_least(option: str, value: int | None, low: int) -> None:
-    """A usage error unless `value` (when given) is at least `low`."""
-    if value is not None and value < low:
-        raise UsageError(f"{option} must be {low} or more, got {value}")
 
 
 def add_look_options(p: argparse.ArgumentParser) -> None:

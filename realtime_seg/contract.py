@@ -44,10 +44,10 @@ def preprocess(frames_bgr: list[np.ndarray], size: tuple[int, int], dtype=np.flo
 def area_resize(frame: np.ndarray, size: tuple[int, int], dst: np.ndarray) -> None:
     """Area-average `frame` to `size` (W, H) into `dst`; 2x or more smaller: bilinear to 2x, then 2x2 means.
 
-    OpenCV's area resize by a fractional factor (960x540 -> 256x192) costs 2.2 ms; bilinear to twice
-    the size and its exact 2x2 area path 0.48 ms, within 0.24 grey levels of it on the demo video (99.3%
-    of class maps unchanged, val mIoU equal: docs/BENCHMARKS.md). Smaller frames (CamVid's 480x360,
-    training's own resize) take the plain area resize.
+    OpenCV's area resize by a fractional factor (960x540 -> 256x192) is slow; bilinear to twice the
+    size and its exact 2x2 area path is several times faster and nearly the same image (class maps
+    and val mIoU kept: docs/BENCHMARKS.md, measurements behind the code). Smaller frames (CamVid's
+    480x360, training's own resize) take the plain area resize.
     """
     w, h = size
     if frame.shape[1] >= 2 * w and frame.shape[0] >= 2 * h:

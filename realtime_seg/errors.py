@@ -47,3 +47,9 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise UsageError(f"{message}; see `{self.prog} --help`")
+
+
+def check_at_least(option: str, value: int | None, low: int) -> None:
+    """A usage error unless `value` (when given) is at least `low`."""
+    if value is not None and value < low:
+        raise UsageError(f"{option} must be {low} or more, got {value}")

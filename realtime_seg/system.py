@@ -49,8 +49,8 @@ def keep_freed_memory() -> bool:
 
     A frame allocates ~10 MB of arrays (decoded frame, probabilities, their average, the drawn
     frame); by default glibc returns blocks that large to the kernel, and the next frame pays
-    page faults to get them back: 230 a frame and 1.4 ms of kernel time in the `fast` pipeline,
-    against 85 and 0.8 ms kept (docs/BENCHMARKS.md). False where this is not glibc.
+    page faults and kernel time to get them back (counted: docs/BENCHMARKS.md, measurements behind
+    the code). False where this is not glibc.
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -76,7 +76,7 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
 
 
 def cpu_int8_dot() -> bool:
-    """True when the CPU has an int8 dot-product instruction (VNNI, AMX, SDOT): int8 models run ~2x there."""
+    """True when the CPU has an int8 dot-product instruction (VNNI, AMX, SDOT), where int8 models gain most."""
     return bool(cpu_flags() & set(INT8_DOT_FLAGS))
 
 

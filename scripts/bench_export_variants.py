@@ -165,7 +165,7 @@ def print_table(doc: dict) -> None:
 
 def models(args):
     """(label, Keras model) for each path given, plus the random-weight U-Net."""
-    from realtime_seg.export.onnx_export import load_keras
+    from realtime_seg.training.checkpoint import load_keras
     for path in args.keras or [str(ROOT / "tests/fixtures/tiny_camvid.keras")]:
         yield Path(path).stem, load_keras(Path(path))
     if args.random:

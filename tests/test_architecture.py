@@ -1,4 +1,5 @@
-"""The layout's rules, checked: the runtime side never imports Keras or TensorFlow, even lazily."""
+"""The layout's rules, checked: the runtime side never imports Keras or TensorFlow, even lazily; layers only
+look down (no import circles, no command importing another); no module over 400 lines."""
 from __future__ import annotations
 
 import ast
@@ -54,7 +55,8 @@ def test_importing_every_runtime_module_and_command_loads_no_keras():
             "for m in ['realtime_seg.runtime.engine', 'realtime_seg.runtime.sources', 'realtime_seg.runtime.pipeline',\n"
             "          'realtime_seg.runtime.video', 'realtime_seg.runtime.render', 'realtime_seg.commands.view',\n"
             "          'realtime_seg.commands.batch', 'realtime_seg.commands.bench', 'realtime_seg.commands.evaluate',\n"
-            "          'realtime_seg.datasets.readers', 'realtime_seg.datasets.augment', 'realtime_seg.__main__']:\n"
+            "          'realtime_seg.datasets.readers', 'realtime_seg.datasets.augment', 'realtime_seg.__main__',\n"
+            "          'realtime_seg.runtime.player', 'realtime_seg.runtime.scoring', 'realtime_seg.paths']:\n"
             "    importlib.import_module(m)\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax', 'tf2onnx'))\n"
             "assert not heavy, heavy[:5]\n")
@@ -73,3 +75,131 @@ def test_the_public_api_resolves_and_its_docstring_example_runs():
         for packet in realtime_seg.segment_stream(source, model):
             image = overlay.paint(packet.frame, packet.class_map)
             assert image.shape == packet.frame.shape
+
+
+# --- Layers that only look down: no circles, no command importing another, no module over 400 lines ---
+
+MAX_LINES = 400
+# export/ moves into the package; both places are read so the rules hold before and after
+EXPORT_DIRS = [ROOT / "export", PACKAGE / "export"]
+# Below the commands: these never import a command or export, nor (with export) the commands' options, cli.py.
+LOWER = ("runtime", "datasets", "training", "contract.py", "errors.py", "system.py", "paths.py")
+# The one arrow across commands, and why; every entry must still be needed.
+BORROWED = {("commands/bench/loops.py", "commands/view"):
+            "bench times the viewer's own play loop; it moves into the runtime with the viewer's new loop"}
+
+
+def _modules() -> dict[str, object]:
+    """Dotted name -> file, for every module of the package and of export/."""
+    files = [*PACKAGE.rglob("*.py"), *(p for d in EXPORT_DIRS if d.is_dir() for p in d.rglob("*.py"))]
+    named = {}
+    for path in files:
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        named[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return named
+
+
+def _arrows(path, modules: dict) -> set[str]:
+    """The modules of the house that `path` imports, at top level or lazily (`from . import x`: x itself)."""
+    tree, found = ast.parse(path.read_text()), set()
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = parts[:-node.level] if node.level else ()
+            name = ".".join([*base, node.module] if node.module else base)
+            subs = {f"{name}.{a.name}" for a in node.names} & modules.keys()
+            found |= subs or {name}
+    return found & modules.keys()
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _arrows(path, modules) - {name} for name, path in modules.items()}
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of two or more modules (Tarjan)."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while not group or group[-1] != v:
+                group.append(stack.pop())
+                on.discard(group[-1])
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _command(name: str) -> str | None:
+    """The command a module belongs to (commands/X, export), or None below the commands."""
+    parts = name.split(".")
+    if parts[:2] == ["realtime_seg", "commands"] and len(parts) > 2:
+        return f"commands/{parts[2]}"
+    if "export" in parts[:2]:
+        return "export"
+    return None
+
+
+def _rel(name: str, modules: dict) -> str:
+    return modules[name].relative_to(PACKAGE if modules[name].is_relative_to(PACKAGE) else ROOT).as_posix()
+
+
+def test_no_import_circles():
+    assert _circles(_graph()) == []
+
+
+def test_a_circle_is_found():
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_commands_never_import_another_command():
+    modules, graph, bad, used = _modules(), _graph(), [], set()
+    for name, targets in graph.items():
+        mine = _command(name)
+        for target in targets:
+            theirs = _command(target)
+            if mine is None or theirs is None or theirs == mine:
+                continue
+            key = (_rel(name, modules), theirs)
+            if key in BORROWED:
+                used.add(key)
+            else:
+                bad.append(f"{_rel(name, modules)} imports {target}")
+    assert not bad, bad
+    assert used == set(BORROWED), f"no longer needed: {set(BORROWED) - used}"
+
+
+def test_lower_layers_never_import_commands_export_or_cli():
+    modules, graph = _modules(), _graph()
+
+    def lower(name: str) -> bool:
+        return _command(name) is None and _rel(name, modules).startswith(LOWER)
+
+    bad = [f"{_rel(name, modules)} imports {target}" for name, targets in graph.items() for target in targets
+           if (lower(name) and _command(target)) or ((lower(name) or _command(name) == "export")
+                                                      and target == "realtime_seg.cli")]
+    assert not bad, bad
+
+
+def test_no_module_over_400_lines():
+    modules = _modules()
+    long = {_rel(name, modules): n for name, path in modules.items()
+            if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"split these modules (over {MAX_LINES} lines): {long}"

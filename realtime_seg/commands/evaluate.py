@@ -17,15 +17,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..cli import add_model_options, check_at_least, load_selected, resolve_model
+from ..cli import add_model_options, load_selected, resolve_model
 from ..contract import SPLIT
-from ..datasets.classes import CAMVID, ClassTable
-from ..datasets.metrics import iou_per_class, score, summarize
-from ..datasets.readers import DEFAULT_SPLIT, FORMATS, SPLITS, load_pair, load_split, split_settings
-from ..errors import ArgumentParser, UsageError, UserError
+from ..datasets.metrics import iou_per_class, summarize
+from ..datasets.readers import DEFAULT_SPLIT, FORMATS, READERS, SPLITS, load_split, split_settings
+from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..runtime.engine import SegModel
-from ..runtime.render import EDGES, to_frame_size
-from ..system import check_output_file, check_readable, progress, write_atomic, write_json
+from ..runtime.render import EDGES
+from ..runtime.scoring import evaluate
+from ..system import check_output_file, check_readable, write_atomic, write_json
 
 CONFUSION_TYPES = {".png", ".jpg", ".jpeg", ".bmp"}
 
@@ -47,33 +47,7 @@ def find_split(model: SegModel, run: str | None) -> tuple[dict, str]:
 
 def describe_split(fmt: str, split: str, settings: dict, origin: str) -> str:
     """Which images are scored, in words: e.g. CARLA's held-out 10% (seed 0, from run/config.json)."""
-    if fmt == "camvid":
-        return f"CamVid {split}" + (" (train/ + val/)" if split == "all" else f" ({split}/ folder)")
-    if split == "all":
-        return "every CARLA pair"
-    part = f"{settings['val_fraction']:.0%}" if split == "val" else f"{1 - settings['val_fraction']:.0%}"
-    return (f"CARLA {split}: the {'held-out' if split == 'val' else 'training'} {part}, seed "
-            f"{settings['seed']} (split settings from {origin})")
-
-
-def evaluate(model: SegModel, samples, fmt: str, batch_size: int = 8, edges: str = "nearest") -> np.ndarray:
-    """Confusion matrix over `samples`, predictions at each label's size (`edges`: how they get there)."""
-    void = CAMVID.void if fmt == "camvid" else None  # labels are checked against the model's classes
-    table = ClassTable(model.path.name, tuple(model.classes), (), void)
-    with progress(samples, desc="eval", unit="img") as bar:
-        pairs = (load_pair(s, fmt, table) for s in bar)
-        return score(lambda images: _predict(model, images, edges), pairs, len(model.classes), batch_size)
-
-
-def _predict(model: SegModel, images: list[np.ndarray], edges: str) -> list[np.ndarray]:
-    """Class maps of RGB images: at the model's size (nearest: `score` resizes them), or at each
-    image's size (= its label's) with smooth edges."""
-    frames = [cv2.cvtColor(i, cv2.COLOR_RGB2BGR) for i in images]
-    if edges == "nearest":
-        return list(model.predict(frames))
-    maps, probs = model.infer_probs(model.prepare(frames))
-    return [to_frame_size(m, (f.shape[1], f.shape[0]), edges, None if probs is None else p)
-            for m, p, f in zip(maps, probs if probs is not None else maps, frames)]
+    return READERS[fmt].describe(split, settings, origin)
 
 
 def report(model: SegModel, cm: np.ndarray) -> dict:

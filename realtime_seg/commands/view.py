@@ -23,13 +23,14 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..cli import (DEMO_VIDEO, add_look_options, add_model_options, check_at_least, check_opacity,
-                   check_smooth, load_selected, palette, smoother)
-from ..errors import ArgumentParser, UsageError, UserError
+from ..cli import add_look_options, add_model_options, check_opacity, check_smooth, load_selected, palette, smoother
+from ..errors import ArgumentParser, UsageError, UserError, check_at_least
+from ..paths import DEMO_VIDEO
 from ..runtime.display import WINDOW, FpsMeter, Pacer, display_available, open_window
 from ..runtime.engine import SegModel, stream_plan, stream_workers
 from ..runtime.pipeline import Packet, StageTimes, segment_stream
-from ..runtime.render import VIEWS, Overlay, draw_hud, hud_lines
+from ..runtime.player import ViewState, render
+from ..runtime.render import VIEWS, Overlay, draw_hud
 from ..runtime.sources import Source, open_camera, open_video
 from ..runtime.temporal import FlickerMeter, TemporalSmoother
 from ..runtime.video import VideoOutput
@@ -38,30 +39,6 @@ from ..system import check_output_file, on_stop_signals, progress, write_atomic
 log = logging.getLogger(__name__)
 
 END_HINT = "end of video: q quits, r replays"
-
-
-@dataclass
-class ViewState:
-    """What the keys change: the overlay's settings, and pause."""
-
-    overlay: Overlay
-    paused: bool = False
-    smooth: float = 0.0                                      # --smooth, for the HUD
-    flicker: FlickerMeter = field(default_factory=FlickerMeter)
-
-
-def render(packet: Packet, model: SegModel, state: ViewState, fps: float, times: StageTimes,
-           source: Source, full: np.ndarray | None = None) -> np.ndarray:
-    """The annotated frame, with the viewer's HUD: FPS, stage times, drops, opacity, view, flicker."""
-    overlay, ms = state.overlay, times.ema
-    stages = {k: ms[k] for k in ("read", "preprocess", "inference", "smooth", "edges", "draw") if k in ms}
-    extra = [f"dropped {source.dropped}  opacity {overlay.opacity:.1f}  {overlay.view}"]
-    if state.flicker.values:
-        extra.append(f"flicker {state.flicker.values[-1] * 100:.1f}%  smooth {state.smooth:g}")
-    if state.paused:
-        extra.append("PAUSED (space: play, n: next)")
-    return overlay.paint(packet.frame, packet.class_map, hud_lines(fps, model.runs_on, stages, *extra),
-                         probs=packet.probs, full=full)
 
 
 def handle_key(key: int, state: ViewState, image: np.ndarray, shots: Path) -> str | None:

@@ -2,7 +2,8 @@
 
 A dataset is a list of `Sample(image, mask)` paths; `load_pair` decodes one into
 RGB uint8 (H, W, 3) and class ids uint8 (H, W); `augment` and `resize_pair`
-turn it into a training example.
+turn it into a training example. What differs between formats is each one's entry in
+`READERS`: adding a format is adding an entry there.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -22,7 +24,6 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp"}
 CARLA_MASK_DIRS = ("CameraMask", "CameraSeg")
-FORMATS = ("auto", "carla", "camvid")
 SPLITS = ("train", "val", "test", "all")
 DEFAULT_SPLIT = {"val_fraction": 0.1, "seed": 0}  # CARLA: the held-out fraction and shuffle seed
 
@@ -58,13 +59,12 @@ def _pair(image_dir: Path, mask_dir: Path) -> list[Sample]:
 
 
 def detect_format(root: Path) -> str:
-    """'camvid' for a SegNet layout, 'carla' for capture folders; else a clear error."""
-    if (root / "train").is_dir() and (root / "trainannot").is_dir():
-        return "camvid"
-    if _carla_captures(root):
-        return "carla"
-    raise UserError(f"{root} is neither a CamVid folder (train/ + trainannot/) nor a CARLA "
-                    f"capture (CameraRGB/ + CameraMask/ or CameraSeg/); point --data at one")
+    """The first format of READERS whose layout `root` has (CamVid's SegNet layout, CARLA's capture
+    folders); else a clear error."""
+    for name, reader in READERS.items():
+        if reader.found_in(root):
+            return name
+    raise UserError(f"{root} is neither {' nor '.join(r.layout for r in READERS.values())}; point --data at one")
 
 
 def _carla_captures(root: Path) -> list[Path]:
@@ -72,6 +72,10 @@ def _carla_captures(root: Path) -> list[Path]:
     candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir())
     return [c for c in candidates if (c / "CameraRGB").is_dir()
             and any((c / m).is_dir() for m in CARLA_MASK_DIRS)]
+
+
+def _is_camvid(root: Path) -> bool:
+    return (root / "train").is_dir() and (root / "trainannot").is_dir()
 
 
 def carla_samples(root: Path) -> list[Sample]:
@@ -114,15 +118,23 @@ def load_split(root: str | Path, split: str, fmt: str = "auto", val_fraction: fl
         raise UserError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     check_data_folder(root)
     fmt = detect_format(root) if fmt == "auto" else fmt
-    if fmt == "camvid":
-        if split == "all":
-            return fmt, camvid_samples(root, "train") + camvid_samples(root, "val")
-        return fmt, camvid_samples(root, split)
+    return fmt, READERS[fmt].split(root, split, val_fraction, seed)
+
+
+def _camvid_split(root: Path, split: str, val_fraction: float, seed: int) -> list[Sample]:
+    """CamVid's split folders by name (`all`: train and val)."""
+    if split == "all":
+        return camvid_samples(root, "train") + camvid_samples(root, "val")
+    return camvid_samples(root, split)
+
+
+def _carla_split(root: Path, split: str, val_fraction: float, seed: int) -> list[Sample]:
+    """CARLA's deterministic held-out split of all its pairs; it has no test split."""
     if split == "test":
         raise UserError("CARLA folders have no test split; use --split val (held out), train or all")
     samples = carla_samples(root)
     train, val = _split(samples, val_fraction, seed)
-    return fmt, {"train": train, "val": val, "all": samples}[split]
+    return {"train": train, "val": val, "all": samples}[split]
 
 
 def split_settings(run_config: dict) -> dict:
@@ -136,7 +148,7 @@ def load_dataset(root: str | Path, fmt: str = "auto", classes: str = "auto",
     """Find the samples of a dataset folder and split them into train and validation."""
     fmt, train = load_split(root, "train", fmt, val_fraction, seed)
     _, val = load_split(root, "val", fmt, val_fraction, seed)
-    table = CAMVID if fmt == "camvid" else _carla_table(train + val, classes)
+    table = READERS[fmt].table(train + val, classes)
     if not train:
         raise UserError(f"no image/mask pairs found under {root}; expected PNG or JPEG files")
     return Dataset(fmt, table, train, val)
@@ -174,7 +186,7 @@ def read_mask(path: Path, fmt: str) -> np.ndarray:
     if raw is None:
         raise UserError(f"cannot read mask {path}: not an image or corrupt; replace or remove it")
     if raw.ndim == 3:
-        raw = raw[..., 2] if fmt == "carla" else raw[..., 0]  # OpenCV is BGR(A): red is index 2
+        raw = raw[..., READERS[fmt].mask_channel]
     return raw.astype(np.uint8)
 
 
@@ -190,3 +202,39 @@ def load_pair(sample: Sample, fmt: str, table: ClassTable) -> tuple[np.ndarray, 
         raise UserError(f"mask {sample.mask} has class id {top}, outside the {table.name} table "
                         f"({allowed}); check that the data matches (--format, --classes, or the model)")
     return image, mask
+
+
+def _describe_camvid(split: str, settings: dict, origin: str) -> str:
+    return f"CamVid {split}" + (" (train/ + val/)" if split == "all" else f" ({split}/ folder)")
+
+
+def _describe_carla(split: str, settings: dict, origin: str) -> str:
+    if split == "all":
+        return "every CARLA pair"
+    part = f"{settings['val_fraction']:.0%}" if split == "val" else f"{1 - settings['val_fraction']:.0%}"
+    return (f"CARLA {split}: the {'held-out' if split == 'val' else 'training'} {part}, seed "
+            f"{settings['seed']} (split settings from {origin})")
+
+
+@dataclass(frozen=True)
+class Format:
+    """One dataset layout: everything that differs between formats, asked of its entry in READERS."""
+
+    layout: str                                             # what the folder holds, for the error when none fits
+    found_in: Callable[[Path], bool]                        # `root` has this layout (auto-detection)
+    split: Callable[[Path, str, float, int], list[Sample]]  # a split's pairs: (root, split, val_fraction, seed)
+    table: Callable[[list[Sample], str], ClassTable]        # the class table: (samples, --classes)
+    mask_channel: int                                       # the channel of a colour mask that holds the id (BGR)
+    void: int | None                                        # the id that eval ignores
+    describe: Callable[[str, dict, str], str]               # the scored images in words: (split, settings, origin)
+
+
+# Detection tries them in this order.
+READERS = {
+    "camvid": Format("a CamVid folder (train/ + trainannot/)", _is_camvid, _camvid_split,
+                     lambda samples, classes: CAMVID, 0, CAMVID.void, _describe_camvid),
+    "carla": Format("a CARLA capture (CameraRGB/ + CameraMask/ or CameraSeg/)",
+                    lambda root: bool(_carla_captures(root)), _carla_split, _carla_table,
+                    2, None, _describe_carla),  # the class id is in the red channel (BGR index 2)
+}
+FORMATS = ("auto", *READERS)

@@ -1,18 +1,18 @@
 """Rewrites of the converted ONNX graph that keep its outputs and make it faster to run.
 
 tf2onnx moves the NCHW -> NHWC transpose of the logits past the softmax, which then runs over
-axis 1 of an NCHW tensor: onnxruntime transposes around that internally and spends 9.4 ms on a
-192x256x11 tensor, against 1.5 ms for the same softmax over the last axis after the transpose
-(one thread, docs/BENCHMARKS.md). `softmax_channels_last` puts the transpose back first.
+axis 1 of an NCHW tensor: onnxruntime transposes around that internally, several times slower
+than the same softmax over the last axis after the transpose (docs/EXPORT.md).
+`softmax_channels_last` puts the transpose back first.
 
 The seed U-Net's 3x3 stride-2 transposed convolutions run in float even in an int8 model
-(onnxruntime quantizes Conv, not ConvTranspose): 8 of the accurate preset's 42.6 int8 ms.
+(onnxruntime quantizes Conv, not ConvTranspose), a large share of its inference time.
 `subpixel_conv_transpose` writes each as the same arithmetic in a form that quantizes: one
 2x2 convolution with 4x the output channels (one group per output phase), then the phases
 interleaved. That interleave is written channels-last (Transpose, Reshape, one Transpose that
 moves a single axis, Reshape, Transpose back): onnxruntime runs int8 convolutions NHWC and
-cancels the outer transposes against its own, where a DepthToSpace (NCHW only) cost 2.1 ms
-plus 1.4 ms of transposes around it in the accurate preset (3 of 40.5 one-thread ms saved).
+cancels the outer transposes against its own, where a DepthToSpace (NCHW only) costs its own
+time plus transposes around it (the timings: docs/EXPORT.md).
 """
 from __future__ import annotations
 

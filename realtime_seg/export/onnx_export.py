@@ -14,20 +14,19 @@ import argparse
 import hashlib
 import json
 import logging
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from realtime_seg.training.backend import import_keras
+from realtime_seg.training.checkpoint import load_keras
 from realtime_seg.datasets.classes import TABLES
 from realtime_seg.datasets.readers import check_data_folder, split_settings
 from realtime_seg.contract import (CLASS_MAP, INPUT, INT8_CHECK, LOGITS, PRECISION, PRECISIONS,
                                    PROBS, SPLIT, preprocess)
-from realtime_seg.errors import ArgumentParser, UsageError, UserError, first_line
-from realtime_seg.cli import DEMO_VIDEO, check_at_least
-from realtime_seg.system import check_output_file, check_readable, write_atomic
+from realtime_seg.errors import ArgumentParser, UsageError, UserError, check_at_least
+from realtime_seg.paths import DEMO_VIDEO
+from realtime_seg.system import check_output_file, write_atomic
 
 from .graph import softmax_channels_last
 from .quantize import Int8Config, set_metadata
@@ -57,40 +56,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def load_keras(path: Path):
-    """Load a .keras file in safe mode, as float32 whatever policy it was trained under."""
-    if path.is_dir():
-        raise UserError(f"checkpoint {path} is a folder; pass a .keras file written by `train`")
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} not found; pass a .keras file written by `train`")
-    check_readable(path, "checkpoint")
-    if not zipfile.is_zipfile(path):
-        raise UserError(f"{path} is not a Keras .keras file; pass RUN_DIR/best.keras from `train`")
-    keras = import_keras()  # after the cheap checks: loading TensorFlow takes seconds
-    try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as e:
-        raise UserError(f"cannot load Keras model {path}: {first_line(e)}") from None
-    shape = tuple(model.inputs[0].shape)
-    if len(shape) != 4 or shape[3] != 3 or None in shape[1:3]:
-        raise UserError(f"model {path} takes input {shape}; export needs a fixed (H, W, 3) image input")
-    return _as_float32(model)
-
-
-def _as_float32(model):
-    """Rebuild a mixed-precision model with float32 layers and the same weights."""
-    import keras
-    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
-        return model
-
-    def clone(layer):
-        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
-
-    f32 = keras.models.clone_model(model, clone_function=clone)
-    f32.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
-    return f32
 
 
 def _class_info(checkpoint: Path, classes: str, n_out: int) -> dict:
@@ -160,8 +125,8 @@ def _drop_output(proto, name: str):
 def to_fp16(proto):
     """fp16 weights and compute, input and outputs unchanged (for GPUs)."""
     import warnings
-    # onnxruntime's converter, not onnxconverter_common's: that one took minutes on a 133-node
-    # residual U-Net (its cast insertion around blocked Resize nodes); this one 0.03 s
+    # onnxruntime's converter, not onnxconverter_common's, whose cast insertion around blocked
+    # Resize nodes is slow on the residual U-Net (docs/EXPORT.md)
     from onnxruntime.transformers import float16
     with warnings.catch_warnings():  # it warns for every tiny weight it rounds to fp16's range
         warnings.simplefilter("ignore")

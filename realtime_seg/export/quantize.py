@@ -51,8 +51,8 @@ def calibration_frames(cfg: Int8Config, size: tuple[int, int]) -> list[np.ndarra
             for i in picks]
 
 
-# kept in float: onnxruntime's QLinearSoftmax costs 2.2 ms per 192x256 frame against 1.4 ms for
-# the float one (one thread, docs/BENCHMARKS.md), and the probabilities leave the graph as floats anyway
+# kept in float: onnxruntime's QLinearSoftmax is slower than the float one (docs/EXPORT.md), and
+# the probabilities leave the graph as floats anyway
 _FLOAT_OPS = ("Softmax",)
 
 
@@ -101,8 +101,8 @@ def speed_ratio(fp32, int8, batches: list[np.ndarray], rounds: int = 3) -> float
 
 def check(fp32, int8, parity_batch: np.ndarray, cfg: Int8Config) -> dict:
     """Argmax agreement with fp32 on real frames, val mIoU of both, speed; raises UserError on a loss."""
-    from realtime_seg.commands.evaluate import evaluate
     from realtime_seg.datasets.metrics import summarize
+    from realtime_seg.runtime.scoring import evaluate
     agreement = float(np.mean(int8.infer(parity_batch) == fp32.infer(parity_batch)))
     fmt, val = load_split(cfg.data, "val", cfg.fmt, cfg.val_fraction, cfg.seed)
     if not val:
@@ -139,7 +139,7 @@ def int8_variant(proto, cfg: Int8Config, parity_batch: np.ndarray, size: tuple[i
         set_metadata(int8, meta)
         onnx.save(int8, paths["int8"])
         # one thread each: the CPU work per frame, what a pipeline that keeps every core busy pays
-        # (two-thread latency called the fast preset's int8 0.90x fp32; the pipeline ran it 1.12x faster)
+        # (two-thread latency misjudged the fast preset's int8: docs/BENCHMARKS.md)
         checks = check(load_model(paths["fp32"], "cpu", threads=1), load_model(paths["int8"], "cpu", threads=1),
                        parity_batch, cfg)
     # this file's own val mIoU, measured on the run's val split just now

@@ -2,11 +2,11 @@
 
 Computed only where it can differ from the low-res class map: a frame pixel whose four
 source pixels (its bilinear cell) share one class keeps it, since a convex combination of
-score vectors that all peak at class c still peaks at c. In the other cells (~5 % of a
-960x540 frame) two classes compare by one interpolated margin p_a - p_b; where three or four
+score vectors that all peak at class c still peaks at c. In the other cells (a few per cent
+of a frame) two classes compare by one interpolated margin p_a - p_b; where three or four
 classes meet, each corner's class is scored. Matches cv2.resize(INTER_LINEAR) of every
-probability plane followed by argmax on all but ~0.01 % of pixels (a class that wins
-between corners without winning at any corner), at a twentieth of its cost.
+probability plane followed by argmax except where a class wins between corners without winning
+at any corner, at a small part of its cost (docs/VISUALS.md, smooth edges).
 """
 from __future__ import annotations
 

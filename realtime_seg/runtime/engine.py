@@ -98,8 +98,8 @@ def stream_plan(threads: int = 0, cores: int | None = None) -> StreamPlan:
     """--threads N: N threads, one call at a time. Automatic (0): two calls on half the cores each.
 
     Two frames in flight keep the cores busy while one call waits on the other stages, and no
-    call pays for splitting each layer across cores that decode and draw also need: +6 % FPS
-    for `accurate` int8 and +9 % for `fast` on 2 cores (docs/BENCHMARKS.md).
+    call pays for splitting each layer across cores that decode and draw also need (the gain on
+    2 cores: docs/BENCHMARKS.md, measurements behind the code).
     """
     cores = cores or usable_cores()
     if threads or cores < 2:

@@ -4,8 +4,8 @@ A preset (`--model accurate`) is such a family in models/; a path to M.onnx runs
 `--precision` names another member of its family beside it.
 
 `--precision auto` runs int8 on a CPU and fp16 on CUDA where that variant exists and pays off;
-fp32 otherwise. Measured (docs/BENCHMARKS.md): int8 runs the accurate preset 1.7x faster on this
-AVX2 CPU without VNNI, about 2x with VNNI; fp16 only pays on GPUs (onnxruntime's CPU has few fp16 kernels).
+fp32 otherwise: int8 pays on CPUs, more with an int8 dot-product instruction (VNNI), and fp16 only
+on GPUs (onnxruntime's CPU has few fp16 kernels). The speed-ups: docs/BENCHMARKS.md.
 """
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ def colorize(class_map: np.ndarray, palette_bgr: np.ndarray, size: tuple[int, in
         class_map = cv2.resize(class_map, size, interpolation=cv2.INTER_NEAREST)
     lut = np.zeros((256, 1, 3), np.uint8)
     lut[:len(palette_bgr), 0] = palette_bgr
-    # one pass through a user colour map: 0.57 ms at 960x540, against 3.3 for a LUT per channel
-    # and a merge, and 6.3 for NumPy's palette[ids] (one thread)
+    # one pass through a user colour map: cheaper than a LUT per channel and a merge, or NumPy's
+    # palette[ids] (timings: docs/BENCHMARKS.md, measurements behind the code)
     return cv2.applyColorMap(class_map, lut)
 
 
@@ -121,7 +121,7 @@ class Legend:
             self._cache[key] = self._render(h, shares is not None)
         panel = self._cache[key]
         ph, pw = min(panel.shape[0], h), min(panel.shape[1], w)
-        roi = image[:ph, :pw]  # one saturating OpenCV pass, not float64 NumPy temporaries (0.35 -> 0.03 ms)
+        roi = image[:ph, :pw]  # one saturating OpenCV pass, not float64 NumPy temporaries
         cv2.addWeighted(roi, 1.0 - self.opacity, panel[:ph, :pw], 1.0, 0.0, dst=roi)
         if shares is not None:  # the numbers change every frame: drawn on the pasted panel
             row, scale, x = self._layout(h)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-DEFAULT_SMOOTH = 0.7   # measured on the demo video: flicker 3.76 % -> 1.57 % (docs/VISUALS.md)
+DEFAULT_SMOOTH = 0.7   # chosen on the demo video's flicker with and without it (docs/VISUALS.md)
 CUT_THRESHOLD = 20.0   # mean |difference| (0-255) of 32x18 grey thumbnails; consecutive frames of
                        # the demo and CARLA videos stay below 5.7, cuts between them are above 28
 _THUMB = (32, 18)
@@ -28,7 +28,7 @@ def check_smooth(value: float) -> float:
 
 def thumbnail(frame: np.ndarray) -> np.ndarray:
     """A 32x18 grey float32 thumbnail of a BGR frame, for cut detection."""
-    # every 8th pixel: the strided copy OpenCV makes first costs 0.14 ms at 960x540 (every 4th: 0.49)
+    # every 8th pixel: OpenCV copies the strided view first, and a sparser one is a cheaper copy
     small = cv2.resize(frame[::8, ::8], _THUMB, interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
@@ -36,10 +36,11 @@ def thumbnail(frame: np.ndarray) -> np.ndarray:
 def argmax_classes(probs: np.ndarray) -> np.ndarray:
     """(h, w, C) probabilities (>= 0, float32) -> (h, w) uint8 class ids; lower class on (near-)ties.
 
-    NumPy's argmax over a last axis of ~11 pays per row (1.7 ms at 192x256x11). For values >= 0
-    float bits order like the values, so each value's bits with the class in their lowest 4
-    carry both, and C - 1 elementwise maxima over the columns find the class (0.6 ms). Scores
-    within 2^-19 of each other (relative) count as a tie: 0.0003% of pixels of random scores.
+    NumPy's argmax over a short last axis (~11 classes) pays per row. For values >= 0 float bits
+    order like the values, so each value's bits with the class in their lowest 4 carry both, and
+    C - 1 elementwise maxima over the columns find the class, in a fraction of the time. Scores
+    within 2^-19 of each other (relative) count as a tie, which random scores almost never hit
+    (timings and tie rate: docs/BENCHMARKS.md, measurements behind the code).
     """
     num = probs.shape[-1]
     if num > 16 or probs.dtype != np.float32:

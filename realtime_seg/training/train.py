@@ -22,8 +22,7 @@ import numpy as np
 
 from ..datasets.augment import VOID, resize_image
 from ..datasets.readers import FORMATS, load_dataset
-from ..cli import check_at_least
-from ..errors import ArgumentParser, Interrupted, UsageError, UserError, first_line
+from ..errors import ArgumentParser, Interrupted, UsageError, UserError, check_at_least, first_line
 from ..system import check_creatable, on_stop_signals, signals_deferred, write_atomic, write_json
 from .backend import accelerator, choose_precision, cpu_flags, import_keras  # Keras loads when called
 from ..datasets.metrics import iou_per_class, score, summarize

@@ -18,7 +18,7 @@ pytest.importorskip("onnxruntime")
 keras = pytest.importorskip("keras")
 
 from realtime_seg.export import ExportConfig, export_model  # noqa: E402
-from realtime_seg.export.onnx_export import load_keras  # noqa: E402
+from realtime_seg.training.checkpoint import load_keras  # noqa: E402
 from realtime_seg.datasets.classes import CAMVID  # noqa: E402
 from realtime_seg.contract import preprocess  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402

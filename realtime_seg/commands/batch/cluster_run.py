@@ -13,7 +13,7 @@ import threading
 import time
 
 from ...system import progress
-from .cluster import Plan, ray_reason, remove_temporaries
+from .cluster_tasks import Plan, ray_reason, remove_temporaries
 from .runner import Result, report_failure
 
 log = logging.getLogger(__name__)

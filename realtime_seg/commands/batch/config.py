@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...cli import check_at_least, check_opacity, check_smooth
-from ...errors import UsageError
+from ...cli import check_opacity, check_smooth
+from ...errors import UsageError, check_at_least
 from ...runtime.palettes import DEFAULT_PALETTE
 from ...runtime.temporal import DEFAULT_SMOOTH
 from ...runtime.video import CODECS

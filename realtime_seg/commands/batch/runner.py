@@ -52,7 +52,7 @@ class Models:
     def __init__(self, path: Path, cfg: BatchConfig):
         copies = 1 if cfg.share_model else cfg.workers
         # Half the cores for inference: the (single-threaded) encoders, decoders and drawing need
-        # the rest. On 2 cores, 1 thread instead of onnxruntime's 2 cut CPU/frame ~25% (BATCH.md).
+        # the rest; on 2 cores one thread instead of onnxruntime's two costs less CPU per frame (BATCH.md).
         threads = cfg.threads or max(1, usable_cores() // (2 * cfg.workers))
         self.sessions = [open_model(path, cfg.precision, is_preset(cfg.model), cfg.device, threads)
                          for _ in range(copies)]

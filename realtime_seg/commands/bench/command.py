@@ -9,9 +9,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...cli import DEMO_VIDEO, PRESETS, add_model_options, check_at_least, resolve_model
+from ...cli import PRESETS, add_model_options, resolve_model
+from ...errors import ArgumentParser, UsageError, UserError, check_at_least
+from ...paths import DEMO_VIDEO
 from ...runtime.precision import family_base, open_model
-from ...errors import ArgumentParser, UsageError, UserError
 from ...runtime.engine import SegModel, load_model, stream_plan, stream_workers
 from ...system import check_output_file, write_json
 from .loops import (
@@ -21,6 +22,7 @@ from .loops import (
     seed_keras,
     sequential_fps,
 )
+from .config import BenchConfig
 from .machine import load_average, machine_info
 from .report import build_result, report, table
 from .stages import (
@@ -34,21 +36,6 @@ from .stages import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class BenchConfig:
-    video: str
-    models: list[str]
-    keras: str | None = None
-    device: str = "auto"
-    frames: int = 200
-    threads: int = 0
-    spinning: bool = False
-    batches: tuple[int, ...] = (1, 4, 8)
-    seed_keras: bool = True
-    json: str | None = None
-    precisions: tuple[str, ...] = ("auto",)  # one row per precision of each model
 
 
 @dataclass
@@ -114,17 +101,17 @@ def run(cfg: BenchConfig) -> dict:
     clip = read_clip(cfg.video, cfg.frames)
     with tempfile.TemporaryDirectory(prefix="realtime_seg_bench_") as tmp:
         measured = [bench_model(r.model, f"{r.name} {r.model.precision}", cfg, clip, Path(tmp)) for r in rows]
-        seeds: dict[str, SeedKeras] = {}  # one seed loop per model, whatever the precisions
+        keras_loops: dict[str, SeedKeras] = {}  # the seed notebook's loop, once per model, whatever the precisions
         for row in rows:  # last: TensorFlow stays loaded after
             keras_path = keras_path_for(row.base, cfg.keras)
-            if row.spec in seeds:
+            if row.spec in keras_loops:
                 continue
             if cfg.seed_keras:
                 _status(f"{row.spec}: seed Keras loop")
-                seeds[row.spec] = seed_keras(row.model, clip, Path(tmp), keras_path)
+                keras_loops[row.spec] = seed_keras(row.model, clip, Path(tmp), keras_path)
             else:
-                seeds[row.spec] = SeedKeras(str(keras_path), note="skipped: --no-keras")
-    results = [build_result(r.name, r.model, cfg.threads, cfg.spinning, m, seeds[r.spec])
+                keras_loops[row.spec] = SeedKeras(str(keras_path), note="skipped: --no-keras")
+    results = [build_result(r.name, r.model, cfg.threads, cfg.spinning, m, keras_loops[r.spec])
                for r, m in zip(rows, measured)]
     _status("matrix-multiply rate")
     machine = machine_info(any(r.provider.startswith("CUDA") for r in results), load)

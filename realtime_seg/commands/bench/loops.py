@@ -13,6 +13,7 @@ from ...contract import preprocess
 from ...errors import UserError
 from ...runtime.engine import SegModel
 from ...runtime.pipeline import Packet
+from ...runtime.player import ViewState
 from ...runtime.sources import Source, open_video
 from ...runtime.temporal import DEFAULT_SMOOTH, TemporalSmoother
 from ...runtime.video import VideoOutput
@@ -43,7 +44,7 @@ def product_pipeline(model: SegModel, clip: Clip, tmp: Path, workers: int = 1
     """FPS of the viewer's own loop (`--no-show --output`, default settings, `workers` frames in
     flight), from the file, encoder drained; its stage means, its flicker, and the CPU ms per
     frame the process spent (all its threads), to tell idle cores from busy ones."""
-    from ..view import ViewState, play
+    from ..view import play  # the viewer's own loop, timed as it runs
     source = FirstFrames(open_video(clip.path), len(clip.frames))
     output = VideoOutput(tmp / "pipeline.mp4", source.fps, source.size)
     closed = False
@@ -109,7 +110,7 @@ def seed_keras(model: SegModel, clip: Clip, tmp: Path, path: Path) -> SeedKeras:
     if not path.is_file():
         return SeedKeras(str(path), note=f"skipped: no Keras file {path.name} beside the model (pass --keras)")
     try:
-        from ...export.onnx_export import load_keras
+        from ...training.checkpoint import load_keras
         with quiet_stderr():  # TensorFlow's C++ start-up lines, printed despite TF_CPP_MIN_LOG_LEVEL
             kmodel = load_keras(path)  # imports Keras (and TensorFlow): only here
     except ImportError as e:

@@ -3,14 +3,11 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 from ...runtime.engine import SegModel
 from ...system import usable_cores
+from .config import BenchConfig
 from .loops import SeedKeras
-
-if TYPE_CHECKING:
-    from .command import BenchConfig
 from .machine import onnx_conv_flops, versions
 from .stages import Clip, _mean
 

@@ -22,6 +22,7 @@ from ...errors import UsageError, UserError
 from ...runtime.engine import SegModel
 from ...runtime.palettes import choose_palette
 from ...runtime.pipeline import Packet, StageTimes
+from ...runtime.player import ViewState, render
 from ...runtime.render import Overlay, to_frame_size
 from ...runtime.sources import is_url, open_video
 from ...runtime.temporal import DEFAULT_SMOOTH, FlickerMeter, TemporalSmoother
@@ -119,7 +120,6 @@ def _drawer(model: SegModel) -> Callable[..., np.ndarray]:
 
     Called with `full` (the frame-size class map, timed as the edges stage) it only paints.
     """
-    from ..view import ViewState, render
     state = ViewState(default_overlay(model), smooth=DEFAULT_SMOOTH)
     times, source = _hud_args()
     return lambda packet, full=None: render(packet, model, state, 30.0, times, source, full)
