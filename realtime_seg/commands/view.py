@@ -32,7 +32,7 @@ from ..runtime.pipeline import Packet, StageTimes, segment_stream
 from ..runtime.render import VIEWS, Overlay, hud_lines
 from ..runtime.sources import Source, open_camera, open_video
 from ..runtime.temporal import FlickerMeter, TemporalSmoother
-from ..runtime.video import VideoOutput
+from ..runtime.video import CODECS, DEFAULT_CODEC, VideoOutput, codec_name
 from ..system import check_output_file, on_stop_signals, progress, write_atomic
 
 log = logging.getLogger(__name__)
@@ -230,9 +230,11 @@ def _session(args, model: SegModel, source: Source, workers: int) -> tuple[dict,
         ok = source.broken is None
     finally:
         source.close()
-        written = output.close(ok) if output else None
-        if show:
-            cv2.destroyAllWindows()
+        try:  # a recording that cannot be finished (disk full, ...) is removed and raises its one line
+            written = output.close(ok) if output else None
+        finally:
+            if show:
+                cv2.destroyAllWindows()
     return summary, output, written
 
 
@@ -266,7 +268,6 @@ def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput 
                 output.write(image)
             frames += 1
             if bar is not None:
-                bar.set_postfix_str(f"{meter.fps:.1f} FPS", refresh=False)
                 bar.update()
             if show and _show(image, packet, model, state, shots, times, meter, source) == "quit":
                 break
@@ -327,7 +328,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--opacity", type=float, default=0.5, help="mask opacity, 0-1")
     p.add_argument("--view", default="blend", choices=VIEWS)
     p.add_argument("--output", help="also record the annotated video (same size and fps)")
-    p.add_argument("--codec", help="FourCC for --output (default by extension: mp4v, MJPG, VP80)")
+    p.add_argument("--codec", help=f"codec for --output: {', '.join(CODECS)} (default by extension: "
+                   f"{', '.join(f'{e} {c}' for e, c in DEFAULT_CODEC.items())})")
     p.add_argument("--no-show", action="store_true", help="no window; progress bar instead")
     p.add_argument("--realtime", action="store_true", help="keep pace with a file's fps by dropping frames")
     p.add_argument("--loop", action="store_true", help="start a video file again at its end (kiosk demos)")
@@ -351,6 +353,7 @@ def check_args(args: argparse.Namespace) -> None:
     if args.output:
         inputs = {"input video": args.video} if args.video and "://" not in args.video else {}
         check_output_file(Path(args.output), "--output", inputs)
+    codec_name(args.codec, Path(args.output).suffix if args.output else ".mp4")  # usage errors before any work
 
 
 def main(argv: list[str]) -> int:

@@ -36,13 +36,15 @@ class Result:
     frames: int = 0
     seconds: float = 0.0
     written: list[Path] = field(default_factory=list)
+    video_fps: float = 0.0         # the source's frame rate (the output keeps it)
 
     @property
     def failed(self) -> bool:
         return self.status.startswith("failed")
 
     @property
-    def fps(self) -> float:
+    def proc_fps(self) -> float:
+        """Processing speed: frames segmented, drawn and written per second of wall time."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -98,7 +100,7 @@ class Runner:
         writers = self._open_writers(job, source, size, model)
         bar = progress(total=source.frame_count, desc=_short(job.source.name), unit="frame",
                        position=slot + 1, leave=False)
-        frames, status = 0, "ok"
+        frames, status, hint = 0, "ok", "; re-copy or re-encode it"
         try:
             frames, stopped = self._frames(source, model, writers, bar, start)
             if stopped:
@@ -106,24 +108,28 @@ class Runner:
             elif source.frame_count and frames < source.frame_count:
                 status = (f"failed: truncated or corrupt, decoded {frames} of "
                           f"{source.frame_count} frames")
+        except UserError as e:  # an output could not be written (disk full, ...): this input fails
+            status, hint = f"failed: {e}", ""
         except BaseException:
             status = "failed"
             raise
         finally:
             bar.close()
             source.close()
-            written = self._close_writers(writers, status)
+            status, written = self._close_writers(writers, status)
             if status.startswith("failed"):
                 self._uncount((source.frame_count or frames) - frames)
-        if status.startswith("failed"):
-            report_failure(f"{job.source}: {status.removeprefix('failed: ')}; re-copy or re-encode it")
-        return Result(job.label, status, frames, time.perf_counter() - start, written)
+        if status.startswith("failed: cannot write"):
+            report_failure(status.removeprefix("failed: "))
+        elif status.startswith("failed"):
+            report_failure(f"{job.source}: {status.removeprefix('failed: ')}{hint}")
+        return Result(job.label, status, frames, time.perf_counter() - start, written, source.fps)
 
     def _open_writers(self, job: Job, source: Source, size: tuple[int, int], model: SegModel) -> dict:
         writers = {}
         try:
             if job.video:
-                writers["video"] = VideoOutput(job.video, source.fps, size, self.cfg.fourcc)
+                writers["video"] = VideoOutput(job.video, source.fps, size, self.cfg.codec_name)
             if job.masks:
                 writers["masks"] = MaskPngs(job.masks, size)
             if job.stats:
@@ -165,17 +171,22 @@ class Runner:
                         self.overall.update()
         return frames, False
 
-    def _close_writers(self, writers: dict, status: str) -> list[Path]:
-        """Rename finished outputs into place; remove every temporary file otherwise."""
-        written = []
-        for name, writer in writers.items():
-            if status == "interrupted":
-                writer.discard()
-                continue
-            path = writer.close(status == "ok")
-            if path:
-                written.append(path)
-        return written
+    def _close_writers(self, writers: dict, status: str) -> tuple[str, list[Path]]:
+        """Finish and check every output, then rename them all into place; none if one failed.
+
+        Returns the input's status (`failed: cannot write ...` when an output could not be
+        finished) and the outputs written. Temporary files are removed however it ends.
+        """
+        if status == "ok":
+            try:
+                for writer in writers.values():
+                    writer.finish()
+                return status, [writer.commit() for writer in writers.values()]
+            except UserError as e:
+                status = f"failed: {e}"
+        for writer in writers.values():
+            writer.discard()
+        return status, []
 
     def _uncount(self, frames: int) -> None:
         """Frames the overall bar expected that will not come (failed or truncated input)."""
