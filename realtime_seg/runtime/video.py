@@ -23,7 +23,7 @@ from .background import WriterThread
 
 # x264's speed/size trade-off: the fastest preset whose encoder never bounds the pipeline on a
 # 2-core CPU with the smallest files (docs/BENCHMARKS.md, "Encoding").
-H264_PRESET = "superfast"
+H264_PRESET = "ultrafast"
 
 
 @dataclass(frozen=True)
