@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ...cli import resolve_model
-from ...runtime.engine import batch_size_for
+from ...runtime.engine import batch_size_for, stream_workers
 from ...errors import UsageError, UserError
 from ...runtime.sources import is_url
 from ...runtime.video import VideoOutput
@@ -86,7 +86,8 @@ def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: Bat
             models = Models(resolve_model(cfg.model), cfg)
             first = models.get(0)
             print(f"model {first.path.name} on {first.runs_on}, "
-                  f"{cfg.batch_size or batch_size_for(first)} frame(s) per inference call", flush=True)
+                  f"{cfg.batch_size or batch_size_for(first)} frame(s) per inference call, "
+                  f"{stream_workers(first, models.plan)} call(s) in flight", flush=True)
             results.update(_run_jobs(todo, cfg, models, stop))
     ordered = [results[i] for i in range(len(jobs))]
     return [Result(spec, "failed: not found (no such file, or no videos match)") for spec in unmatched] + ordered

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ...errors import UserError, first_line
 from ...cli import is_preset, smoother
-from ...runtime.engine import SegModel, batch_size_for
+from ...runtime.engine import SegModel, batch_size_for, stream_plan, stream_workers
 from ...runtime.palettes import choose_palette
 from ...runtime.precision import open_model
 from ...runtime.pipeline import StageTimes, segment_stream
@@ -53,10 +53,11 @@ class Models:
 
     def __init__(self, path: Path, cfg: BatchConfig):
         copies = 1 if cfg.share_model else cfg.workers
-        # Half the cores for inference: the (single-threaded) encoders, decoders and drawing need
-        # the rest. On 2 cores, 1 thread instead of onnxruntime's 2 cut CPU/frame ~25% (BATCH.md).
-        threads = cfg.threads or max(1, usable_cores() // (2 * cfg.workers))
-        self.sessions = [open_model(path, cfg.precision, is_preset(cfg.model), cfg.device, threads)
+        # Each worker runs the viewer's plan on its share of the cores: two calls in flight on half
+        # of them each (one worker on 2 cores: 2 x 1 thread; two workers: 1 x 1), `--threads N`: one
+        # call on N. With the H.264 encoder (~3 ms/frame) inference is what bounds a file (BATCH.md).
+        self.plan = stream_plan(cfg.threads, max(1, usable_cores() // cfg.workers))
+        self.sessions = [open_model(path, cfg.precision, is_preset(cfg.model), cfg.device, self.plan.threads)
                          for _ in range(copies)]
 
     def get(self, slot: int) -> SegModel:
@@ -150,8 +151,8 @@ class Runner:
         # Decoded frames must be able to queue up for a batch to fill (it never waits for them).
         batch = cfg.batch_size or batch_size_for(model)
         stream = segment_stream(source, model, times, queue_size=max(2, batch), batch_size=batch,
-                                probs=cfg.edges == "smooth",
-                                smoother=smoother(cfg.smooth))
+                                probs=cfg.edges == "smooth", smoother=smoother(cfg.smooth),
+                                workers=stream_workers(model, self.models.plan))
         with contextlib.closing(stream):
             for packet in stream:
                 if self.stop.is_set():
