@@ -21,8 +21,8 @@ from ..errors import UsageError, UserError
 from ..system import partial_path, write_error
 from .background import WriterThread
 
-# x264's speed/size trade-off: the fastest preset whose encoder never bounds the pipeline on a
-# 2-core CPU with the smallest files (docs/BENCHMARKS.md, "Encoding").
+# x264's speed/size trade-off: the preset whose encoder never bounded the viewer's pipeline on 2
+# busy cores (slower presets did); docs/BENCHMARKS.md, "Video output".
 H264_PRESET = "ultrafast"
 
 
