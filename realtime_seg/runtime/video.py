@@ -173,7 +173,10 @@ class VideoOutput:
                             f"encoded; check the disk, or write it elsewhere")
 
     def commit(self) -> Path:
-        """Rename the finished file into place."""
+        """Rename the finished file into place (a file without frames is not a video: never kept)."""
+        if not self.frames:
+            self.discard()
+            raise UserError(f"cannot write {self.path}: no frames were encoded")
         try:
             os.replace(self.tmp, self.path)
         except OSError as e:

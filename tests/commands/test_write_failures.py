@@ -172,3 +172,10 @@ def test_resume_redoes_an_output_short_of_its_frames(tmp_path, ext, damage):
 
     third = run_limited(args, None, tmp_path)
     assert status_of(third.stdout, "dashcam_short.mp4") == "skipped (exists)"
+
+
+def test_viewer_codec_its_container_cannot_hold_is_a_usage_error(tmp_path):
+    proc = run_limited(["--video", SHORT, "--no-show", "--output", tmp_path / "o.mp4", "--codec", "vp8"], None, tmp_path)
+    line = assert_one_line_error(proc, 2)
+    assert line == "error: codec vp8 does not go in .mp4 files; use .webm or .mkv (or another --codec)"
+    assert files(tmp_path) == []

@@ -152,3 +152,13 @@ def test_writer_thread_keeps_the_first_error_and_never_blocks():
     t = time.monotonic()
     slow.drop()  # queued items are thrown away: at most the one being written is waited for
     assert time.monotonic() - t < 0.6
+
+
+def test_a_file_without_frames_is_never_kept(tmp_path):
+    output = VideoOutput(tmp_path / "empty.mp4", 25.0, (64, 48))
+    output.finish()
+    with pytest.raises(UserError, match="no frames were encoded"):
+        output.commit()
+    assert list(tmp_path.iterdir()) == []
+    assert VideoOutput(tmp_path / "none.mp4", 25.0, (64, 48)).close() is None
+    assert list(tmp_path.iterdir()) == []

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from ...errors import UsageError, UserError
+from ...errors import UsageError
 from ...runtime.engine import SegModel
 from ...runtime.palettes import choose_palette
 from ...runtime.pipeline import Packet, StageTimes
