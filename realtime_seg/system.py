@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import signal
 import sys
@@ -143,6 +144,26 @@ def check_output_file(path: Path, option: str, inputs: dict[str, Path | str] | N
 def partial_path(path: Path) -> Path:
     """Where `path` is written until complete: same folder, same extension (encoders go by it)."""
     return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+_WRITE_HINTS = {
+    errno.ENOSPC: "free some space on its disk or write it elsewhere",
+    errno.EDQUOT: "free some space within your disk quota or write it elsewhere",
+    errno.EFBIG: "it outgrew the largest file allowed here (ulimit -f, or the file system's limit); "
+                 "write it elsewhere",
+    errno.EIO: "the disk reported an I/O error; check the disk or write it elsewhere",
+}
+
+
+def write_error(path: Path, error: BaseException) -> UserError:
+    """One line for a failed write: which file, why (strerror and errno name), what to do."""
+    code = getattr(error, "errno", None)
+    if code in errno.errorcode:
+        reason = f"{getattr(error, 'strerror', None) or os.strerror(code)} ({errno.errorcode[code]})"
+    else:
+        reason = first_line(error, limit=None)
+    hint = _WRITE_HINTS.get(code, "check the disk and its permissions, or write it elsewhere")
+    return UserError(f"cannot write {path}: {reason}; {hint}")
 
 
 def write_atomic(path: Path, write: Callable[[Path], object], hint: str = "choose a writable path",

@@ -1,6 +1,7 @@
 """Measurements behind the batch-export defaults (docs/BATCH.md).
 
-    python scripts/bench_batch.py codecs   [--frames 221]     encoders: ms/frame, MB
+    python scripts/bench_batch.py codecs   [--frames 221]     encoders (the product's writer): ms/frame, MB
+    python scripts/bench_batch.py presets  [--models fast accurate] [--rounds 2]   x264 presets in the viewer's pipeline
     python scripts/bench_batch.py batching [--models A.onnx ...]  inference batch sizes
     python scripts/bench_batch.py workers  [--copies 2]        files in parallel, session sharing
 
@@ -10,6 +11,7 @@ depends on the neighbours, the CPU time much less. The load average is printed t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -27,14 +29,15 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm at import
 
 from realtime_seg.commands.batch import BatchConfig, run_batch  # noqa: E402
-from realtime_seg.system import quiet_stderr  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402
+from realtime_seg.runtime.video import CODECS, DEFAULT_CODEC, VideoOutput, describe  # noqa: E402
 
 VIDEO = ROOT / "videos" / "dashcam_highway.mp4"
 TINY = ROOT / "tests" / "fixtures" / "tiny_camvid.onnx"
-CODECS = [("mp4", "mp4v"), ("avi", "MJPG"), ("webm", "VP80"), ("webm", "VP90"), ("mkv", "FFV1")]
-BROWSERS = {"mp4v": "no (MPEG-4 Part 2)", "MJPG": "no", "VP80": "yes (Chrome, Firefox, Edge, Safari 14.1+)",
-            "VP90": "yes (Chrome, Firefox, Edge, Safari 14.1+)", "FFV1": "no"}
+PRESETS = ("ultrafast", "superfast", "veryfast")
+PIPELINE_ENCODERS = (*PRESETS, "mp4v")  # mp4v: what the viewer's .mp4 was before H.264
+BROWSERS = {"h264": "yes (every browser)", "vp8": "yes", "vp9": "yes", "mp4v": "no (MPEG-4 Part 2)",
+            "mjpg": "no", "huffyuv": "no (lossless)"}
 
 
 def frames(n: int) -> list[np.ndarray]:
@@ -56,24 +59,60 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def _encoders() -> list[tuple[str, str | None]]:
+    """(codec, x264 preset) for every entry of the codec table, H.264 at each preset."""
+    return [("h264", preset) for preset in PRESETS] + [(name, None) for name in CODECS if name != "h264"]
+
+
+def _with_preset(preset: str | None) -> None:
+    """Set the x264 preset of the codec table (what every writer opened afterwards uses);
+    "mp4v": .mp4 files get mp4v instead."""
+    DEFAULT_CODEC[".mp4"] = "mp4v" if preset == "mp4v" else "h264"
+    if preset in PRESETS:
+        h264 = CODECS["h264"]
+        CODECS["h264"] = dataclasses.replace(h264, options={**h264.options, "preset": preset})
+
+
 def bench_codecs(args) -> None:
     images = frames(args.frames)
     h, w = images[0].shape[:2]
-    print(f"{len(images)} frames {w}x{h}, {load()}")
-    print(f"{'codec':12} {'wall ms/f':>9} {'CPU ms/f':>9} {'close ms':>9} {'MB':>6}  browsers")
+    print(f"{len(images)} frames {w}x{h}, the product's writer (VideoOutput.encode, one thread), {load()}")
+    print(f"{'codec':26} {'wall ms/f':>9} {'CPU ms/f':>9} {'MB':>6}  browsers")
+    default = CODECS["h264"]
     with tempfile.TemporaryDirectory() as tmp:
-        for ext, fourcc in CODECS:
-            path = Path(tmp) / f"out.{ext}"
-            with quiet_stderr():  # OpenCV's harmless WebM 'tag not supported' line
-                writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), 25.0, (w, h))
-            if not writer.isOpened():
-                print(f"{ext}/{fourcc:7} not available in this OpenCV")
-                continue
-            wall, cpu = timed(lambda: [writer.write(f) for f in images])
-            close, close_cpu = timed(writer.release)
+        for name, preset in _encoders():
+            _with_preset(preset)
+            path = Path(tmp) / f"out{CODECS[name].containers[0]}"
+            writer = VideoOutput(path, 25.0, (w, h), name)
+            wall, cpu = timed(lambda: ([writer.encode(f) for f in images], writer.finish()))
+            writer.commit()
             n = len(images)
-            print(f"{ext + '/' + fourcc:12} {(wall + close) / n * 1e3:9.1f} {(cpu + close_cpu) / n * 1e3:9.1f} "
-                  f"{close * 1e3:9.0f} {path.stat().st_size / 1e6:6.2f}  {BROWSERS[fourcc]}", flush=True)
+            print(f"{describe(name):26} {wall / n * 1e3:9.1f} {cpu / n * 1e3:9.1f} "
+                  f"{path.stat().st_size / 1e6:6.2f}  {BROWSERS[name]}", flush=True)
+            CODECS["h264"] = default
+
+
+def bench_presets(args) -> None:
+    """FPS of the viewer's pipeline (bench's `product_pipeline`) with each x264 preset, rounds alternating."""
+    from realtime_seg.cli import load_selected
+    from realtime_seg.commands.bench.loops import product_pipeline
+    from realtime_seg.commands.bench.stages import read_clip
+    from realtime_seg.runtime.engine import stream_plan, stream_workers
+    clip = read_clip(str(VIDEO), args.frames)
+    default = CODECS["h264"]
+    print(f"viewer pipeline on {VIDEO.name} ({len(clip.frames)} frames), output .mp4 (H.264 at each preset, or mp4v)")
+    for name in args.models:
+        plan = stream_plan(0)
+        model = load_selected(name, "auto", "cpu", plan.threads)
+        for round_ in range(args.rounds):
+            for preset in PIPELINE_ENCODERS if round_ % 2 == 0 else PIPELINE_ENCODERS[::-1]:
+                _with_preset(preset)
+                with tempfile.TemporaryDirectory() as tmp:
+                    fps, stages, _, cpu_ms = product_pipeline(model, clip, Path(tmp), stream_workers(model, plan))
+                CODECS["h264"] = default
+                _with_preset(None)
+                print(f"  {name} {model.precision} round {round_ + 1} {preset:10} {fps:6.1f} FPS, "
+                      f"encode {stages['encode']:5.1f} ms/frame, {cpu_ms:5.1f} CPU ms/frame  ({load()})", flush=True)
 
 
 def bench_batching(args) -> None:
@@ -125,14 +164,18 @@ def report(label: str, inputs: list[Path], **cfg) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("codecs", "batching", "workers"))
+    p.add_argument("what", choices=("codecs", "presets", "batching", "workers"))
     p.add_argument("--frames", type=int, default=221)
-    p.add_argument("--models", nargs="+", default=[str(TINY)])
+    p.add_argument("--models", nargs="+", default=None, help="batching: .onnx files (tiny); presets: presets")
+    p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--model", default=str(TINY))
     p.add_argument("--copies", type=int, default=2)
     p.add_argument("--ext", nargs="+", default=["mp4", "webm"])
     args = p.parse_args()
-    {"codecs": bench_codecs, "batching": bench_batching, "workers": bench_workers}[args.what](args)
+    if args.models is None:
+        args.models = ["fast", "accurate"] if args.what == "presets" else [str(TINY)]
+    {"codecs": bench_codecs, "presets": bench_presets, "batching": bench_batching,
+     "workers": bench_workers}[args.what](args)
 
 
 if __name__ == "__main__":

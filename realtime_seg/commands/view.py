@@ -33,7 +33,7 @@ from ..runtime.player import ViewState, render
 from ..runtime.render import VIEWS, Overlay, draw_hud
 from ..runtime.sources import Source, open_camera, open_video
 from ..runtime.temporal import FlickerMeter, TemporalSmoother
-from ..runtime.video import VideoOutput
+from ..runtime.video import CODECS, DEFAULT_CODEC, VideoOutput, codec_name
 from ..system import check_output_file, on_stop_signals, progress, write_atomic
 
 log = logging.getLogger(__name__)
@@ -157,9 +157,11 @@ def _session(args, model: SegModel, source: Source, workers: int) -> tuple[dict,
         ok = source.broken is None
     finally:
         source.close()
-        written = output.close(ok) if output else None
-        if show:
-            cv2.destroyAllWindows()
+        try:  # a recording that cannot be finished (disk full, ...) is removed and raises its one line
+            written = output.close(ok) if output else None
+        finally:
+            if show:
+                cv2.destroyAllWindows()
     return summary, output, written
 
 
@@ -221,7 +223,6 @@ def _pass(loop: _Playback, output: VideoOutput | None, bar) -> tuple[int, Packet
                 output.write(image)
             frames, last = frames + 1, packet
             if bar is not None:
-                bar.set_postfix_str(f"{loop.meter.fps:.1f} FPS", refresh=False)
                 bar.update()
             if loop.show and _show(loop, image, packet) == "quit":
                 return frames, last, True
@@ -334,7 +335,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--opacity", type=float, default=0.5, help="mask opacity, 0-1")
     p.add_argument("--view", default="blend", choices=VIEWS)
     p.add_argument("--output", help="also record the annotated video (same size and fps)")
-    p.add_argument("--codec", help="FourCC for --output (default by extension: mp4v, MJPG, VP80)")
+    p.add_argument("--codec", help=f"codec for --output: {', '.join(CODECS)} (default by extension: "
+                   f"{', '.join(f'{e} {c}' for e, c in DEFAULT_CODEC.items())})")
     p.add_argument("--no-show", action="store_true", help="no window; progress bar instead")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--realtime", action="store_true", help="keep pace with a file's fps by dropping frames")
@@ -362,6 +364,7 @@ def check_args(args: argparse.Namespace) -> None:
     if args.output:
         inputs = {"input video": args.video} if args.video and "://" not in args.video else {}
         check_output_file(Path(args.output), "--output", inputs)
+    codec_name(args.codec, Path(args.output).suffix if args.output else ".mp4")  # usage errors before any work
 
 
 def main(argv: list[str]) -> int:

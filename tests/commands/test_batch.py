@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -42,10 +43,10 @@ def batch(*args: str, timeout: float = 240, model: Path = TINY) -> subprocess.Co
 
 
 def status_of(stdout: str, name: str) -> str:
-    """The status column of the table row for `name`."""
+    """The status column of the table row for `name` (file, frames, fps, proc fps, status)."""
     rows = [line for line in stdout.splitlines() if name in line and "outputs in" not in line]
     assert len(rows) == 1, stdout
-    return rows[0].split(None, 3)[3]
+    return rows[0].split(None, 4)[4]
 
 
 def video_info(path: Path) -> tuple[int, tuple[int, int], float]:
@@ -60,6 +61,16 @@ def video_info(path: Path) -> tuple[int, tuple[int, int], float]:
         n, size = n + 1, (frame.shape[1], frame.shape[0])
     cap.release()
     return n, size, fps
+
+
+def browser_mp4(path: Path) -> tuple[str, str, int]:
+    """(codec, pixel format, frames) of an MP4 that browsers stream: moov atom ahead of the media data."""
+    head = path.read_bytes()[:1 << 16]
+    assert head[4:8] == b"ftyp" and 0 < head.find(b"moov") < max(head.find(b"mdat"), 1 << 16), path
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for packet in container.demux(stream) if packet.size)
+        return stream.codec_context.name, stream.codec_context.pix_fmt, frames
 
 
 def frames_of(path: Path) -> list[np.ndarray]:
@@ -121,10 +132,16 @@ def test_mixed_folder_two_ok_two_failed_then_rerun_skips(mixed_inputs, tmp_path)
     assert "truncated" in status_of(proc.stdout, "cut_off.avi")
     assert "corrupt or not a video" in status_of(proc.stdout, "notes.mp4")
     assert "readme.txt" not in proc.stdout
-    # The default output plays in browsers (WebM) and keeps frame count, size and fps.
-    assert video_info(out / "dashcam_short_seg.webm") == (40, (480, 270), 25.0)
-    assert video_info(out / "carla_small_seg.webm") == (31, (400, 300), 10.0)
-    assert sorted(p.name for p in out.iterdir()) == ["carla_small_seg.webm", "dashcam_short_seg.webm"]
+    # The default output plays in browsers (H.264 MP4) and keeps frame count, size and fps.
+    assert video_info(out / "dashcam_short_seg.mp4") == (40, (480, 270), 25.0)
+    assert video_info(out / "carla_small_seg.mp4") == (31, (400, 300), 10.0)
+    assert browser_mp4(out / "dashcam_short_seg.mp4") == ("h264", "yuv420p", 40)
+    assert sorted(p.name for p in out.iterdir()) == ["carla_small_seg.mp4", "dashcam_short_seg.mp4"]
+    # the table: the video's fps next to the processing speed
+    header = proc.stdout.splitlines()[1].split()
+    assert header == ["file", "frames", "fps", "proc", "fps", "status"], proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if "carla_small.mp4" in line).split()
+    assert row[1:3] == ["31", "10"] and float(row[3]) > 0
     assert digest(mixed_inputs) == before
 
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
@@ -226,11 +243,13 @@ def test_default_smoothing_lowers_the_flicker_in_stats(tmp_path):
 def test_interrupt_stops_promptly_and_keeps_only_finished_outputs(tmp_path, sig):
     out = tmp_path / "out"
     before = digest(FULL.parent)
-    # The short clip finishes first; the full video (slow VP8 encode) is cut off; CARLA never starts.
+    # The short clip finishes first; the full video is cut off (a slow lossless encoder keeps it
+    # going long enough); CARLA never starts.
     proc = subprocess.Popen([sys.executable, "-m", "realtime_seg", "batch", str(SHORT), str(FULL), str(CARLA),
-                             "--out", str(out), "--png-masks", "--stats", "--model", str(TINY)],
+                             "--out", str(out), "--png-masks", "--stats", "--model", str(TINY),
+                             "--ext", "avi", "--codec", "huffyuv"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = out / ".dashcam_highway_seg.partial.webm"
+    partial = out / ".dashcam_highway_seg.partial.avi"
     deadline = time.monotonic() + 120
     while not (partial.exists() and partial.stat().st_size > 20_000):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -246,8 +265,8 @@ def test_interrupt_stops_promptly_and_keeps_only_finished_outputs(tmp_path, sig)
     assert status_of(stdout, "dashcam_highway.mp4") == "interrupted"
     assert status_of(stdout, "carla_small.mp4") == "not started"
     assert sorted(p.name for p in out.iterdir()) == [
-        "dashcam_short_masks", "dashcam_short_seg.webm", "dashcam_short_stats.csv"]
-    assert video_info(out / "dashcam_short_seg.webm")[0] == 40
+        "dashcam_short_masks", "dashcam_short_seg.avi", "dashcam_short_stats.csv"]
+    assert video_info(out / "dashcam_short_seg.avi")[0] == 40
     assert not leftovers(out)
     assert digest(FULL.parent) == before
 
@@ -265,8 +284,9 @@ def test_usage_errors_are_one_line_exit_2(tmp_path):
     (dict(workers=-1), "--workers must be 1 or more"),
     (dict(batch_size=-1), "--batch-size must be 0 or more"),
     (dict(opacity=-0.1), "--opacity must be between 0 and 1"),
-    (dict(ext="gif"), "no default codec for --ext gif"),
-    (dict(codec="H26"), "4-letter FourCC"),
+    (dict(ext="gif"), r"unsupported output type \.gif; use one of \.mp4"),
+    (dict(codec="H26"), "unknown codec 'H26'; use one of h264, vp8, vp9, mp4v"),
+    (dict(codec="vp8"), r"codec vp8 does not go in \.mp4 files; use \.webm or \.mkv"),
     (dict(smooth=1.0), r"--smooth must be at least 0 \(off\) and below 1, got 1"),
 ])
 def test_bad_options(tmp_path, change, message):

@@ -50,7 +50,7 @@ CHUNKED = ("--smooth", 0, "--edges", "nearest")
 def same_outputs(local: Path, remote: Path, names: list[str]) -> None:
     """Decoded frames, class-id PNGs and CSVs of two output folders are identical."""
     for name in names:
-        a, b = frames_of(local / f"{name}_seg.webm"), frames_of(remote / f"{name}_seg.webm")
+        a, b = frames_of(local / f"{name}_seg.mp4"), frames_of(remote / f"{name}_seg.mp4")
         assert len(a) == len(b) > 0, name
         assert all((x == y).all() for x, y in zip(a, b)), name
         assert digest(local / f"{name}_masks") == digest(remote / f"{name}_masks"), name
@@ -76,7 +76,7 @@ def test_two_videos_and_a_bad_input_match_the_local_batch(cluster, tmp_path):
     assert "2 written, 0 skipped, 1 failed" in proc.stdout
     assert "ray: 2 workers on 2 nodes (CPU)" in proc.stderr
     same_outputs(tmp_path / "local", tmp_path / "ray", ["dashcam_short", "carla_small"])
-    assert video_info(tmp_path / "ray" / "dashcam_short_seg.webm")[0] == 40
+    assert video_info(tmp_path / "ray" / "dashcam_short_seg.mp4")[0] == 40
     assert not leftovers(tmp_path / "ray")
     again = batch(inputs, "--out", tmp_path / "ray", "--png-masks", "--stats", "--ray", cluster.address)
     assert status_of(again.stdout, "dashcam_short.mp4") == "skipped (exists)"

@@ -67,7 +67,8 @@ def check_run_facts(doc: dict, frames: int, models: int) -> None:
     assert doc["frames"] == frames and doc["video_size"] == [960, 540] and len(doc["models"]) == models
     m = doc["machine"]
     assert m["cpu"] and m["cores"] >= 1 and isinstance(m["flags"], list) and _positive(m["matmul_gflops"])
-    assert {"python", "numpy", "opencv", "onnxruntime"} <= set(doc["versions"])
+    assert {"python", "numpy", "opencv", "onnxruntime", "av"} <= set(doc["versions"])
+    assert doc["encoder"] == "h264 (libx264 ultrafast)"  # the product's writer and default codec
     assert {k: doc[k] for k in doc["models"][0]} == doc["models"][0]  # the first model's keys on top
 
 

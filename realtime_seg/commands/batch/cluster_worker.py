@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ...cli import is_preset
-from ...runtime.engine import SegModel
+from ...runtime.engine import SegModel, StreamPlan
 from ...runtime.precision import open_model
 from ...runtime.pipeline import segment_stream
 from .chunks import Chunk, RangeSource, RecordingModel, ReplayModel, chunk_path, remove_chunks
@@ -79,10 +79,11 @@ class _Progress:
 
 
 class _OneModel:
-    """The Runner's `models`: the same session for every slot."""
+    """The Runner's `models`: the same session for every slot, one call at a time."""
 
     def __init__(self, model):
         self.model = model
+        self.plan = StreamPlan(0, 1)  # the actor's session threads are set by cluster.py
 
     def get(self, slot: int):
         return self.model

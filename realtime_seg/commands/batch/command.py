@@ -12,7 +12,7 @@ from typing import Iterator
 
 from ...cli import add_look_options, add_model_options
 from ...errors import ArgumentParser
-from ...runtime.video import wait_for_releases
+from ...runtime.video import CODECS, DEFAULT_CODEC
 from ...system import on_stop_signals
 from .config import DEFAULT_EXT, BatchConfig
 from .run import run_batch
@@ -20,14 +20,14 @@ from .runner import Result
 
 
 def format_table(results: list[Result]) -> str:
-    """file, frames, fps (processing rate), status: one row per input."""
-    rows = [(r.label, str(r.frames) if r.frames else "-", f"{r.fps:.1f}" if r.frames else "-", r.status)
-            for r in results]
-    heads = ("file", "frames", "fps", "status")
-    width = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(heads[:3])]
+    """file, frames, fps (the video's), proc fps (frames processed per second), status: one row per input."""
+    rows = [(r.label, str(r.frames) if r.frames else "-", f"{r.video_fps:g}" if r.frames and r.video_fps else "-",
+             f"{r.proc_fps:.1f}" if r.frames else "-", r.status) for r in results]
+    heads = ("file", "frames", "fps", "proc fps", "status")
+    width = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(heads[:4])]
 
     def line(c: tuple[str, ...]) -> str:
-        return f"{c[0]:<{width[0]}}  {c[1]:>{width[1]}}  {c[2]:>{width[2]}}  {c[3]}"
+        return "  ".join([f"{c[0]:<{width[0]}}", *(f"{v:>{w}}" for v, w in zip(c[1:4], width[1:])), c[4]])
     return "\n".join([line(heads), *(line(row) for row in rows)])
 
 
@@ -54,9 +54,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", action="store_true",
                    help="also DIR/<name>_stats.csv: class-area fractions and flicker per frame")
     add_look_options(p)
-    p.add_argument("--ext", default=DEFAULT_EXT, help=f"output container (default {DEFAULT_EXT}: VP8, "
-                   f"plays in browsers; mp4: mp4v, ~20x faster to encode, not for browsers)")
-    p.add_argument("--codec", help="FourCC, e.g. VP80, VP90, mp4v, MJPG (default: by --ext)")
+    p.add_argument("--ext", default=DEFAULT_EXT, help=f"output container (default {DEFAULT_EXT}: H.264, "
+                   f"plays in browsers; webm: VP8; mkv, mov, avi)")
+    p.add_argument("--codec", help=f"{', '.join(CODECS)} (default: by --ext: "
+                   f"{', '.join(f'{e.lstrip(chr(46))} {c}' for e, c in DEFAULT_CODEC.items())})")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that exist (default: skip)")
     p.add_argument("--recursive", action="store_true", help="folders: include subfolders; globs: ** matches")
     p.add_argument("--workers", type=int, default=1, help="files processed in parallel (default 1)")
@@ -113,6 +114,5 @@ def main(argv: list[str]) -> int:
     if received:
         print(f"interrupted ({signal.Signals(received[0]).name}): unfinished outputs were removed",
               file=sys.stderr)
-        wait_for_releases()
         return 128 + received[0]
     return 1 if any(r.failed for r in results) else 0

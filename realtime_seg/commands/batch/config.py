@@ -8,9 +8,9 @@ from ...cli import check_opacity, check_smooth
 from ...errors import UsageError, check_at_least
 from ...runtime.palettes import DEFAULT_PALETTE
 from ...runtime.temporal import DEFAULT_SMOOTH
-from ...runtime.video import CODECS
+from ...runtime.video import codec_name
 
-DEFAULT_EXT = "webm"  # VP8: browsers play it (runtime/video.py's CODECS)
+DEFAULT_EXT = "mp4"  # H.264: browsers play it (runtime/video.py's CODECS)
 
 
 @dataclass
@@ -45,8 +45,9 @@ class BatchConfig:
     chunk_frames: int = 1500      # --ray: files longer than this are split into chunks of it (0: never)
 
     @property
-    def fourcc(self) -> str:
-        return self.codec or CODECS.get(f".{self.ext}", "")
+    def codec_name(self) -> str:
+        """The CODECS entry --codec and --ext select (a UsageError when they do not go together)."""
+        return codec_name(self.codec, f".{self.ext}")
 
 
 def check_config(cfg: BatchConfig) -> None:
@@ -62,9 +63,4 @@ def check_config(cfg: BatchConfig) -> None:
                          f"{cfg.ray_cpus:g} and {cfg.ray_gpus}")
     if not cfg.ext.isalnum():
         raise UsageError(f"--ext must be a container name like webm or mp4, got {cfg.ext!r}")
-    if not cfg.fourcc:
-        raise UsageError(f"no default codec for --ext {cfg.ext}; use one of "
-                         f"{', '.join(c.lstrip('.') for c in CODECS)} "
-                         f"or give --codec")
-    if len(cfg.fourcc) != 4:
-        raise UsageError(f"--codec must be a 4-letter FourCC like VP80, mp4v or MJPG, got {cfg.fourcc!r}")
+    codec_name(cfg.codec, f".{cfg.ext}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -10,7 +11,9 @@ import cv2
 
 from ...errors import UsageError, UserError
 from ...system import check_creatable, partial_path, same_path
+from ...runtime.video import count_frames
 from .config import BatchConfig
+from .writers import png_count, stats_rows
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts",
                   ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv", ".y4m", ".mjpeg", ".mjpg"}
@@ -107,16 +110,35 @@ def plan(inputs: list[tuple[Path, Path]], cfg: BatchConfig) -> list[Job]:
 
 
 def pending_outputs(job: Job, overwrite: bool) -> Job | None:
-    """The job limited to outputs not yet written (all with `overwrite`); None when all exist."""
+    """The job limited to outputs not yet written (all with `overwrite`); None when all are done.
+
+    An output counts as done only when it holds the source's frames: a video that does not
+    open or has fewer frames, a mask folder or CSV short of frames (left by a full disk before
+    outputs were checked, or cut off since) is written again.
+    """
     if overwrite:
         return job
-    missing = [p for p in job.outputs() if not p.exists()]
+    existing = [p for p in job.outputs() if p.exists()]
+    expected = count_frames(job.source, header=True) if existing else None
+    missing = [p for p in job.outputs() if p not in existing or not _holds(job, p, expected)]
     if not missing:
         return None
     # The video is needed again only if it is missing; masks/stats can be added to an old run.
     return Job(job.source, job.label, job.video if job.video in missing else None,
                job.masks if job.masks in missing else None,
                job.stats if job.stats in missing else None, job.frames)
+
+
+def _holds(job: Job, output: Path, expected: int | None) -> bool:
+    """True when an existing output has the source's `expected` frames; says so on stderr when not."""
+    found = (count_frames(output) if output == job.video else
+             png_count(output) if output == job.masks else stats_rows(output))
+    if found is not None and found == expected:
+        return True
+    what = "does not open" if found is None else f"holds {found} of {expected} frames"
+    if expected is not None:
+        print(f"note: {output} {what}: writing it again", file=sys.stderr)
+    return False
 
 
 def header_frames(path: Path) -> int:

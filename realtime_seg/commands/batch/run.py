@@ -7,35 +7,33 @@ import os
 import threading
 from pathlib import Path
 
-import cv2
+import numpy as np
 
 from ...cli import resolve_model
-from ...runtime.engine import batch_size_for
+from ...runtime.engine import batch_size_for, stream_workers
 from ...errors import UsageError, UserError
 from ...runtime.sources import is_url
-from ...system import progress, quiet_stderr
+from ...runtime.video import VideoOutput
+from ...system import progress
 from .config import BatchConfig, check_config
 from .plan import Job, check_out, expand_inputs, header_frames, pending_outputs, plan
 from .runner import Models, Result, Runner, report_failure
 
 
 def probe_codec(cfg: BatchConfig) -> None:
-    """Open (and delete) a tiny video in DIR: a codec this OpenCV cannot write fails here, once."""
+    """Encode (and delete) one tiny frame in DIR: an encoder this PyAV lacks, or a folder that cannot be written, fails here, once."""
     try:
         cfg.out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create output folder {cfg.out}: {e.strerror}; choose another --out") from None
     if not os.access(cfg.out, os.W_OK):
         raise UserError(f"output folder {cfg.out} is not writable; choose another --out")
-    path = cfg.out / f".codec_probe_{os.getpid()}.partial.{cfg.ext}"
-    with quiet_stderr():
-        writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*cfg.fourcc), 25.0, (64, 48))
-    ok = writer.isOpened()
-    writer.release()
-    path.unlink(missing_ok=True)
-    if not ok:
-        raise UsageError(f"this OpenCV cannot write codec {cfg.fourcc} in .{cfg.ext} files; "
-                         f"use the default (.webm VP80) or --ext mp4 (mp4v)")
+    probe = VideoOutput(cfg.out / f".codec_probe_{os.getpid()}.{cfg.ext}", 25.0, (64, 48), cfg.codec_name)
+    try:
+        probe.encode(np.zeros((48, 64, 3), np.uint8))
+        probe.finish()
+    finally:
+        probe.discard()
 
 
 def run_batch(specs: list[str], cfg: BatchConfig, stop: threading.Event | None = None) -> list[Result]:
@@ -88,7 +86,8 @@ def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: Bat
             models = Models(resolve_model(cfg.model), cfg)
             first = models.get(0)
             print(f"model {first.path.name} on {first.runs_on}, "
-                  f"{cfg.batch_size or batch_size_for(first)} frame(s) per inference call", flush=True)
+                  f"{cfg.batch_size or batch_size_for(first)} frame(s) per inference call, "
+                  f"{stream_workers(first, models.plan)} call(s) in flight", flush=True)
             results.update(_run_jobs(todo, cfg, models, stop))
     ordered = [results[i] for i in range(len(jobs))]
     return [Result(spec, "failed: not found (no such file, or no videos match)") for spec in unmatched] + ordered

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ...errors import UserError, first_line
 from ...cli import is_preset, smoother
-from ...runtime.engine import SegModel, batch_size_for
+from ...runtime.engine import SegModel, batch_size_for, stream_plan, stream_workers
 from ...runtime.palettes import choose_palette
 from ...runtime.precision import open_model
 from ...runtime.pipeline import StageTimes, segment_stream
@@ -36,13 +36,15 @@ class Result:
     frames: int = 0
     seconds: float = 0.0
     written: list[Path] = field(default_factory=list)
+    video_fps: float = 0.0         # the source's frame rate (the output keeps it)
 
     @property
     def failed(self) -> bool:
         return self.status.startswith("failed")
 
     @property
-    def fps(self) -> float:
+    def proc_fps(self) -> float:
+        """Processing speed: frames segmented, drawn and written per second of wall time."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -51,10 +53,11 @@ class Models:
 
     def __init__(self, path: Path, cfg: BatchConfig):
         copies = 1 if cfg.share_model else cfg.workers
-        # Half the cores for inference: the (single-threaded) encoders, decoders and drawing need
-        # the rest; on 2 cores one thread instead of onnxruntime's two costs less CPU per frame (BATCH.md).
-        threads = cfg.threads or max(1, usable_cores() // (2 * cfg.workers))
-        self.sessions = [open_model(path, cfg.precision, is_preset(cfg.model), cfg.device, threads)
+        # Each worker runs the viewer's plan on its share of the cores: two calls in flight on half
+        # of them each (one worker on 2 cores: 2 x 1 thread; two workers: 1 x 1), `--threads N`: one
+        # call on N. With the H.264 encoder (~3 ms/frame) inference is what bounds a file (BATCH.md).
+        self.plan = stream_plan(cfg.threads, max(1, usable_cores() // cfg.workers))
+        self.sessions = [open_model(path, cfg.precision, is_preset(cfg.model), cfg.device, self.plan.threads)
                          for _ in range(copies)]
 
     def get(self, slot: int) -> SegModel:
@@ -98,7 +101,7 @@ class Runner:
         writers = self._open_writers(job, source, size, model)
         bar = progress(total=source.frame_count, desc=_short(job.source.name), unit="frame",
                        position=slot + 1, leave=False)
-        frames, status = 0, "ok"
+        frames, status, hint = 0, "ok", "; re-copy or re-encode it"
         try:
             frames, stopped = self._frames(source, model, writers, bar, start)
             if stopped:
@@ -106,24 +109,28 @@ class Runner:
             elif source.frame_count and frames < source.frame_count:
                 status = (f"failed: truncated or corrupt, decoded {frames} of "
                           f"{source.frame_count} frames")
+        except UserError as e:  # an output could not be written (disk full, ...): this input fails
+            status, hint = f"failed: {e}", ""
         except BaseException:
             status = "failed"
             raise
         finally:
             bar.close()
             source.close()
-            written = self._close_writers(writers, status)
+            status, written = self._close_writers(writers, status)
             if status.startswith("failed"):
                 self._uncount((source.frame_count or frames) - frames)
-        if status.startswith("failed"):
-            report_failure(f"{job.source}: {status.removeprefix('failed: ')}; re-copy or re-encode it")
-        return Result(job.label, status, frames, time.perf_counter() - start, written)
+        if status.startswith("failed: cannot write"):
+            report_failure(status.removeprefix("failed: "))
+        elif status.startswith("failed"):
+            report_failure(f"{job.source}: {status.removeprefix('failed: ')}{hint}")
+        return Result(job.label, status, frames, time.perf_counter() - start, written, source.fps)
 
     def _open_writers(self, job: Job, source: Source, size: tuple[int, int], model: SegModel) -> dict:
         writers = {}
         try:
             if job.video:
-                writers["video"] = VideoOutput(job.video, source.fps, size, self.cfg.fourcc)
+                writers["video"] = VideoOutput(job.video, source.fps, size, self.cfg.codec_name)
             if job.masks:
                 writers["masks"] = MaskPngs(job.masks, size)
             if job.stats:
@@ -144,8 +151,8 @@ class Runner:
         # Decoded frames must be able to queue up for a batch to fill (it never waits for them).
         batch = cfg.batch_size or batch_size_for(model)
         stream = segment_stream(source, model, times, queue_size=max(2, batch), batch_size=batch,
-                                probs=cfg.edges == "smooth",
-                                smoother=smoother(cfg.smooth))
+                                probs=cfg.edges == "smooth", smoother=smoother(cfg.smooth),
+                                workers=stream_workers(model, self.models.plan))
         with contextlib.closing(stream):
             for packet in stream:
                 if self.stop.is_set():
@@ -165,17 +172,22 @@ class Runner:
                         self.overall.update()
         return frames, False
 
-    def _close_writers(self, writers: dict, status: str) -> list[Path]:
-        """Rename finished outputs into place; remove every temporary file otherwise."""
-        written = []
-        for name, writer in writers.items():
-            if status == "interrupted":
-                writer.discard()
-                continue
-            path = writer.close(status == "ok")
-            if path:
-                written.append(path)
-        return written
+    def _close_writers(self, writers: dict, status: str) -> tuple[str, list[Path]]:
+        """Finish and check every output, then rename them all into place; none if one failed.
+
+        Returns the input's status (`failed: cannot write ...` when an output could not be
+        finished) and the outputs written. Temporary files are removed however it ends.
+        """
+        if status == "ok":
+            try:
+                for writer in writers.values():
+                    writer.finish()
+                return status, [writer.commit() for writer in writers.values()]
+            except UserError as e:
+                status = f"failed: {e}"
+        for writer in writers.values():
+            writer.discard()
+        return status, []
 
     def _uncount(self, frames: int) -> None:
         """Frames the overall bar expected that will not come (failed or truncated input)."""

@@ -1,17 +1,21 @@
-"""Side outputs of one file: class-id PNGs and per-frame class areas, complete or not at all."""
+"""Side outputs of one file: class-id PNGs and per-frame class areas, complete or not at all.
+
+Each writer has the video's three steps: `finish` (write and check, under a temporary name),
+`commit` (rename into place) and `discard`; batch commits an input's outputs only when all finished.
+"""
 from __future__ import annotations
 
 import os
-import queue
 import shutil
-import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ...errors import UserError
+from ...runtime.background import WriterThread
 from ...runtime.temporal import FlickerMeter
-from ...system import partial_path
+from ...system import partial_path, write_error
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:
@@ -25,46 +29,60 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 
 class MaskPngs:
-    """Class-id PNGs (one per frame, lossless, at the frame's size) written on a thread."""
+    """Class-id PNGs (one per frame, lossless, at the frame's size) written on a thread into a
+    temporary folder; `finish` checks them, `commit` moves the folder into place."""
 
     def __init__(self, folder: Path, size: tuple[int, int]):
         self.folder, self.size = folder, size
         self.tmp = folder.with_name(f".{folder.name}.partial")
         shutil.rmtree(self.tmp, ignore_errors=True)  # left by a killed run
-        self.tmp.mkdir(parents=True)
-        self.error: str | None = None
-        self._q: queue.Queue = queue.Queue(8)
-        self._thread = threading.Thread(target=self._run, name="png", daemon=True)
-        self._thread.start()
+        try:
+            self.tmp.mkdir(parents=True)
+        except OSError as e:
+            raise write_error(self.folder, e) from None
+        self.frames = 0
+        self._thread = WriterThread(self._write_png, "png", queue_size=8)
 
-    def _run(self) -> None:
-        while (item := self._q.get()) is not None:
-            index, mask = item
-            path = self.tmp / f"{index:06d}.png"
-            if self.error is None and not cv2.imwrite(str(path), mask):
-                self.error = f"cannot write {path}; check free space and permissions"
+    def _write_png(self, item: tuple[int, np.ndarray]) -> None:
+        index, mask = item
+        ok, png = cv2.imencode(".png", mask)
+        if not ok:
+            raise OSError(f"cannot encode frame {index} as PNG")
+        with open(self.tmp / f"{index:06d}.png", "wb") as f:  # Python's write: a failure says why (errno)
+            f.write(png.tobytes())
+        self.frames += 1
 
     def write(self, index: int, class_map: np.ndarray) -> None:
         """Queue a frame's class ids, at the frame's size (as drawn) or resized there (nearest: ids stay exact)."""
         if class_map.shape != self.size[::-1]:
             class_map = cv2.resize(class_map, self.size, interpolation=cv2.INTER_NEAREST)
-        self._q.put((index, class_map))
+        try:
+            self._thread.put((index, class_map))
+        except Exception as e:
+            raise self._failed(e) from None
 
-    def close(self, ok: bool) -> Path | None:
-        self._q.put(None)
-        self._thread.join()
-        if ok and self.error is None:
+    def finish(self) -> None:
+        """Write what is queued; raises a one-line UserError (folder removed) when a PNG could not be written."""
+        try:
+            self._thread.finish()
+        except Exception as e:
+            raise self._failed(e) from None
+
+    def commit(self) -> Path:
+        try:
             _replace_dir(self.tmp, self.folder)
-            return self.folder
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        if ok:
-            raise OSError(self.error)
-        return None
+        except OSError as e:
+            raise self._failed(e) from None
+        return self.folder
 
     def discard(self) -> None:
-        """Stop at once (Ctrl-C): queued frames are dropped, the temporary folder removed."""
-        _drain(self._q)
-        self.close(False)
+        """Stop at once (Ctrl-C, a failure): queued frames are dropped, the temporary folder removed."""
+        self._thread.drop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _failed(self, error: BaseException) -> UserError:
+        self.discard()
+        return write_error(self.folder, error)
 
 
 class ClassStats:
@@ -76,6 +94,7 @@ class ClassStats:
 
     def __init__(self, path: Path, classes: list[str]):
         self.path, self.classes = path, classes
+        self.tmp = partial_path(path)
         self.rows: list[np.ndarray] = []
         self.flicker = FlickerMeter()
         self._flicker: list[float | None] = []
@@ -85,27 +104,42 @@ class ClassStats:
         self.rows.append(counts / class_map.size)
         self._flicker.append(self.flicker.add(class_map, restart=restarted))
 
-    def close(self, ok: bool) -> Path | None:
-        if not ok:
-            return None
-        tmp = partial_path(self.path)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", newline="") as f:
-            f.write(",".join(["frame", *self.classes, "flicker"]) + "\n")
-            for i, (row, flicker) in enumerate(zip(self.rows, self._flicker)):
-                f.write(f"{i}," + ",".join(f"{v:.6f}" for v in row)
-                        + ("," if flicker is None else f",{flicker:.6f}") + "\n")
-        os.replace(tmp, self.path)
+    def finish(self) -> None:
+        """Write the CSV under its temporary name; a one-line UserError (nothing left) when that fails."""
+        try:
+            self.tmp.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.tmp, "w", newline="") as f:
+                f.write(",".join(["frame", *self.classes, "flicker"]) + "\n")
+                for i, (row, flicker) in enumerate(zip(self.rows, self._flicker)):
+                    f.write(f"{i}," + ",".join(f"{v:.6f}" for v in row)
+                            + ("," if flicker is None else f",{flicker:.6f}") + "\n")
+        except OSError as e:
+            self.discard()
+            raise write_error(self.path, e) from None
+
+    def commit(self) -> Path:
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.discard()
+            raise write_error(self.path, e) from None
         return self.path
 
     def discard(self) -> None:
         self.rows.clear()
         self._flicker.clear()
+        self.tmp.unlink(missing_ok=True)
 
 
-def _drain(q: queue.Queue) -> None:
-    while True:
-        try:
-            q.get_nowait()
-        except queue.Empty:
-            return
+def stats_rows(path: Path) -> int | None:
+    """Frames in a stats CSV written by ClassStats (its lines but the header); None when unreadable."""
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for _ in f) - 1
+    except OSError:
+        return None
+
+
+def png_count(folder: Path) -> int:
+    """Frames in a PNG mask folder written by MaskPngs."""
+    return sum(1 for p in folder.glob("*.png")) if folder.is_dir() else 0

@@ -47,18 +47,16 @@ def product_pipeline(model: SegModel, clip: Clip, tmp: Path, workers: int = 1
     from ..view import play  # the viewer's own loop, timed as it runs
     source = FirstFrames(open_video(clip.path), len(clip.frames))
     output = VideoOutput(tmp / "pipeline.mp4", source.fps, source.size)
-    closed = False
     try:
         t0, cpu0 = time.perf_counter(), time.process_time()
         state = ViewState(default_overlay(model), smooth=DEFAULT_SMOOTH)
         summary = play(model, source, state, output, bar=False, smoother=TemporalSmoother(DEFAULT_SMOOTH),
                        workers=workers)
-        output.close(ok=False)  # waits for the encoder thread to finish: part of the product
-        closed, seconds, cpu = True, time.perf_counter() - t0, time.process_time() - cpu0
+        output.finish()  # waits for the encoder thread and flushes the encoder: part of the product
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     finally:
         source.close()
-        if not closed:
-            output.close(ok=False)
+        output.discard()
     stages = dict(summary["stages_ms"])
     if output.frames:
         stages["encode"] = output.encode_ms / output.frames
@@ -79,13 +77,13 @@ def sequential_fps(clip: Clip, tmp: Path, name: str, prepare: Callable[[list[np.
             if not ok:
                 break
             class_map = infer(prepare([frame]))[0]
-            writer.write(draw(Packet(frames, frame, class_map)))
+            writer.encode(draw(Packet(frames, frame, class_map)))
             frames += 1
-        writer.release()
+        writer.finish()
         seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     finally:
         cap.release()
-        writer.release()
+        writer.discard()
     return frames / seconds, cpu * 1e3 / max(frames, 1)
 
 

@@ -59,9 +59,10 @@ def machine_info(cuda: bool, load: float | None) -> dict:
 
 def versions() -> dict[str, str]:
     """Versions of Python and of the libraries that were used (Keras/TF only if loaded)."""
+    import av
     import onnxruntime
     found = {"python": platform.python_version(), "numpy": np.__version__,
-             "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__}
+             "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__, "av": av.__version__}
     for name in ("onnx", "keras", "tensorflow"):
         if name in sys.modules:
             found[name] = getattr(sys.modules[name], "__version__", "?")

@@ -5,6 +5,7 @@ import statistics
 from dataclasses import asdict, dataclass
 
 from ...runtime.engine import SegModel
+from ...runtime.video import DEFAULT_CODEC, describe
 from ...system import usable_cores
 from .config import BenchConfig
 from .loops import SeedKeras
@@ -12,6 +13,7 @@ from .machine import onnx_conv_flops, versions
 from .stages import Clip, _mean
 
 STAGES = ("decode", "preprocess", "inference", "smooth", "edges", "draw", "encode")
+ENCODER = describe(DEFAULT_CODEC[".mp4"])  # what the encode stage and the pipeline write, e.g. h264 (libx264 superfast)
 
 
 @dataclass
@@ -119,7 +121,7 @@ def table(result: ModelResult, baseline: ModelResult | None = None) -> str:
              f"{'' if r.spinning else ', no spinning'}",
              "  stage alone     ms/frame  1 thread"]
     for stage in STAGES:
-        mark = "   <- slowest" if stage == r.slowest_stage else ""
+        mark = ("   <- slowest" if stage == r.slowest_stage else "") + (f"   {ENCODER}" if stage == "encode" else "")
         lines.append(f"  {stage:<14} {r.stages_ms[stage]:9.2f} {r.stages_ms_1thread[stage]:9.2f}{mark}")
     lines += [f"  bound          {r.bound_fps:9.1f} FPS  (1000 / slowest stage; all in series: "
               f"{r.serial_fps:.1f} FPS)",
@@ -153,7 +155,7 @@ def table(result: ModelResult, baseline: ModelResult | None = None) -> str:
 def report(cfg: BenchConfig, clip: Clip, results: list[ModelResult], machine: dict) -> dict:
     """The JSON document: run facts, machine, versions, every model, and the first model's keys on top."""
     doc = {"video": clip.path, "video_size": list(clip.size), "video_fps": clip.fps,
-           "frames": len(clip.frames), "device": cfg.device, "threads": cfg.threads,
+           "frames": len(clip.frames), "encoder": ENCODER, "device": cfg.device, "threads": cfg.threads,
            "spinning": cfg.spinning, "machine": machine, "versions": versions(),
            "models": [asdict(r) for r in results]}
     return {**asdict(results[0]), **doc}

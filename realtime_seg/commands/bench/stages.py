@@ -1,5 +1,5 @@
 """Each stage timed on its own, frame by frame, on frames decoded into memory: decode, preprocess,
-inference, smooth, edges, draw, encode.
+inference, smooth, edges, draw, encode (the product's writer, default H.264).
 
 `smooth` (temporal smoothing at the default --smooth) and `edges` (the class map brought to the
 frame's size with smooth boundaries) are the viewer's defaults; their class maps also give the
@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from ...errors import UsageError, UserError
+from ...errors import UsageError
 from ...runtime.engine import SegModel
 from ...runtime.palettes import choose_palette
 from ...runtime.pipeline import Packet, StageTimes
@@ -26,8 +26,8 @@ from ...runtime.player import ViewState, render
 from ...runtime.render import Overlay, to_frame_size
 from ...runtime.sources import is_url, open_video
 from ...runtime.temporal import DEFAULT_SMOOTH, FlickerMeter, TemporalSmoother
+from ...runtime.video import VideoOutput
 
-CODEC = "mp4v"
 
 
 @dataclass
@@ -125,11 +125,9 @@ def _drawer(model: SegModel) -> Callable[..., np.ndarray]:
     return lambda packet, full=None: render(packet, model, state, 30.0, times, source, full)
 
 
-def _writer(path: Path, clip: Clip) -> cv2.VideoWriter:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*CODEC), clip.fps, clip.size)
-    if not writer.isOpened():
-        raise UserError(f"cannot encode {CODEC} video in {path.parent}; check this OpenCV's FFmpeg")
-    return writer
+def _writer(path: Path, clip: Clip) -> VideoOutput:
+    """The product's writer with its default codec for `path` (its `encode`: synchronous, timed)."""
+    return VideoOutput(path, clip.fps, clip.size)
 
 
 def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = False,
@@ -155,7 +153,7 @@ def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = Fa
     _encode(tmp / "warm-up.mp4", clip, [draw(Packet(0, warm[0], model.predict(warm[:1])[0]))])
     ms: dict[str, list[float]] = {"decode": clip.decode_ms}
     smoother, n, maps = TemporalSmoother(DEFAULT_SMOOTH), len(model.classes), {"raw": [], "smoothed": []}
-    writer = _writer(tmp / "encode.mp4", clip)
+    writer = _writer(tmp / "encode.mp4", clip)  # the product's writer and default codec (h264)
 
     def timed(stage: str, fn: Callable[[], object]):
         took, out = _ms(fn, clock)
@@ -169,11 +167,12 @@ def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = Fa
             class_map, average = timed("smooth", lambda: smoother.step(*raw, n, frame))
             full = timed("edges", lambda: to_frame_size(class_map, clip.size, "smooth", average))
             image = timed("draw", lambda: draw(Packet(i, frame, class_map, probs=average), full))
-            timed("encode", lambda: writer.write(image))
+            timed("encode", lambda: writer.encode(image))
             maps["raw"].append(raw[0])
             maps["smoothed"].append(class_map)
+        ms["encode"][-1] += _ms(writer.finish, clock)[0]  # the frames the encoder held back: its work too
     finally:
-        writer.release()
+        writer.discard()
     flicker = {"smooth_0": _flicker(maps["raw"]), f"smooth_{DEFAULT_SMOOTH:g}": _flicker(maps["smoothed"])}
     return ms, flicker
 
@@ -185,13 +184,15 @@ def _flicker(maps) -> float | None:
     return meter.mean
 
 
-def _encode(path: Path, clip: Clip, images, clock: Callable[[], float] = time.perf_counter) -> list[float]:
-    """Write `images` with a plain cv2.VideoWriter; ms per write."""
+def _encode(path: Path, clip: Clip, images) -> None:
+    """Write `images` with the product's writer (warm-up)."""
     writer = _writer(path, clip)
     try:
-        return [_ms(lambda im=im: writer.write(im), clock)[0] for im in images]
+        for image in images:
+            writer.encode(image)
+        writer.finish()
     finally:
-        writer.release()
+        writer.discard()
 
 
 def throughput(model: SegModel, clip: Clip, batches: tuple[int, ...], seconds: float = 0.5) -> dict[str, float]:
