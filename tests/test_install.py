@@ -3,6 +3,7 @@ and installs no top-level package but `realtime_seg` (the exporter is `realtime-
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -15,8 +16,11 @@ from conftest import ROOT
 @pytest.mark.slow
 def test_installed_command_runs_the_presets_away_from_the_repository(tmp_path):
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
-    wheels, site = tmp_path / "wheels", tmp_path / "site"
-    build = subprocess.run([*pip, "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-w", str(wheels)],
+    wheels, site, src = tmp_path / "wheels", tmp_path / "site", tmp_path / "src"
+    # from a copy: a checkout's stale build/ folder (setuptools reuses it) must not leak old files in
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv*", ".git", "build", "*.egg-info",
+                                                             "__pycache__", "runs", "out*"))
+    build = subprocess.run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(wheels)],
                            capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr
     wheel = next(wheels.glob("realtime_seg-*.whl"))
