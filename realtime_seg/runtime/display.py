@@ -42,15 +42,37 @@ def x_server_listening(number: int) -> bool:
     return False
 
 
-def open_window(size: tuple[int, int]) -> bool:
-    """A resizable window at the frame's `size` (W, H) that keeps its aspect; False without GUI support."""
+class Window:
+    """The OpenCV window frames are shown in: what the play loop needs of a window (show, keys,
+    closed). A test or another front end passes its own object with these three methods."""
+
+    def __init__(self, name: str = WINDOW):
+        self.name = name
+
+    def show(self, image) -> None:
+        cv2.imshow(self.name, image)
+
+    def key(self, wait_ms: int) -> int:
+        """The key pressed within `wait_ms` milliseconds (its low byte), or 255 for none."""
+        return cv2.waitKey(wait_ms) & 0xFF
+
+    def closed(self) -> bool:
+        """True once the user has closed the window."""
+        return cv2.getWindowProperty(self.name, cv2.WND_PROP_VISIBLE) < 1
+
+    def close(self) -> None:
+        cv2.destroyAllWindows()
+
+
+def open_window(size: tuple[int, int]) -> Window | None:
+    """A resizable window at the frame's `size` (W, H) that keeps its aspect; None without GUI support."""
     try:
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
     except cv2.error:
-        return False
+        return None
     scale = min(1.0, WINDOW_MAX[0] / max(size[0], 1), WINDOW_MAX[1] / max(size[1], 1))
     cv2.resizeWindow(WINDOW, max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-    return True
+    return Window()
 
 
 class FpsMeter:

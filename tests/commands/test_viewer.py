@@ -27,7 +27,7 @@ import xwindow as shots  # noqa: E402
 import conftest  # noqa: E402
 from conftest import FakeCapture  # noqa: E402
 from realtime_seg.commands import view as viewer  # noqa: E402
-from realtime_seg.runtime import display, sources  # noqa: E402
+from realtime_seg.runtime import display, player, sources  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402
 from realtime_seg.datasets.classes import CAMVID  # noqa: E402
 from realtime_seg.runtime.edges import smooth_upsample  # noqa: E402
@@ -648,9 +648,9 @@ def test_display_needs_a_listening_server(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- 6. keys
 
-def _state(**overlay) -> viewer.ViewState:
+def _state(**overlay) -> player.ViewState:
     """The viewer's key state over an overlay of CamVid's classes."""
-    return viewer.ViewState(Overlay(list(CAMVID.classes), np.zeros((11, 3), np.uint8), **overlay))
+    return player.ViewState(Overlay(list(CAMVID.classes), np.zeros((11, 3), np.uint8), **overlay))
 
 
 @pytest.fixture
@@ -661,37 +661,37 @@ def image() -> np.ndarray:
 @pytest.mark.parametrize("key", [ord("q"), 27])
 def test_quit_keys(key, image, tmp_path):
     state = _state()
-    assert viewer.handle_key(key, state, image, tmp_path) == "quit"
+    assert player.handle_key(key, state, image, tmp_path) == "quit"
     assert state == _state()
 
 
 def test_space_toggles_pause_and_n_steps(image, tmp_path):
     state = _state()
-    assert viewer.handle_key(ord(" "), state, image, tmp_path) == "redraw" and state.paused
-    assert viewer.handle_key(ord("n"), state, image, tmp_path) == "next" and state.paused
-    assert viewer.handle_key(ord(" "), state, image, tmp_path) == "redraw" and not state.paused
+    assert player.handle_key(ord(" "), state, image, tmp_path) == "redraw" and state.paused
+    assert player.handle_key(ord("n"), state, image, tmp_path) == "next" and state.paused
+    assert player.handle_key(ord(" "), state, image, tmp_path) == "redraw" and not state.paused
 
 
 def test_opacity_keys_step_and_clamp(image, tmp_path):
     state = _state(opacity=0.8)
     for expected in (0.9, 1.0, 1.0):
-        assert viewer.handle_key(ord("+"), state, image, tmp_path) == "redraw"
+        assert player.handle_key(ord("+"), state, image, tmp_path) == "redraw"
         assert state.overlay.opacity == expected
     state.overlay.opacity = 0.2
     for expected in (0.1, 0.0, 0.0):
-        assert viewer.handle_key(ord("-"), state, image, tmp_path) == "redraw"
+        assert player.handle_key(ord("-"), state, image, tmp_path) == "redraw"
         assert state.overlay.opacity == expected
 
 
 def test_view_and_legend_keys(image, tmp_path):
     state, seen = _state(), []
     for _ in range(5):
-        assert viewer.handle_key(ord("m"), state, image, tmp_path) == "redraw"
+        assert player.handle_key(ord("m"), state, image, tmp_path) == "redraw"
         seen.append(state.overlay.view)
     assert seen == ["mask", "outlines", "side", "original", "blend"]
     legends = []
     for _ in range(3):  # names -> names and shares -> none -> names
-        assert viewer.handle_key(ord("l"), state, image, tmp_path) == "redraw"
+        assert player.handle_key(ord("l"), state, image, tmp_path) == "redraw"
         legends.append((state.overlay.legend, state.overlay.shares))
     assert legends == [(True, True), (False, False), (True, False)]
 
@@ -699,15 +699,15 @@ def test_view_and_legend_keys(image, tmp_path):
 def test_other_keys_do_nothing(image, tmp_path):
     state = _state()
     for key in (255, ord("x"), ord("Q") + 200):  # 255: no key pressed
-        assert viewer.handle_key(key, state, image, tmp_path) is None
+        assert player.handle_key(key, state, image, tmp_path) is None
     assert state == _state() and not any(tmp_path.iterdir())
 
 
 def test_s_saves_png_screenshots(image, tmp_path, capsys):
     folder = tmp_path / "shots"
     state = _state()
-    assert viewer.handle_key(ord("s"), state, image, folder) is None
-    assert viewer.handle_key(ord("s"), state, image, folder) is None  # same second: a new name
+    assert player.handle_key(ord("s"), state, image, folder) is None
+    assert player.handle_key(ord("s"), state, image, folder) is None  # same second: a new name
     files, out = sorted(folder.iterdir()), capsys.readouterr().out
     assert len(files) == 2 and all(f.suffix == ".png" and not f.name.startswith(".") for f in files)
     for f in files:
@@ -719,7 +719,7 @@ def test_s_saves_png_screenshots(image, tmp_path, capsys):
 def test_s_failure_warns_and_keeps_running(image, tmp_path, capsys):
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
-    assert viewer.handle_key(ord("s"), _state(), image, blocker / "shots") is None
+    assert player.handle_key(ord("s"), _state(), image, blocker / "shots") is None
     err = capsys.readouterr().err
     assert err.startswith("warning: cannot write screenshot") and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
@@ -730,9 +730,9 @@ def test_s_leaves_no_partial_file_when_the_encoder_fails(image, tmp_path, monkey
         Path(path).write_bytes(b"\x89PNG half")
         return False
 
-    monkeypatch.setattr(viewer.cv2, "imwrite", half_written)
-    with pytest.raises(viewer.UserError, match="cannot write screenshot"):
-        viewer.save_png(image, tmp_path)
+    monkeypatch.setattr(player.cv2, "imwrite", half_written)
+    with pytest.raises(player.UserError, match="cannot write screenshot"):
+        player.save_png(image, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -13,7 +13,7 @@ from ...contract import preprocess
 from ...errors import UserError
 from ...runtime.engine import SegModel
 from ...runtime.pipeline import Packet
-from ...runtime.player import ViewState
+from ...runtime.player import ViewState, play
 from ...runtime.sources import Source, open_video
 from ...runtime.temporal import DEFAULT_SMOOTH, TemporalSmoother
 from ...runtime.video import VideoOutput
@@ -44,7 +44,6 @@ def product_pipeline(model: SegModel, clip: Clip, tmp: Path, workers: int = 1
     """FPS of the viewer's own loop (`--no-show --output`, default settings, `workers` frames in
     flight), from the file, encoder drained; its stage means, its flicker, and the CPU ms per
     frame the process spent (all its threads), to tell idle cores from busy ones."""
-    from ..view import play  # the viewer's own loop, timed as it runs
     source = FirstFrames(open_video(clip.path), len(clip.frames))
     output = VideoOutput(tmp / "pipeline.mp4", source.fps, source.size)
     try:
