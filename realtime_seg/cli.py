@@ -1,55 +1,22 @@
-"""Options and checks shared by the commands: model presets, --model/--device/--threads/
---precision, and how masks look (--palette, --edges, --shares, --smooth).
+"""Options and checks shared by the commands: --model/--device/--threads/--precision (what they
+name is resolved and opened by runtime/models.py), and how masks look (--palette, --edges,
+--shares, --smooth).
 
 Each command's parser adds these with `add_model_options`, so they read and fail the same way.
 """
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError, UserError
-from .paths import MODELS_DIR
-from .runtime.engine import DEVICES, SegModel
+from .errors import UsageError
+from .runtime.engine import DEVICES
+from .runtime.models import PRESETS
 from .runtime.palettes import DEFAULT_PALETTE, PALETTES, choose_palette
 from .runtime.precision import CHOICES as PRECISION_CHOICES
-from .runtime.precision import open_model
 from .runtime.render import EDGES
 from .runtime.temporal import DEFAULT_SMOOTH, TemporalSmoother
-
-# each preset is a family: NAME.onnx (fp32) and, where they pay off, NAME.int8.onnx and NAME.fp16.onnx
-PRESETS = {"accurate": "camvid_accurate.onnx", "fast": "camvid_fast.onnx"}
-
-
-def model_spec(spec: str | None) -> str:
-    """--model as given, or the default preset (REALTIME_SEG_MODEL, else accurate)."""
-    return spec if spec is not None else os.environ.get("REALTIME_SEG_MODEL", "accurate")
-
-
-def is_preset(spec: str | None) -> bool:
-    """True when --model names a preset family rather than a file."""
-    return model_spec(spec) in PRESETS
-
-
-def resolve_model(spec: str | None) -> Path:
-    """A model path from --model: a file, a preset name (its fp32 file), or None for the default."""
-    spec = model_spec(spec)
-    return MODELS_DIR / PRESETS[spec] if spec in PRESETS else Path(spec)
-
-
-def load_selected(spec: str | None, precision: str = "auto", device: str = "auto", threads: int = 0,
-                  spinning: bool = False) -> SegModel:
-    """The model --model names: a preset's variant chosen by --precision, or the one file given."""
-    spec = model_spec(spec)
-    path = resolve_model(spec)
-    if spec not in PRESETS and not path.exists():
-        raise UserError(f"model {spec} not found: neither a preset ({', '.join(PRESETS)}) nor a file; pass "
-                        f"--model {'|'.join(PRESETS)} or the path of an exported .onnx file")
-    return open_model(path, precision, spec in PRESETS, device, threads, spinning)
-
 
 def add_model_options(p: argparse.ArgumentParser, model: bool = True,
                       threads_help: str = "onnxruntime threads (0: automatic)", several: bool = False) -> None:

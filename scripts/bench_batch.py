@@ -94,21 +94,20 @@ def bench_codecs(args) -> None:
 
 def bench_presets(args) -> None:
     """FPS of the viewer's pipeline (bench's `product_pipeline`) with each x264 preset, rounds alternating."""
-    from realtime_seg.cli import load_selected
     from realtime_seg.commands.bench.loops import product_pipeline
     from realtime_seg.commands.bench.stages import read_clip
-    from realtime_seg.runtime.engine import stream_plan, stream_workers
+    from realtime_seg.runtime.models import open_selected
     clip = read_clip(str(VIDEO), args.frames)
     default = CODECS["h264"]
     print(f"viewer pipeline on {VIDEO.name} ({len(clip.frames)} frames), output .mp4 (H.264 at each preset, or mp4v)")
     for name in args.models:
-        plan = stream_plan(0)
-        model = load_selected(name, "auto", "cpu", plan.threads)
+        opened = open_selected(name, "auto", "cpu")
+        model = opened.model
         for round_ in range(args.rounds):
             for preset in PIPELINE_ENCODERS if round_ % 2 == 0 else PIPELINE_ENCODERS[::-1]:
                 _with_preset(preset)
                 with tempfile.TemporaryDirectory() as tmp:
-                    fps, stages, _, cpu_ms = product_pipeline(model, clip, Path(tmp), stream_workers(model, plan))
+                    fps, stages, _, cpu_ms = product_pipeline(model, clip, Path(tmp), opened.plan.workers)
                 CODECS["h264"] = default
                 _with_preset(None)
                 print(f"  {name} {model.precision} round {round_ + 1} {preset:10} {fps:6.1f} FPS, "

@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from realtime_seg.export import ExportConfig, export_model  # noqa: E402
 from realtime_seg.export.quantize import Int8Config  # noqa: E402
-from realtime_seg.cli import MODELS_DIR, PRESETS  # noqa: E402
+from realtime_seg.paths import MODELS_DIR  # noqa: E402
+from realtime_seg.runtime.models import PRESETS  # noqa: E402
 from realtime_seg.contract import PRECISIONS  # noqa: E402
 from realtime_seg.errors import UserError  # noqa: E402
 from realtime_seg.runtime.precision import variant_path  # noqa: E402

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from realtime_seg.cli import PRESETS  # noqa: E402
+from realtime_seg.runtime.models import PRESETS  # noqa: E402
 from xwindow import find_window, grab_window, missing_tools, park_cursor, xdotool, xvfb  # noqa: E402
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from realtime_seg.datasets.classes import CAMVID  # noqa: E402
-from realtime_seg.cli import resolve_model  # noqa: E402
+from realtime_seg.runtime.models import choose_model  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402
 from realtime_seg.runtime.render import colorize  # noqa: E402
 
@@ -23,7 +23,7 @@ def main() -> None:
     p.add_argument("--frame", default="0016E5_07959")
     p.add_argument("--out", default="docs/val_example.png")
     args = p.parse_args()
-    model = load_model(resolve_model(args.model))
+    model = load_model(choose_model(args.model).path)
     frame = cv2.imread(str(Path(args.data) / "val" / f"{args.frame}.png"))
     label = cv2.imread(str(Path(args.data) / "valannot" / f"{args.frame}.png"), cv2.IMREAD_GRAYSCALE)
     h, w = label.shape

@@ -17,12 +17,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..cli import add_model_options, load_selected, resolve_model
+from ..cli import add_model_options
 from ..contract import SPLIT
 from ..datasets.metrics import iou_per_class, summarize
 from ..datasets.readers import DEFAULT_SPLIT, FORMATS, READERS, SPLITS, load_split, split_settings
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..runtime.engine import SegModel
+from ..runtime.models import choose_model, open_choice
 from ..runtime.render import EDGES
 from ..runtime.scoring import evaluate
 from ..system import check_output_file, check_readable, write_atomic, write_json
@@ -124,9 +125,9 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     check_at_least("--batch-size", args.batch_size, 1)
     check_at_least("--threads", args.threads, 0)
-    model_path = resolve_model(args.model)
-    check_outputs(args, model_path)
-    model = load_selected(args.model, args.precision, args.device, args.threads)
+    choice = choose_model(args.model)
+    check_outputs(args, choice.path)
+    model = open_choice(choice, args.precision, args.device, args.threads)
     settings, origin = find_split(model, args.run)
     fmt, samples = load_split(args.data, args.split, args.format, settings["val_fraction"], settings["seed"])
     if not samples:

@@ -18,11 +18,12 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from ..cli import add_look_options, add_model_options, check_opacity, check_smooth, load_selected, palette, smoother
+from ..cli import add_look_options, add_model_options, check_opacity, check_smooth, palette, smoother
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..paths import DEMO_VIDEO
 from ..runtime.display import display_available, open_window
-from ..runtime.engine import SegModel, stream_plan, stream_workers
+from ..runtime.engine import SegModel
+from ..runtime.models import open_selected
 from ..runtime.player import ViewState, play
 from ..runtime.render import VIEWS, Overlay
 from ..runtime.sources import Source, open_camera, open_video
@@ -66,13 +67,12 @@ def stop_on_signals(source: Source) -> Iterator[None]:
 def run(args, demo: bool = False) -> dict:
     """Open model and source, run the loop, print the summary; returns it. `demo`: the demo video
     was chosen for want of --video or --camera (said once both have opened)."""
-    plan = stream_plan(args.threads)
-    model = load_selected(args.model, args.precision, args.device, plan.threads)
+    opened = open_selected(args.model, args.precision, args.device, args.threads)
     source = open_source(args)
     if demo:
         print(f"no --video or --camera given: playing the demo {DEMO_VIDEO.name}")
     with stop_on_signals(source):
-        summary, output, written = _session(args, model, source, stream_workers(model, plan))
+        summary, output, written = _session(args, opened.model, source, opened.plan.workers)
     print_summary(summary)
     if source.cancelled:
         print("interrupted", file=sys.stderr)

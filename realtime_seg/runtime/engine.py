@@ -14,7 +14,7 @@ import numpy as np
 
 from ..contract import CLASS_MAP, INPUT_DTYPES, LOGITS, PRECISION, PRECISIONS, PROBS, REQUIRED_METADATA, preprocess
 from ..errors import UserError, first_line
-from ..system import check_readable, usable_cores
+from ..system import check_readable
 
 log = logging.getLogger(__name__)
 
@@ -84,37 +84,6 @@ class SegModel:
     def predict(self, frames_bgr: list[np.ndarray]) -> np.ndarray:
         """BGR frames of any size -> class maps (N, H, W) at the model's input size."""
         return self.infer(self.prepare(frames_bgr))
-
-
-@dataclass(frozen=True)
-class StreamPlan:
-    """How a video stream runs its model on the CPU: threads per call, calls in flight."""
-
-    threads: int   # onnxruntime intra-op threads of the session
-    workers: int   # inference calls running at once (segment_stream's workers)
-
-
-def stream_plan(threads: int = 0, cores: int | None = None) -> StreamPlan:
-    """--threads N: N threads, one call at a time. Automatic (0): two calls on half the cores each.
-
-    Two frames in flight keep the cores busy while one call waits on the other stages, and no
-    call pays for splitting each layer across cores that decode and draw also need (the gain on
-    2 cores: docs/BENCHMARKS.md, measurements behind the code).
-    """
-    cores = cores or usable_cores()
-    if threads or cores < 2:
-        return StreamPlan(threads or 1, 1)
-    return StreamPlan(cores // 2, 2)
-
-
-def stream_workers(model: SegModel, plan: StreamPlan) -> int:
-    """The plan's calls in flight on the CPU; one on CUDA, where the GPU runs one call at a time."""
-    return 1 if model.provider == CUDA else plan.workers
-
-
-def batch_size_for(model: SegModel) -> int:
-    """Frames per inference call for batch export: batching gained nothing on CPUs (docs/BATCH.md), GPUs need it."""
-    return 8 if model.provider == CUDA else 1
 
 
 def read_metadata(path: Path, session) -> dict[str, str]:

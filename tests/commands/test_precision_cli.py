@@ -7,7 +7,8 @@ import json
 import pytest
 
 from conftest import FIXTURES, assert_one_line_error, run_cli
-from realtime_seg.cli import MODELS_DIR, PRESETS, load_selected
+from realtime_seg.paths import MODELS_DIR
+from realtime_seg.runtime.models import PRESETS, open_choice
 from realtime_seg.contract import INT8_CHECK
 from realtime_seg.runtime.precision import variant_path
 from realtime_seg.system import cpu_int8_dot, usable_cores
@@ -42,7 +43,7 @@ def test_eval_scores_the_variant_asked_for(tmp_path):
     assert doc["model"] == "tiny.int8.onnx" and doc["precision"] == "int8"
     assert "(CPU int8)" in proc.stdout
     # the same score export measured for this file on the same split when it checked the int8 model
-    check = json.loads(load_selected(str(FAMILY), "int8", "cpu").metadata[INT8_CHECK])
+    check = json.loads(open_choice(str(FAMILY), "int8", "cpu").metadata[INT8_CHECK])
     assert doc["miou"] == pytest.approx(check["val_miou_int8"], abs=1e-9)
 
 
@@ -64,13 +65,13 @@ def test_missing_variant_is_one_line(command, tmp_path):
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_presets_auto_runs_int8_on_cpu_where_it_pays_off(name):
-    model = load_selected(name, "auto", "cpu", threads=1)
+    model = open_choice(name, "auto", "cpu", threads=1)
     int8 = variant_path(MODELS_DIR / PRESETS[name], "int8")
     if not int8.is_file():
         assert model.precision == "fp32"
         return
-    check = json.loads(load_selected(str(int8), "auto", "cpu").metadata[INT8_CHECK])
+    check = json.loads(open_choice(str(int8), "auto", "cpu").metadata[INT8_CHECK])
     slower_here = check["speed_vs_fp32"] < 1.0 and check["cpu_int8_dot"] == cpu_int8_dot()
     assert model.precision == ("fp32" if slower_here else "int8") and model.path.parent == MODELS_DIR
-    assert load_selected(name, "fp32", "cpu").path == MODELS_DIR / PRESETS[name]
+    assert open_choice(name, "fp32", "cpu").path == MODELS_DIR / PRESETS[name]
     assert check["val_miou_fp32"] - check["val_miou_int8"] <= 0.005  # the bound, as exported

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES
-from realtime_seg.runtime.engine import StreamPlan, load_model, stream_plan
+from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.models import StreamPlan, stream_plan
 from realtime_seg.runtime.pipeline import StageTimes, segment_stream
 from realtime_seg.runtime.sources import open_video
 from realtime_seg.runtime.temporal import TemporalSmoother

@@ -18,9 +18,8 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from ...cli import is_preset, load_selected, resolve_model
 from ...errors import UserError, first_line
-from ...runtime.precision import family_base, variants
+from ...runtime.models import open_choice
 from . import cluster_worker as cw
 from .cluster_run import Scheduler
 from .cluster_tasks import Plan, note, plan_tasks, ray_reason
@@ -144,9 +143,7 @@ def start_board(ray, cfg: BatchConfig) -> tuple[object, str]:
 
 def _model_files(cfg: BatchConfig) -> dict[str, bytes]:
     """The model the workers run, with its precision variants when --precision may choose one of them."""
-    model = resolve_model(cfg.model)
-    family = is_preset(cfg.model) or cfg.precision != "auto"
-    paths = list(variants(family_base(model)).values()) if family else [model]
+    paths = cfg.model.files(cfg.precision)
     try:
         return {path.name: path.read_bytes() for path in paths}
     except OSError as e:
@@ -157,16 +154,14 @@ def _model_files(cfg: BatchConfig) -> dict[str, bytes]:
 def start_actors(ray, cfg: BatchConfig, board_name: str) -> list:
     """One SegWorker per slot, each with its own onnxruntime session."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-    model_name = resolve_model(cfg.model).name
     worker = ray.remote(cw.SegWorker)
     actors = []
     for node_id, cpus, gpus in actor_slots(ray, cfg):
         device = cfg.device if cfg.device != "auto" else ("cuda" if gpus else "cpu")
-        threads = cfg.threads or max(1, int(cpus) // 2 if cpus >= 2 else 1)
         actors.append(worker.options(
             num_cpus=cpus, num_gpus=gpus, max_restarts=_RETRIES, max_task_retries=_RETRIES,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=True),
-        ).remote(cfg, model_name, device, threads, board_name))
+        ).remote(cfg, device, max(1, int(cpus)), board_name))
     try:  # a model that does not load fails here, once, with the engine's message
         infos = ray.get([a.info.remote() for a in actors])
     except ray.exceptions.RayActorError as e:
@@ -190,7 +185,7 @@ def run_on_ray(todo: list[tuple[int, Job]], cfg: BatchConfig, stop: threading.Ev
     """Process the jobs on the cluster at `cfg.ray`; one Result per job index."""
     todo = [(i, _absolute(job)) for i, job in todo]
     cfg = replace(cfg, out=cfg.out.absolute())
-    load_selected(cfg.model, cfg.precision, "cpu", 1)  # a bad model fails here, once, not in every worker
+    open_choice(cfg.model, cfg.precision, "cpu", 1)  # a bad model fails here, once, not in every worker
     ray = connect(cfg.ray)
     try:
         plans = plan_tasks(todo, cfg)

@@ -15,9 +15,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ...cli import is_preset
-from ...runtime.engine import SegModel, StreamPlan
-from ...runtime.precision import open_model
+from ...runtime.engine import SegModel
+from ...runtime.models import Opened, open_selected
 from ...runtime.pipeline import segment_stream
 from .chunks import Chunk, RangeSource, RecordingModel, ReplayModel, chunk_path, remove_chunks
 from .config import BatchConfig
@@ -78,17 +77,6 @@ class _Progress:
         pass
 
 
-class _OneModel:
-    """The Runner's `models`: the same session for every slot, one call at a time."""
-
-    def __init__(self, model):
-        self.model = model
-        self.plan = StreamPlan(0, 1)  # the actor's session threads are set by cluster.py
-
-    def get(self, slot: int):
-        return self.model
-
-
 def local_model_copy(files: dict[str, bytes]) -> Path:
     """The model's files (from the object store: a model and its precision variants, by name) in a
     folder of their own on this node, written once per node; the folder."""
@@ -109,14 +97,17 @@ def local_model_copy(files: dict[str, bytes]) -> Path:
 class SegWorker:
     """One onnxruntime session, created once, used for every task sent to this actor."""
 
-    def __init__(self, cfg: BatchConfig, model_name: str, device: str, threads: int, board_name: str):
+    def __init__(self, cfg: BatchConfig, device: str, cores: int, board_name: str):
         import ray
         board = ray.get_actor(board_name)  # by name: a handle among the arguments makes Ray warn
-        self.cfg = replace(cfg, device=device, threads=threads, workers=1)
         files = ray.get(ray.get(board.model.remote())[0])  # the object store: once per node
-        # the precision this actor's device runs best (int8 on CPUs, fp16 on CUDA, where they pay off)
-        self.model: SegModel = open_model(local_model_copy(files) / model_name, cfg.precision,
-                                          is_preset(cfg.model), device, threads)
+        # the precision this actor's device runs best (int8 on CPUs, fp16 on CUDA, where they pay off),
+        # with the threads of the viewer's plan on the actor's cores; one call at a time
+        opened = open_selected(cfg.model.moved(local_model_copy(files)), cfg.precision, device, cfg.threads,
+                               cores=cores)
+        self.model: SegModel = opened.model
+        self.plan = replace(opened.plan, workers=1)
+        self.cfg = replace(cfg, device=device, threads=self.plan.threads, workers=1)
         self.board = board
 
     def info(self) -> tuple[str, int, str]:
@@ -151,7 +142,7 @@ class SegWorker:
         stop = threading.Event()
         bar = _Progress(self.board, key, stop)
         model = ReplayModel(self.model, job, chunks) if chunks else self.model
-        result = Runner(self.cfg, _OneModel(model), stop, bar).run(job)
+        result = Runner(self.cfg, Opened([model], self.plan), stop, bar).run(job)
         bar.flush()
         if chunks and model.recomputed:
             log.warning("%s: %d frames segmented again (a seek into a chunk did not land exactly)",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ...cli import add_look_options, add_model_options
+from ...runtime.models import choose_model
 from ...errors import ArgumentParser
 from ...runtime.video import CODECS, DEFAULT_CODEC
 from ...system import on_stop_signals
@@ -76,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> BatchConfig:
-    return BatchConfig(out=args.out, model=args.model, device=args.device, opacity=args.opacity,
+    return BatchConfig(out=args.out, model=choose_model(args.model), device=args.device, opacity=args.opacity,
                        mask_only=args.mask_only, hud=args.hud, legend=not args.no_legend,
                        png_masks=args.png_masks, stats=args.stats, codec=args.codec,
                        ext=args.ext.lstrip(".").lower(), overwrite=args.overwrite,

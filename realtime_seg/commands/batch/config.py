@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ...cli import check_opacity, check_smooth
 from ...errors import UsageError, check_at_least
+from ...runtime.models import ModelChoice, choose_model
 from ...runtime.palettes import DEFAULT_PALETTE
 from ...runtime.temporal import DEFAULT_SMOOTH
 from ...runtime.video import codec_name
@@ -18,7 +19,7 @@ class BatchConfig:
     """What to write and how; one per run."""
 
     out: Path
-    model: str | None = None
+    model: ModelChoice | str | None = None  # resolved once, into a ModelChoice
     device: str = "auto"
     opacity: float = 0.5
     mask_only: bool = False
@@ -31,7 +32,7 @@ class BatchConfig:
     overwrite: bool = False
     recursive: bool = False
     workers: int = 1
-    batch_size: int = 0           # frames per inference call (0: by device, engine.batch_size_for)
+    batch_size: int = 0           # frames per inference call (0: by device, models.StreamPlan.batch)
     precision: str = "auto"
     threads: int = 0              # onnxruntime threads per session (0: half the cores per worker)
     share_model: bool = True      # one session for all workers: as fast here, one copy of the weights
@@ -43,6 +44,10 @@ class BatchConfig:
     ray_cpus: float = 1.0         # CPUs per Ray worker actor
     ray_gpus: float | None = None  # GPUs per Ray worker actor (None: 1 on nodes with GPUs, else 0)
     chunk_frames: int = 1500      # --ray: files longer than this are split into chunks of it (0: never)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, ModelChoice):
+            self.model = choose_model(self.model)
 
     @property
     def codec_name(self) -> str:

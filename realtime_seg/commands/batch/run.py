@@ -9,15 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ...cli import resolve_model
-from ...runtime.engine import batch_size_for, stream_workers
 from ...errors import UsageError, UserError
+from ...runtime.models import Opened, open_selected
 from ...runtime.sources import is_url
 from ...runtime.video import VideoOutput
 from ...system import progress
 from .config import BatchConfig, check_config
 from .plan import Job, check_out, expand_inputs, header_frames, pending_outputs, plan
-from .runner import Models, Result, Runner, report_failure
+from .runner import Result, Runner, report_failure
 
 
 def probe_codec(cfg: BatchConfig) -> None:
@@ -83,17 +82,19 @@ def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: Bat
             from .cluster import run_on_ray
             results.update(run_on_ray(todo, cfg, stop))
         else:
-            models = Models(resolve_model(cfg.model), cfg)
-            first = models.get(0)
-            print(f"model {first.path.name} on {first.runs_on}, "
-                  f"{cfg.batch_size or batch_size_for(first)} frame(s) per inference call, "
-                  f"{stream_workers(first, models.plan)} call(s) in flight", flush=True)
+            # each file runs the viewer's plan on its share of the cores; one session shared by the
+            # threads (as fast here, one copy of the weights) unless asked for one each
+            models = open_selected(cfg.model, cfg.precision, cfg.device, cfg.threads, streams=cfg.workers,
+                                   copies=1 if cfg.share_model else cfg.workers)
+            print(f"model {models.model.path.name} on {models.model.runs_on}, "
+                  f"{cfg.batch_size or models.plan.batch} frame(s) per inference call, "
+                  f"{models.plan.workers} call(s) in flight", flush=True)
             results.update(_run_jobs(todo, cfg, models, stop))
     ordered = [results[i] for i in range(len(jobs))]
     return [Result(spec, "failed: not found (no such file, or no videos match)") for spec in unmatched] + ordered
 
 
-def _run_jobs(todo: list[tuple[int, Job]], cfg: BatchConfig, models: Models,
+def _run_jobs(todo: list[tuple[int, Job]], cfg: BatchConfig, models: Opened,
               stop: threading.Event) -> dict[int, Result]:
     """Run jobs on `workers` threads under an overall progress bar; waits in short steps so
     that signals reach the main thread promptly."""

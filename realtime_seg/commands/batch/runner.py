@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import UserError, first_line
-from ...cli import is_preset, smoother
-from ...runtime.engine import SegModel, batch_size_for, stream_plan, stream_workers
+from ...cli import smoother
+from ...runtime.engine import SegModel
+from ...runtime.models import Opened
 from ...runtime.palettes import choose_palette
-from ...runtime.precision import open_model
 from ...runtime.pipeline import StageTimes, segment_stream
 from ...runtime.render import Overlay, hud_lines
 from ...runtime.sources import Source, open_video_file
 from ...runtime.video import VideoOutput
-from ...system import progress, usable_cores
+from ...system import progress
 from .config import BatchConfig
 from .plan import Job
 from .writers import ClassStats, MaskPngs
@@ -48,26 +48,10 @@ class Result:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-class Models:
-    """One session shared by the workers (onnxruntime runs concurrent calls), or one each."""
-
-    def __init__(self, path: Path, cfg: BatchConfig):
-        copies = 1 if cfg.share_model else cfg.workers
-        # Each worker runs the viewer's plan on its share of the cores: two calls in flight on half
-        # of them each (one worker on 2 cores: 2 x 1 thread; two workers: 1 x 1), `--threads N`: one
-        # call on N. With the H.264 encoder (~3 ms/frame) inference is what bounds a file (BATCH.md).
-        self.plan = stream_plan(cfg.threads, max(1, usable_cores() // cfg.workers))
-        self.sessions = [open_model(path, cfg.precision, is_preset(cfg.model), cfg.device, self.plan.threads)
-                         for _ in range(copies)]
-
-    def get(self, slot: int) -> SegModel:
-        return self.sessions[slot % len(self.sessions)]
-
-
 class Runner:
     """Processes jobs; `stop` (Ctrl-C, SIGTERM) ends every file at its next frame."""
 
-    def __init__(self, cfg: BatchConfig, models: Models, stop: threading.Event, overall=None):
+    def __init__(self, cfg: BatchConfig, models: Opened, stop: threading.Event, overall=None):
         self.cfg, self.models, self.stop, self.overall = cfg, models, stop, overall
         self._overall_lock = threading.Lock()  # workers share the overall bar
         self._slots: queue.Queue = queue.Queue()
@@ -149,10 +133,10 @@ class Runner:
                           "mask" if cfg.mask_only else "blend", cfg.legend, cfg.hud, cfg.edges, cfg.shares)
         frames = 0
         # Decoded frames must be able to queue up for a batch to fill (it never waits for them).
-        batch = cfg.batch_size or batch_size_for(model)
+        batch = cfg.batch_size or self.models.plan.batch
         stream = segment_stream(source, model, times, queue_size=max(2, batch), batch_size=batch,
                                 probs=cfg.edges == "smooth", smoother=smoother(cfg.smooth),
-                                workers=stream_workers(model, self.models.plan))
+                                workers=self.models.plan.workers)
         with contextlib.closing(stream):
             for packet in stream:
                 if self.stop.is_set():

@@ -6,14 +6,15 @@ import logging
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ...cli import PRESETS, add_model_options, resolve_model
+from ...cli import add_model_options
 from ...errors import ArgumentParser, UsageError, UserError, check_at_least
 from ...paths import DEMO_VIDEO
-from ...runtime.precision import family_base, open_model
-from ...runtime.engine import SegModel, load_model, stream_plan, stream_workers
+from ...runtime.engine import SegModel, load_model
+from ...runtime.models import PRESETS, choose_model, open_choice, open_selected
+from ...runtime.precision import family_base
 from ...system import check_output_file, write_json
 from .loops import (
     SeedKeras,
@@ -52,11 +53,12 @@ def load_rows(cfg: BenchConfig) -> list[Row]:
     """Every model at every precision asked for (`auto` once, as the product picks it); no row twice."""
     rows: list[Row] = []
     for spec in cfg.models:
-        base, preset = family_base(resolve_model(spec)), spec in PRESETS
+        choice = choose_model(spec)
+        choice = replace(choice, path=family_base(choice.path))  # a variant given: its family's rows
         for precision in dict.fromkeys(cfg.precisions):
-            model = open_model(base, precision, preset, cfg.device, cfg.threads, cfg.spinning)
+            model = open_choice(choice, precision, cfg.device, cfg.threads, cfg.spinning)
             if all(r.model.path != model.path for r in rows):
-                rows.append(Row(spec if preset else base.stem, spec, base, model))
+                rows.append(Row(choice.name, spec, choice.path, model))
     return rows
 
 
@@ -70,23 +72,24 @@ def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: P
     _status(f"{name}: model alone at batches {', '.join(map(str, cfg.batches))}")
     throughput_ips = throughput(model, clip, cfg.batches)
     _status(f"{name}: product pipeline")
-    plan = stream_plan(cfg.threads)  # the viewer's own: its threads and frames in flight
-    streamed = single if plan.threads == 1 else load_model(model.path, cfg.device, plan.threads, cfg.spinning)
-    workers = stream_workers(streamed, plan)
-    pipeline_fps, pipeline_stages_ms, pipeline_flicker, pipeline_cpu_ms = product_pipeline(streamed, clip, tmp, workers)
+    # the viewer's own plan: its threads and frames in flight
+    streamed = open_selected(str(model.path), "auto", cfg.device, cfg.threads, spinning=cfg.spinning)
+    plan = streamed.plan
+    pipeline_fps, pipeline_stages_ms, pipeline_flicker, pipeline_cpu_ms = product_pipeline(
+        streamed.model, clip, tmp, plan.workers)
     _status(f"{name}: naive onnxruntime loop")
     naive, _ = sequential_fps(clip, tmp, "naive_ort", model.prepare, model.infer, _drawer(model))
     return {"stages_ms": stages_ms, "stages_ms_1thread": stages_ms_1thread,
             "throughput_ips": throughput_ips, "pipeline_fps": pipeline_fps,
             "pipeline_stages_ms": pipeline_stages_ms, "pipeline_cpu_ms": pipeline_cpu_ms,
-            "pipeline_plan": {"threads": plan.threads, "workers": workers},
+            "pipeline_plan": {"threads": plan.threads, "workers": plan.workers},
             "naive_ort_fps": naive, "flicker": {**flicker, "pipeline": pipeline_flicker}}
 
 
 def run(cfg: BenchConfig) -> dict:
     """Measure every model on the same clip; print the tables; return the JSON document."""
     check_video(cfg.video)
-    paths = [resolve_model(m) for m in cfg.models]
+    paths = [choose_model(m).path for m in cfg.models]
     if cfg.json:  # fail before measuring, not after; never over an input
         models = {"model": paths[0]} if len(paths) == 1 else {f"model {p.name}": p for p in paths}
         inputs = {"video": cfg.video, **models}
@@ -152,7 +155,7 @@ def config(args: argparse.Namespace) -> BenchConfig:
     check_at_least("--frames", args.frames, 1)
     check_at_least("--threads", args.threads, 0)
     check_at_least("--batches", min(args.batches), 1)
-    models = args.models or [args.model or os.environ.get("REALTIME_SEG_MODEL", "accurate")]
+    models = args.models or [choose_model(args.model).spec]
     if args.keras and len(models) > 1:
         raise UsageError("--keras names one Keras file: use it with --model, not --models")
     return BenchConfig(args.video, models, args.keras, args.device, args.frames, args.threads,

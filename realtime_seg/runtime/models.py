@@ -1,0 +1,123 @@
+"""Which model runs, and how: `--model` (a preset or a file) resolved once (`choose_model`), the
+variant `--precision` asks for opened (`open_choice`), and the plan of the streams that run it
+(`open_selected`: threads per session, frames in flight, frames per call).
+
+Every command opens its models here: the viewer, batch (its threads and its Ray workers), eval
+and bench, so a preset, a precision or the thread policy means the same everywhere.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import UserError
+from ..paths import MODELS_DIR
+from ..system import usable_cores
+from .engine import CUDA, SegModel
+from .precision import family_base, open_model, variants
+
+# each preset is a family: NAME.onnx (fp32) and, where they pay off, NAME.int8.onnx and NAME.fp16.onnx
+PRESETS = {"accurate": "camvid_accurate.onnx", "fast": "camvid_fast.onnx"}
+DEFAULT_MODEL_ENV = "REALTIME_SEG_MODEL"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """What `--model` names, resolved once: the preset's fp32 file or the file given."""
+
+    spec: str        # as given (or the default preset's name)
+    path: Path
+    preset: bool     # a preset family in models/: `--precision auto` picks its variant
+
+    @property
+    def name(self) -> str:
+        """The preset's name, or the file's stem (tables and JSON)."""
+        return self.spec if self.preset else family_base(self.path).stem
+
+    def files(self, precision: str = "auto") -> list[Path]:
+        """The files `precision` may open: the family's variants for a preset or a named precision,
+        else the one file (what a Ray worker needs a copy of)."""
+        if self.preset or precision != "auto":
+            return list(variants(family_base(self.path)).values())
+        return [self.path]
+
+    def moved(self, folder: Path) -> "ModelChoice":
+        """The same choice with its files in `folder` (a worker's local copy)."""
+        return replace(self, path=folder / self.path.name)
+
+
+def choose_model(spec: str | None) -> ModelChoice:
+    """--model as given: a preset's name, a file, or None for the default (REALTIME_SEG_MODEL, else accurate)."""
+    spec = spec if spec is not None else os.environ.get(DEFAULT_MODEL_ENV, "accurate")
+    if spec in PRESETS:
+        return ModelChoice(spec, MODELS_DIR / PRESETS[spec], True)
+    return ModelChoice(spec, Path(spec), False)
+
+
+def open_choice(model: ModelChoice | str | None, precision: str = "auto", device: str = "auto",
+                threads: int = 0, spinning: bool = False) -> SegModel:
+    """One session of the model chosen: a preset's variant picked by `precision`, or the file given
+    (or its `precision` sibling); `threads` as given (0: onnxruntime's own choice)."""
+    choice = model if isinstance(model, ModelChoice) else choose_model(model)
+    if not choice.preset and not choice.path.exists():
+        raise UserError(f"model {choice.spec} not found: neither a preset ({', '.join(PRESETS)}) nor a file; "
+                        f"pass --model {'|'.join(PRESETS)} or the path of an exported .onnx file")
+    return open_model(choice.path, precision, choice.preset, device, threads, spinning)
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """How a video stream runs its model: threads per call, calls in flight, frames per call."""
+
+    threads: int    # onnxruntime intra-op threads of the session
+    workers: int    # inference calls running at once (segment_stream's workers)
+    batch: int = 1  # frames per inference call
+
+
+def stream_plan(threads: int = 0, cores: int | None = None) -> StreamPlan:
+    """--threads N: N threads, one call at a time. Automatic (0): two calls on half the cores each.
+
+    Two frames in flight keep the cores busy while one call waits on the other stages, and no
+    call pays for splitting each layer across cores that decode and draw also need (the gain on
+    2 cores: docs/BENCHMARKS.md, measurements behind the code).
+    """
+    cores = cores or usable_cores()
+    if threads or cores < 2:
+        return StreamPlan(threads or 1, 1)
+    return StreamPlan(cores // 2, 2)
+
+
+def _on_device(plan: StreamPlan, model: SegModel) -> StreamPlan:
+    """The plan for where the session really runs: on CUDA one call at a time (the GPU runs one)
+    of 8 frames (batching gained nothing on CPUs, docs/BATCH.md; GPUs need it)."""
+    return replace(plan, workers=1, batch=8) if model.provider == CUDA else plan
+
+
+@dataclass
+class Opened:
+    """The sessions of one model choice and the plan they run to: one shared by every stream
+    (onnxruntime runs concurrent calls), or one copy per stream."""
+
+    models: list[SegModel]
+    plan: StreamPlan
+
+    @property
+    def model(self) -> SegModel:
+        return self.models[0]
+
+    def get(self, slot: int) -> SegModel:
+        """The session stream `slot` runs."""
+        return self.models[slot % len(self.models)]
+
+
+def open_selected(model: ModelChoice | str | None, precision: str = "auto", device: str = "auto",
+                  threads: int = 0, streams: int = 1, copies: int = 1, cores: int | None = None,
+                  spinning: bool = False) -> Opened:
+    """The model chosen, opened for `streams` videos running at once on `cores` (default: this
+    process's), each on its share of the cores with the viewer's plan (`stream_plan`); `copies`
+    sessions (1: shared). The viewer, batch, its Ray workers and bench's pipeline row open here."""
+    cores = cores or usable_cores()
+    plan = stream_plan(threads, max(1, cores // streams))
+    models = [open_choice(model, precision, device, plan.threads, spinning) for _ in range(copies)]
+    return Opened(models, _on_device(plan, models[0]))
