@@ -1,22 +1,21 @@
 """Options and checks shared by the commands: --model/--device/--threads/--precision (what they
-name is resolved and opened by runtime/models.py), and how masks look (--palette, --edges,
---shares, --smooth).
+name is resolved and opened by runtime/models.py), and how masks look (--opacity, --view,
+--palette, --edges, --shares, --smooth: one `runtime/look.py` Look).
 
-Each command's parser adds these with `add_model_options`, so they read and fail the same way.
+Each command's parser adds these with `add_model_options` and `add_look_options`, so they read and fail the same way.
 """
 from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-from .errors import UsageError
 from .runtime.engine import DEVICES
+from .runtime.look import Look
 from .runtime.models import PRESETS
-from .runtime.palettes import DEFAULT_PALETTE, PALETTES, choose_palette
+from .runtime.palettes import DEFAULT_PALETTE, PALETTES
 from .runtime.precision import CHOICES as PRECISION_CHOICES
-from .runtime.render import EDGES
-from .runtime.temporal import DEFAULT_SMOOTH, TemporalSmoother
+from .runtime.render import EDGES, VIEWS
+from .runtime.temporal import DEFAULT_SMOOTH
+
 
 def add_model_options(p: argparse.ArgumentParser, model: bool = True,
                       threads_help: str = "onnxruntime threads (0: automatic)", several: bool = False) -> None:
@@ -36,14 +35,10 @@ def add_precision_option(p: argparse.ArgumentParser, several: bool = False) -> N
                         "fp32, fp16 or int8" + ("; several: one row each" if several else ""))
 
 
-def check_opacity(value: float) -> None:
-    """A usage error unless the mask opacity is between 0 and 1."""
-    if not 0.0 <= value <= 1.0:
-        raise UsageError(f"--opacity must be between 0 and 1, got {value:g}")
-
-
 def add_look_options(p: argparse.ArgumentParser) -> None:
-    """--palette, --edges, --shares and --smooth: how masks look (viewer and batch)."""
+    """--opacity, --view, --palette, --edges, --shares and --smooth: how masks look (viewer and batch)."""
+    p.add_argument("--opacity", type=float, default=0.5, help="mask opacity in the blend, 0-1")
+    p.add_argument("--view", default=VIEWS[0], choices=VIEWS, help="what is drawn (default blend)")
     p.add_argument("--palette", default=DEFAULT_PALETTE, choices=PALETTES,
                    help="contrast: distinct hue and lightness per class (default); dataset: the model's colours")
     p.add_argument("--edges", default=EDGES[0], choices=EDGES,
@@ -54,17 +49,8 @@ def add_look_options(p: argparse.ArgumentParser) -> None:
                         "restarts at scene cuts and reconnects")
 
 
-def check_smooth(value: float) -> None:
-    """A usage error unless --smooth is in [0, 1)."""
-    if not 0.0 <= value < 1.0:
-        raise UsageError(f"--smooth must be at least 0 (off) and below 1, got {value:g}")
-
-
-def smoother(strength: float) -> TemporalSmoother | None:
-    """The temporal smoother a --smooth of `strength` asks for; None when off (0)."""
-    return TemporalSmoother(strength) if strength > 0 else None
-
-
-def palette(args: argparse.Namespace, model) -> np.ndarray:
-    """The BGR palette --palette names, for `model`'s classes."""
-    return choose_palette(model.classes, model.palette_bgr, args.palette)
+def look_options(args: argparse.Namespace, hud: bool) -> Look:
+    """The Look the options of `add_look_options` and --no-legend ask for (a UsageError when they are
+    out of range); `hud`: whether the command draws its HUD."""
+    return Look(args.palette, args.edges, args.smooth, args.opacity, args.view, not args.no_legend,
+                args.shares, hud)

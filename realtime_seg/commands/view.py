@@ -18,14 +18,13 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from ..cli import add_look_options, add_model_options, check_opacity, check_smooth, palette, smoother
+from ..cli import add_look_options, add_model_options, look_options
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..paths import DEMO_VIDEO
 from ..runtime.display import display_available, open_window
 from ..runtime.engine import SegModel
 from ..runtime.models import open_selected
 from ..runtime.player import ViewState, play
-from ..runtime.render import VIEWS, Overlay
 from ..runtime.sources import Source, open_camera, open_video
 from ..runtime.video import CODECS, DEFAULT_CODEC, VideoOutput, codec_name
 from ..system import check_output_file, on_stop_signals
@@ -96,11 +95,9 @@ def _session(args, model: SegModel, source: Source, workers: int) -> tuple[dict,
             again = " (replacing the existing file)" if output_path.exists() else ""
             print(f"no display available: running without a window, writing {output_path}{again}")
         output = VideoOutput(output_path, source.fps, source.size, args.codec) if output_path else None
-        overlay = Overlay(model.classes, palette(args, model), args.opacity, args.view,
-                          not args.no_legend, not args.no_hud, args.edges, args.shares)
+        state = ViewState.of(look_options(args, hud=not args.no_hud), model)
         try:
-            summary = play(model, source, ViewState(overlay, smooth=args.smooth), output, window,
-                           Path(args.screenshots), smoother=smoother(args.smooth), workers=workers,
+            summary = play(model, source, state, output, window, Path(args.screenshots), workers=workers,
                            pace=not args.fast)
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, keep what was recorded
             source.cancel()
@@ -136,8 +133,6 @@ def parser() -> argparse.ArgumentParser:
     src.add_argument("--camera", type=int, help="webcam index, e.g. 0")
     add_model_options(p, threads_help="onnxruntime threads per inference call (0: automatic: two frames in "
                                        "flight on half the cores each; N: N threads, one frame at a time)")
-    p.add_argument("--opacity", type=float, default=0.5, help="mask opacity, 0-1")
-    p.add_argument("--view", default="blend", choices=VIEWS)
     p.add_argument("--output", help="also record the annotated video (same size and fps)")
     p.add_argument("--codec", help=f"codec for --output: {', '.join(CODECS)} (default by extension: "
                    f"{', '.join(f'{e} {c}' for e, c in DEFAULT_CODEC.items())})")
@@ -158,8 +153,7 @@ def parser() -> argparse.ArgumentParser:
 
 def check_args(args: argparse.Namespace) -> None:
     """Usage errors in the options, and an --output that cannot be written, before any work."""
-    check_opacity(args.opacity)
-    check_smooth(args.smooth)
+    look_options(args, hud=not args.no_hud)  # --opacity, --smooth
     check_at_least("--threads", args.threads, 0)
     check_at_least("--max-frames", args.max_frames, 1)
     check_at_least("--camera", args.camera, 0)

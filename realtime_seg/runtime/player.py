@@ -21,10 +21,11 @@ from ..errors import UserError
 from ..system import progress, write_atomic
 from .display import FpsMeter, Pacer
 from .engine import SegModel
+from .look import Look
 from .pipeline import Packet, StageTimes, segment_stream
 from .render import Overlay, draw_hud, hud_lines
 from .sources import Source
-from .temporal import FlickerMeter, TemporalSmoother
+from .temporal import FlickerMeter, TemporalSmoother, smoother
 from .video import VideoOutput
 
 END_HINT = "end of video: q quits, r replays"
@@ -46,6 +47,11 @@ class ViewState:
     paused: bool = False
     smooth: float = 0.0                                      # --smooth, for the HUD
     flicker: FlickerMeter = field(default_factory=FlickerMeter)
+
+    @classmethod
+    def of(cls, look: Look, model: SegModel) -> "ViewState":
+        """The state a Look starts with, for `model`'s classes."""
+        return cls(look.overlay(model), smooth=look.smooth)
 
 
 def render(packet: Packet, model: SegModel, state: ViewState, fps: float, times: StageTimes,
@@ -120,17 +126,17 @@ class _Playback:
 
 
 def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput | None = None,
-         window: Screen | None = None, shots: Path = Path("."), bar: bool = True,
-         smoother: TemporalSmoother | None = None, workers: int = 1, pace: bool = False) -> dict:
+         window: Screen | None = None, shots: Path = Path("."), bar: bool = True, workers: int = 1,
+         pace: bool = False) -> dict:
     """The viewer's loop: segment, paint, record and show every frame; returns the summary.
 
     Without a window it shows a progress bar (unless `bar` is False: bench times this loop) and runs
     flat out. In a window, `pace` shows a file at its own frame rate, and at the end of a file the
     window keeps its last frame until q; r plays it again (the recording keeps the first pass).
-    `smoother` averages class scores over time (--smooth); the summary reports the flicker (and the
-    seconds spent playing, not waiting at the end); `workers`: inference calls in flight.
+    The state's `smooth` averages class scores over time (--smooth); the summary reports the flicker
+    (and the seconds spent playing, not waiting at the end); `workers`: inference calls in flight.
     """
-    loop = _Playback(model, source, state, window, shots, smoother, workers,
+    loop = _Playback(model, source, state, window, shots, smoother(state.smooth), workers,
                      Pacer(source.fps) if pace and window and not source.live else None)
     bar = progress(total=source.length, desc="segmenting", unit="frame") if bar and not window else None
     frames, seconds, recording = 0, 0.0, output
@@ -148,7 +154,7 @@ def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput 
 def _pass(loop: _Playback, output: VideoOutput | None, bar) -> tuple[int, Packet | None, bool]:
     """Play the source through once: (frames, the last packet, whether the user quit)."""
     frames, last = 0, None
-    smooth_edges = loop.state.overlay.edges == "smooth"
+    smooth_edges = loop.state.overlay.edges == "smooth"  # the keys never change edges
     stream = segment_stream(loop.source, loop.model, loop.times, smoother=loop.smoother, probs=smooth_edges,
                             workers=loop.workers)
     # closing: on a second Ctrl-C the stage threads stop before the source is closed under them

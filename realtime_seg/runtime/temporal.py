@@ -26,6 +26,11 @@ def check_smooth(value: float) -> float:
     return value
 
 
+def smoother(strength: float) -> "TemporalSmoother | None":
+    """The temporal smoother a --smooth of `strength` asks for; None when off (0)."""
+    return TemporalSmoother(strength) if strength > 0 else None
+
+
 def thumbnail(frame: np.ndarray) -> np.ndarray:
     """A 32x18 grey float32 thumbnail of a BGR frame, for cut detection."""
     # every 8th pixel: OpenCV copies the strided view first, and a sparser one is a cheaper copy

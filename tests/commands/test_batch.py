@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
 from realtime_seg.commands.batch import BatchConfig, expand_inputs, run_batch  # noqa: E402
 from realtime_seg.runtime.edges import smooth_upsample  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402
+from realtime_seg.runtime.look import Look  # noqa: E402
 from realtime_seg.errors import UsageError  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -283,16 +284,23 @@ def test_usage_errors_are_one_line_exit_2(tmp_path):
 @pytest.mark.parametrize("change, message", [
     (dict(workers=-1), "--workers must be 1 or more"),
     (dict(batch_size=-1), "--batch-size must be 0 or more"),
-    (dict(opacity=-0.1), "--opacity must be between 0 and 1"),
     (dict(ext="gif"), r"unsupported output type \.gif; use one of \.mp4"),
     (dict(codec="H26"), "unknown codec 'H26'; use one of h264, vp8, vp9, mp4v"),
     (dict(codec="vp8"), r"codec vp8 does not go in \.mp4 files; use \.webm or \.mkv"),
-    (dict(smooth=1.0), r"--smooth must be at least 0 \(off\) and below 1, got 1"),
 ])
 def test_bad_options(tmp_path, change, message):
     cfg = BatchConfig(out=tmp_path / "out", model=str(TINY), **change)
     with pytest.raises(UsageError, match=message):
         run_batch([str(SHORT)], cfg)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(opacity=-0.1), "--opacity must be between 0 and 1"),
+    (dict(smooth=1.0), r"--smooth must be at least 0 \(off\) and below 1, got 1"),
+])
+def test_bad_look(change, message):
+    with pytest.raises(UsageError, match=message):
+        Look(**change)
 
 
 def test_outputs_never_replace_inputs(tmp_path):
@@ -329,3 +337,21 @@ def test_expand_inputs_folders_globs_and_own_outputs(tmp_path):
     assert [p.name for p, _ in globbed] == ["b.mp4"] and missing == [str(root / "none*.avi")]
     explicit, _ = expand_inputs([str(root / "notes.txt")], out=out)
     assert [p.name for p, _ in explicit] == ["notes.txt"]  # named explicitly: tried, reported if bad
+
+
+def test_view_option_and_mask_only_alias(tmp_path):
+    from realtime_seg.commands.batch.command import config_from_args, parser
+    base = [str(SHORT), "--out", str(tmp_path), "--model", str(TINY)]
+    assert config_from_args(parser().parse_args(base)).look.view == "blend"
+    assert config_from_args(parser().parse_args([*base, "--mask-only"])).look.view == "mask"
+    for view in ("mask", "outlines", "side", "original"):
+        assert config_from_args(parser().parse_args([*base, "--view", view])).look.view == view
+    assert "--view mask" in parser().format_help()
+
+
+def test_original_view_writes_the_frames_themselves(tmp_path):
+    out = tmp_path / "out"
+    proc = batch(SHORT, "--out", out, "--view", "original", "--no-legend", *PLAIN)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first = frames_of(out / "dashcam_short_seg.mp4")[0].astype(int)
+    assert np.abs(first - frames_of(SHORT)[0]).mean() < 6  # the frame itself (lossy codec)

@@ -2,6 +2,7 @@
 
 usage: python -m realtime_seg batch INPUTS... --out DIR [--model accurate|fast|M.onnx]
        python -m realtime_seg batch videos/ 'clips/*.mp4' --out seg/ --png-masks --stats
+       python -m realtime_seg batch drive.mp4 --out seg/ --view side --hud   (views as in the viewer)
        python -m realtime_seg batch drive.mp4 --out seg/ --ext webm    (VP8 WebM instead of H.264 MP4)
 
 INPUTS are video files, folders (their videos; --recursive for subfolders) and globs (quote

@@ -45,7 +45,7 @@ def plan_tasks(todo: list[tuple[int, Job]], cfg: BatchConfig) -> list[Plan]:
     Only when frames are independent: temporal smoothing and smooth edges need every frame's class
     scores, in order (a chunk stores class maps only), so with them each file is one task.
     """
-    independent = cfg.smooth == 0 and cfg.edges == "nearest"
+    independent = cfg.look.smooth == 0 and cfg.look.edges == "nearest"
     if cfg.chunk_frames and not independent and any(job.frames > cfg.chunk_frames for _, job in todo):
         note("ray: long files run whole, not in chunks: --smooth and smooth edges need each frame's "
              "class scores in order (--smooth 0 --edges nearest splits them)")

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from ...cli import add_look_options, add_model_options
+from ...cli import add_look_options, add_model_options, look_options
 from ...runtime.models import choose_model
 from ...errors import ArgumentParser
 from ...runtime.video import CODECS, DEFAULT_CODEC
@@ -47,14 +47,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or globs")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
     add_model_options(p, threads_help="onnxruntime threads per worker (0: half the cores / workers, at least 1)")
-    p.add_argument("--opacity", type=float, default=0.5, help="mask opacity in the blend, 0-1")
-    p.add_argument("--mask-only", action="store_true", help="colour mask video instead of the blend")
     p.add_argument("--hud", action="store_true", help="draw frame number, FPS and stage times")
     p.add_argument("--no-legend", action="store_true", help="no class legend")
     p.add_argument("--png-masks", action="store_true", help="also DIR/<name>_masks/NNNNNN.png: class ids")
     p.add_argument("--stats", action="store_true",
                    help="also DIR/<name>_stats.csv: class-area fractions and flicker per frame")
     add_look_options(p)
+    p.add_argument("--mask-only", dest="view", action="store_const", const="mask",
+                   help="the same as --view mask: the colour mask video instead of the blend")
     p.add_argument("--ext", default=DEFAULT_EXT, help=f"output container (default {DEFAULT_EXT}: H.264, "
                    f"plays in browsers; webm: VP8; mkv, mov, avi)")
     p.add_argument("--codec", help=f"{', '.join(CODECS)} (default: by --ext: "
@@ -77,13 +77,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> BatchConfig:
-    return BatchConfig(out=args.out, model=choose_model(args.model), device=args.device, opacity=args.opacity,
-                       mask_only=args.mask_only, hud=args.hud, legend=not args.no_legend,
-                       png_masks=args.png_masks, stats=args.stats, codec=args.codec,
+    return BatchConfig(out=args.out, model=choose_model(args.model), device=args.device,
+                       look=look_options(args, hud=args.hud), png_masks=args.png_masks, stats=args.stats, codec=args.codec,
                        ext=args.ext.lstrip(".").lower(), overwrite=args.overwrite,
                        recursive=args.recursive, workers=args.workers, batch_size=args.batch_size,
-                       threads=args.threads, precision=args.precision, palette=args.palette,
-                       edges=args.edges, shares=args.shares, smooth=args.smooth, ray=args.ray,
+                       threads=args.threads, precision=args.precision, ray=args.ray,
                        ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, chunk_frames=args.chunk_frames)
 
 

@@ -1,14 +1,12 @@
 """A batch run's settings (what to write and how) and their checks."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...cli import check_opacity, check_smooth
 from ...errors import UsageError, check_at_least
+from ...runtime.look import Look
 from ...runtime.models import ModelChoice, choose_model
-from ...runtime.palettes import DEFAULT_PALETTE
-from ...runtime.temporal import DEFAULT_SMOOTH
 from ...runtime.video import codec_name
 
 DEFAULT_EXT = "mp4"  # H.264: browsers play it (runtime/video.py's CODECS)
@@ -21,10 +19,7 @@ class BatchConfig:
     out: Path
     model: ModelChoice | str | None = None  # resolved once, into a ModelChoice
     device: str = "auto"
-    opacity: float = 0.5
-    mask_only: bool = False
-    hud: bool = False
-    legend: bool = True
+    look: Look = field(default_factory=lambda: Look(hud=False))  # how the video is painted (no HUD by default)
     png_masks: bool = False
     stats: bool = False
     codec: str | None = None
@@ -36,10 +31,6 @@ class BatchConfig:
     precision: str = "auto"
     threads: int = 0              # onnxruntime threads per session (0: half the cores per worker)
     share_model: bool = True      # one session for all workers: as fast here, one copy of the weights
-    palette: str = DEFAULT_PALETTE
-    edges: str = "smooth"         # masks and video at the frame's size with smooth boundaries
-    shares: bool = False          # the legend shows each class's share of the frame
-    smooth: float = DEFAULT_SMOOTH  # temporal smoothing per file (0: off)
     ray: str | None = None        # --ray: None (local threads), "local" (a Ray runtime here) or an address
     ray_cpus: float = 1.0         # CPUs per Ray worker actor
     ray_gpus: float | None = None  # GPUs per Ray worker actor (None: 1 on nodes with GPUs, else 0)
@@ -57,8 +48,6 @@ class BatchConfig:
 
 def check_config(cfg: BatchConfig) -> None:
     """Usage errors in the options, found before any file is touched."""
-    check_opacity(cfg.opacity)
-    check_smooth(cfg.smooth)
     check_at_least("--workers", cfg.workers, 1)
     check_at_least("--batch-size", cfg.batch_size, 0)
     check_at_least("--threads", cfg.threads, 0)

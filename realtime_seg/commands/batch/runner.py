@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import UserError, first_line
-from ...cli import smoother
 from ...runtime.engine import SegModel
 from ...runtime.models import Opened
-from ...runtime.palettes import choose_palette
 from ...runtime.pipeline import StageTimes, segment_stream
-from ...runtime.render import Overlay, hud_lines
+from ...runtime.render import hud_lines
 from ...runtime.sources import Source, open_video_file
+from ...runtime.temporal import smoother
 from ...runtime.video import VideoOutput
 from ...system import progress
 from .config import BatchConfig
@@ -128,14 +127,13 @@ class Runner:
     def _frames(self, source: Source, model: SegModel, writers: dict, bar,
                 start: float) -> tuple[int, bool]:
         """Segment, draw and write every frame: (frames decoded, whether `stop` cut it short)."""
-        cfg, times = self.cfg, StageTimes()
-        overlay = Overlay(model.classes, choose_palette(model.classes, model.palette_bgr, cfg.palette), cfg.opacity,
-                          "mask" if cfg.mask_only else "blend", cfg.legend, cfg.hud, cfg.edges, cfg.shares)
+        cfg, look, times = self.cfg, self.cfg.look, StageTimes()
+        overlay = look.overlay(model)
         frames = 0
         # Decoded frames must be able to queue up for a batch to fill (it never waits for them).
         batch = cfg.batch_size or self.models.plan.batch
         stream = segment_stream(source, model, times, queue_size=max(2, batch), batch_size=batch,
-                                probs=cfg.edges == "smooth", smoother=smoother(cfg.smooth),
+                                probs=look.needs_probs, smoother=smoother(look.smooth),
                                 workers=self.models.plan.workers)
         with contextlib.closing(stream):
             for packet in stream:
@@ -143,7 +141,7 @@ class Runner:
                     return frames, True
                 full = overlay.frame_classes(packet.frame, packet.class_map, packet.probs)
                 if "video" in writers:
-                    hud = _hud(source, model, times, packet.index, frames, start) if cfg.hud else ()
+                    hud = _hud(source, model, times, packet.index, frames, start) if look.hud else ()
                     writers["video"].write(overlay.paint(packet.frame, packet.class_map, hud, full=full))
                 if "masks" in writers:
                     writers["masks"].write(packet.index, full)

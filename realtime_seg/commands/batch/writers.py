@@ -14,6 +14,7 @@ import numpy as np
 
 from ...errors import UserError
 from ...runtime.background import WriterThread
+from ...runtime.render import class_shares
 from ...runtime.temporal import FlickerMeter
 from ...system import partial_path, write_error
 
@@ -100,8 +101,7 @@ class ClassStats:
         self._flicker: list[float | None] = []
 
     def write(self, index: int, class_map: np.ndarray, restarted: bool = False) -> None:
-        counts = np.bincount(class_map.ravel(), minlength=len(self.classes))[:len(self.classes)]
-        self.rows.append(counts / class_map.size)
+        self.rows.append(class_shares(class_map, len(self.classes)))
         self._flicker.append(self.flicker.add(class_map, restart=restarted))
 
     def finish(self) -> None:

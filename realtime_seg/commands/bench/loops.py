@@ -12,13 +12,13 @@ import numpy as np
 from ...contract import preprocess
 from ...errors import UserError
 from ...runtime.engine import SegModel
+from ...runtime.look import Look
 from ...runtime.pipeline import Packet
 from ...runtime.player import ViewState, play
 from ...runtime.sources import Source, open_video
-from ...runtime.temporal import DEFAULT_SMOOTH, TemporalSmoother
 from ...runtime.video import VideoOutput
 from ...system import quiet_stderr
-from .stages import Clip, _drawer, _writer, default_overlay
+from .stages import Clip, _drawer, _writer
 
 
 class FirstFrames:
@@ -48,9 +48,7 @@ def product_pipeline(model: SegModel, clip: Clip, tmp: Path, workers: int = 1
     output = VideoOutput(tmp / "pipeline.mp4", source.fps, source.size)
     try:
         t0, cpu0 = time.perf_counter(), time.process_time()
-        state = ViewState(default_overlay(model), smooth=DEFAULT_SMOOTH)
-        summary = play(model, source, state, output, bar=False, smoother=TemporalSmoother(DEFAULT_SMOOTH),
-                       workers=workers)
+        summary = play(model, source, ViewState.of(Look(), model), output, bar=False, workers=workers)
         output.finish()  # waits for the encoder thread and flushes the encoder: part of the product
         seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     finally:

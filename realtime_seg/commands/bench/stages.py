@@ -20,10 +20,10 @@ import numpy as np
 
 from ...errors import UsageError
 from ...runtime.engine import SegModel
-from ...runtime.palettes import choose_palette
+from ...runtime.look import Look
 from ...runtime.pipeline import Packet, StageTimes
 from ...runtime.player import ViewState, render
-from ...runtime.render import Overlay, to_frame_size
+from ...runtime.render import to_frame_size
 from ...runtime.sources import is_url, open_video
 from ...runtime.temporal import DEFAULT_SMOOTH, FlickerMeter, TemporalSmoother
 from ...runtime.video import VideoOutput
@@ -110,17 +110,12 @@ def _hud_args() -> tuple[StageTimes, SimpleNamespace]:
     return times, SimpleNamespace(dropped=0)
 
 
-def default_overlay(model: SegModel) -> Overlay:
-    """The viewer's overlay with its defaults: contrast palette, smooth edges, blend, legend, HUD."""
-    return Overlay(model.classes, choose_palette(model.classes, model.palette_bgr))
-
-
 def _drawer(model: SegModel) -> Callable[..., np.ndarray]:
     """The viewer's painting of a frame (its overlay, legend and HUD), with its default view.
 
     Called with `full` (the frame-size class map, timed as the edges stage) it only paints.
     """
-    state = ViewState(default_overlay(model), smooth=DEFAULT_SMOOTH)
+    state = ViewState.of(Look(), model)  # the viewer's defaults
     times, source = _hud_args()
     return lambda packet, full=None: render(packet, model, state, 30.0, times, source, full)
 
