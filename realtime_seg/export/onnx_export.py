@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +42,12 @@ HEADS = ("argmax", "logits")
 class ExportConfig:
     checkpoint: str
     output: str
-    precision: str = "fp32"      # fp32, fp16 (GPUs) or int8 (CPUs; needs `int8`)
+    precision: str = "fp32"      # a key of EXPORT_PRECISIONS: fp32, fp16 (GPUs) or int8 (CPUs; needs `int8`)
     head: str = "argmax"
     classes: str = "auto"        # auto: from the run's config.json; else a table name
     frames: str = str(DEMO_VIDEO)  # video or image folder for the parity check
     num_frames: int = 8
-    min_agreement: float = 0.0   # with Keras; 0: 99.9% for fp32, 99% for fp16 (int8: checked against fp32)
+    min_agreement: float = 0.0   # with Keras; 0: the precision's own (EXPORT_PRECISIONS; int8: also against fp32)
     int8: Int8Config | None = None  # calibration and checks; data None: the run's dataset (config.json)
 
 
@@ -135,6 +136,28 @@ def to_fp16(proto):
                                                 op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, "Cast"])
 
 
+@dataclass(frozen=True)
+class ExportPrecision:
+    """How one precision is written: the graph it converts to, the agreement with Keras it must
+    keep, its command-line flag's help, and whether it is quantized (int8: calibrated, checked
+    against fp32 and rewritten after the parity check, export/quantize.py)."""
+
+    help: str                                  # its flag's (--fp16, --int8; fp32 is the default)
+    min_agreement: float                       # argmax agreement with Keras on the parity frames
+    convert: Callable | None = None            # ModelProto -> ModelProto before the parity check
+    graph: str = "fp32"                        # the precision of the graph checked against Keras
+    quantized: bool = False                    # int8: calibrated and quantized after the check
+
+
+# Every precision contract.PRECISIONS names: the one place export reads how to write it.
+EXPORT_PRECISIONS = {
+    "fp32": ExportPrecision("fp32 weights and compute (the default)", 0.999),
+    "fp16": ExportPrecision("fp16 weights and compute (GPUs)", 0.99, to_fp16, graph="fp16"),
+    "int8": ExportPrecision("int8 weights and activations (CPUs), calibrated and checked on --calib", 0.999,
+                            quantized=True),
+}
+
+
 def parity_frames(source: str, count: int) -> list[np.ndarray]:
     """`count` BGR frames spread over a video, or the images of a folder."""
     import cv2
@@ -185,7 +208,7 @@ def _metadata(cfg: ExportConfig, info: dict, size, checks: dict, checkpoint: Pat
         "output": CLASS_MAP if cfg.head == "argmax" else LOGITS,
         "dataset": info.get("dataset", ""), "val_miou": json.dumps(info.get("val_miou")),
         **({SPLIT: json.dumps(info["split"])} if "split" in info else {}),
-        PRECISION: "fp16" if cfg.precision == "fp16" else "fp32",  # int8: set once quantized
+        PRECISION: EXPORT_PRECISIONS[cfg.precision].graph,  # int8: set once quantized
         "source_checkpoint": checkpoint.name, "source_sha256": _sha256(checkpoint),
         "parity": json.dumps(checks), "keras_version": keras.__version__,
     }
@@ -196,22 +219,23 @@ def export_model(cfg: ExportConfig) -> dict:
     checkpoint, out = Path(cfg.checkpoint), Path(cfg.output)
     if out.suffix != ".onnx":
         raise UsageError(f"-o {out} must end in .onnx; e.g. -o models/NAME.onnx")
-    if cfg.precision not in PRECISIONS:
+    if cfg.precision not in EXPORT_PRECISIONS:
         raise UsageError(f"unknown precision {cfg.precision!r}; allowed: {', '.join(PRECISIONS)}")
+    written = EXPORT_PRECISIONS[cfg.precision]
     check_output_file(out, "-o", {"checkpoint": checkpoint, "--frames video": Path(cfg.frames)})
     frames = parity_frames(cfg.frames, cfg.num_frames)  # before Keras (seconds to load): bad input fails at once
     model = load_keras(checkpoint)
     _, h, w, _ = model.inputs[0].shape
     info = _class_info(checkpoint, cfg.classes, model.outputs[0].shape[-1])
-    int8 = _int8_config(cfg, info, checkpoint) if cfg.precision == "int8" else None
+    int8 = _int8_config(cfg, info, checkpoint) if written.quantized else None
     batch = preprocess(frames, (h, w), np.uint8)
     print(f"converting {checkpoint} ({h}x{w}, {len(info['classes'])} classes, head {cfg.head}, "
           f"{cfg.precision}) ...", flush=True)
     proto = softmax_channels_last(convert(model, cfg.head))
-    if cfg.precision == "fp16":
-        proto = to_fp16(proto)
+    if written.convert is not None:
+        proto = written.convert(proto)
     checks = parity(model, proto, batch)
-    need = cfg.min_agreement or (0.99 if cfg.precision == "fp16" else 0.999)
+    need = cfg.min_agreement or written.min_agreement
     print(f"parity on {len(batch)} real frames: max |logit diff| {checks['max_abs_logit_diff']:.2e}, "
           f"argmax agreement {checks['agreement'] * 100:.3f}% (need >= {need * 100:.1f}%)")
     if checks["agreement"] < need:
@@ -254,9 +278,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a .keras file written by `python -m realtime_seg train`")
     p.add_argument("-o", "--output", required=True, help="where to write the .onnx file")
     precision = p.add_mutually_exclusive_group()
-    precision.add_argument("--fp16", action="store_true", help="fp16 weights and compute (GPUs)")
-    precision.add_argument("--int8", action="store_true",
-                           help="int8 weights and activations (CPUs), calibrated and checked on --calib")
+    for name, written in list(EXPORT_PRECISIONS.items())[1:]:  # fp32, the first, is the default
+        precision.add_argument(f"--{name}", action="store_true", help=written.help)
     p.add_argument("--calib", metavar="DATA",
                    help="--int8: dataset folder whose train images calibrate and val images check "
                         "(default: the run's dataset from config.json)")
@@ -273,11 +296,12 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     check_at_least("--num-frames", args.num_frames, 1)
     check_at_least("--calib-images", args.calib_images, 1)
-    if (args.calib or args.calib_images != 32) and not args.int8:
+    precision = next((name for name in EXPORT_PRECISIONS if getattr(args, name, False)), "fp32")
+    quantized = EXPORT_PRECISIONS[precision].quantized
+    if (args.calib or args.calib_images != 32) and not quantized:
         raise UsageError("--calib and --calib-images go with --int8")
-    precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
     export_model(ExportConfig(checkpoint=args.checkpoint, output=args.output, precision=precision,
                               head=args.head, classes=args.classes, frames=args.frames,
                               num_frames=args.num_frames,
-                              int8=Int8Config(args.calib, args.calib_images) if args.int8 else None))
+                              int8=Int8Config(args.calib, args.calib_images) if quantized else None))
     return 0

@@ -341,3 +341,12 @@ def test_precision_paths(cpuinfo, policy, camvid_dir, frames_dir, tmp_path, monk
     checks = _export(tmp_path / "run" / "best.keras", tmp_path / "m.onnx", frames_dir)
     assert checks["agreement"] >= 0.999
     assert _agreement(load_keras(tmp_path / "run" / "best.keras"), tmp_path / "m.onnx", _frames(frames_dir)) >= 0.999
+
+
+def test_every_precision_of_the_contract_has_one_export_entry():
+    from realtime_seg.contract import PRECISIONS
+    from realtime_seg.export.onnx_export import EXPORT_PRECISIONS, parser
+    assert tuple(EXPORT_PRECISIONS) == PRECISIONS
+    for name in PRECISIONS[1:]:  # a flag each; fp32 is the default
+        args = parser().parse_args(["c.keras", "-o", "x.onnx", f"--{name}"])
+        assert [n for n in EXPORT_PRECISIONS if getattr(args, n, False)] == [name]
