@@ -25,7 +25,7 @@ from ...runtime.pipeline import Packet, StageTimes
 from ...runtime.player import ViewState, render
 from ...runtime.render import to_frame_size
 from ...runtime.sources import is_url, open_video
-from ...runtime.temporal import DEFAULT_SMOOTH, FlickerMeter, TemporalSmoother
+from ...runtime.temporal import FlickerMeter, TemporalSmoother
 from ...runtime.video import VideoOutput
 
 
@@ -147,7 +147,8 @@ def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = Fa
         draw(Packet(i, frame, maps[0], probs=None if probs is None else probs[0]))
     _encode(tmp / "warm-up.mp4", clip, [draw(Packet(0, warm[0], model.predict(warm[:1])[0]))])
     ms: dict[str, list[float]] = {"decode": clip.decode_ms}
-    smoother, n, maps = TemporalSmoother(DEFAULT_SMOOTH), len(model.classes), {"raw": [], "smoothed": []}
+    look = Look()  # the viewer's defaults: its smoothing and edges
+    smoother, n, maps = TemporalSmoother(look.smooth), len(model.classes), {"raw": [], "smoothed": []}
     writer = _writer(tmp / "encode.mp4", clip)  # the product's writer and default codec (h264)
 
     def timed(stage: str, fn: Callable[[], object]):
@@ -160,7 +161,7 @@ def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = Fa
             class_maps, probs = timed("inference", lambda: model.infer_probs(x))
             raw = (class_maps[0], None if probs is None else probs[0])
             class_map, average = timed("smooth", lambda: smoother.step(*raw, n, frame))
-            full = timed("edges", lambda: to_frame_size(class_map, clip.size, "smooth", average))
+            full = timed("edges", lambda: to_frame_size(class_map, clip.size, look.edges, average))
             image = timed("draw", lambda: draw(Packet(i, frame, class_map, probs=average), full))
             timed("encode", lambda: writer.encode(image))
             maps["raw"].append(raw[0])
@@ -168,7 +169,7 @@ def measure_stages(model: SegModel, clip: Clip, tmp: Path, one_thread: bool = Fa
         ms["encode"][-1] += _ms(writer.finish, clock)[0]  # the frames the encoder held back: its work too
     finally:
         writer.discard()
-    flicker = {"smooth_0": _flicker(maps["raw"]), f"smooth_{DEFAULT_SMOOTH:g}": _flicker(maps["smoothed"])}
+    flicker = {"smooth_0": _flicker(maps["raw"]), f"smooth_{look.smooth:g}": _flicker(maps["smoothed"])}
     return ms, flicker
 
 
