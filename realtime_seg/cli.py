@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import UsageError, UserError
 from .paths import MODELS_DIR
+from .runtime.compare import LAYOUTS, Comparison
 from .runtime.engine import DEVICES, SegModel
 from .runtime.palettes import DEFAULT_PALETTE, PALETTES, choose_palette
 from .runtime.precision import CHOICES as PRECISION_CHOICES
@@ -101,3 +102,44 @@ def smoother(strength: float) -> TemporalSmoother | None:
 def palette(args: argparse.Namespace, model) -> np.ndarray:
     """The BGR palette --palette names, for `model`'s classes."""
     return choose_palette(model.classes, model.palette_bgr, args.palette)
+
+
+def add_compare_options(p: argparse.ArgumentParser) -> None:
+    """--compare MODEL[:PRECISION] and --compare-view: a second model on the same frames (viewer, batch)."""
+    p.add_argument("--compare", metavar="MODEL[:PRECISION]",
+                   help="run a second model on the same frames and show both, side by side, with their "
+                        "agreement: a preset or .onnx, optionally with its precision (fast, fast:fp32, "
+                        "models/mine.onnx, :fp32 = --model at fp32); without one, --precision's")
+    p.add_argument("--compare-view", default=LAYOUTS[0], choices=LAYOUTS,
+                   help="side: both masks side by side (default); diff: the frame in grey where the two "
+                        "agree, coloured by the compared model's class where they differ (key c switches)")
+
+
+def split_compare(spec: str, main: str | None) -> tuple[str, str | None]:
+    """--compare MODEL[:PRECISION] -> (model, precision or None); an empty MODEL is --model's."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and tail in PRECISION_CHOICES:
+        return head or model_spec(main), tail
+    if sep and (head in PRESETS or not head):
+        raise UsageError(f"--compare {spec}: unknown precision {tail!r}; allowed: {', '.join(PRECISION_CHOICES)}")
+    return spec, None
+
+
+def model_name(spec: str | None) -> str:
+    """How summaries and the HUD name a model: the preset, or the file's name."""
+    spec = model_spec(spec)
+    return spec if spec in PRESETS else Path(spec).name
+
+
+def load_compared(spec: str, main: str | None, precision: str, device: str, threads: int) -> tuple[SegModel, str]:
+    """The model --compare names, loaded like --model's (`precision`: --precision's), and its name."""
+    spec, own = split_compare(spec, main)
+    return load_selected(spec, own or precision, device, threads), model_name(spec)
+
+
+def comparison(args: argparse.Namespace, main: SegModel, threads: int) -> Comparison | None:
+    """The --compare model, loaded like --model (same device and threads), ready to paint; None without it."""
+    if args.compare is None:
+        return None
+    other, name = load_compared(args.compare, args.model, args.precision, args.device, threads)
+    return Comparison(main, other, (model_name(args.model), name), args.compare_view, smoother(args.smooth))

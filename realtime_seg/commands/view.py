@@ -4,10 +4,13 @@ usage: python -m realtime_seg --video drive.mp4 [--model accurate|fast|M.onnx] [
        python -m realtime_seg --camera 0
        python -m realtime_seg --video rtsp://host/stream --no-show --output rec.mp4
        python -m realtime_seg --video demo.mp4 --loop [--max-frames 20000]   (kiosk; soak tests)
+       python -m realtime_seg --video drive.mp4 --model accurate --compare fast   (two models side by side)
+       python -m realtime_seg --camera 0 --no-show --serve 8080   (watch at http://127.0.0.1:8080/)
 In a window a file plays at its own frame rate (--fast: as fast as the model allows) and its last
 frame stays up at the end; without one (--no-show, no display) every run is as fast as it can be.
 keys:  q/Esc quit, space pause, n next frame (paused), +/- opacity, m view (blend, mask, outlines,
-       side, original), l legend (names, shares, off), s screenshot, r replay (at the end of a file)
+       side, original), l legend (names, shares, off), s screenshot, r replay (at the end of a file),
+       c side by side / disagreement (with --compare)
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..cli import add_look_options, add_model_options, check_opacity, check_smooth, load_selected, palette, smoother
+from ..cli import (add_compare_options, add_look_options, add_model_options, check_opacity, check_smooth, comparison,
+                   load_selected, palette, smoother)
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..paths import DEMO_VIDEO
 from ..runtime.display import WINDOW, FpsMeter, Pacer, display_available, open_window
@@ -31,6 +35,7 @@ from ..runtime.engine import SegModel, stream_plan, stream_workers
 from ..runtime.pipeline import Packet, StageTimes, segment_stream
 from ..runtime.player import ViewState, render
 from ..runtime.render import VIEWS, Overlay, draw_hud
+from ..runtime.serve import parse_address, serving
 from ..runtime.sources import Source, open_camera, open_video
 from ..runtime.temporal import FlickerMeter, TemporalSmoother
 from ..runtime.video import VideoOutput
@@ -61,6 +66,8 @@ def handle_key(key: int, state: ViewState, image: np.ndarray, shots: Path) -> st
         overlay.next_view()
     elif key == ord("l"):
         overlay.next_legend()
+    elif key == ord("c") and state.compare is not None:
+        state.compare.next_layout()
     elif key == ord("s"):
         try:
             print(f"screenshot: {save_png(image, shots)}")
@@ -118,11 +125,15 @@ def run(args, demo: bool = False) -> dict:
     was chosen for want of --video or --camera (said once both have opened)."""
     plan = stream_plan(args.threads)
     model = load_selected(args.model, args.precision, args.device, plan.threads)
-    source = open_source(args)
-    if demo:
-        print(f"no --video or --camera given: playing the demo {DEMO_VIDEO.name}")
-    with stop_on_signals(source):
-        summary, output, written = _session(args, model, source, stream_workers(model, plan))
+    compare = comparison(args, model, plan.threads)
+    with serving(args.serve) as server:  # stops with the run
+        source = open_source(args)
+        if demo:
+            print(f"no --video or --camera given: playing the demo {DEMO_VIDEO.name}")
+        with stop_on_signals(source):
+            summary, output, written = _session(args, model, source, stream_workers(model, plan), compare, server)
+    if compare is not None and summary:
+        summary["compare"] = compare.describe()
     print_summary(summary)
     if source.cancelled:
         print("interrupted", file=sys.stderr)
@@ -135,8 +146,10 @@ def run(args, demo: bool = False) -> dict:
     return summary
 
 
-def _session(args, model: SegModel, source: Source, workers: int) -> tuple[dict, VideoOutput | None, Path | None]:
-    """Window (or not), recording and loop; source and output are closed however it ends."""
+def _session(args, model: SegModel, source: Source, workers: int, compare=None,
+             server=None) -> tuple[dict, VideoOutput | None, Path | None]:
+    """Window (or not), recording and loop; source and output are closed however it ends.
+    `compare`: the --compare Comparison; `server`: the --serve FrameServer."""
     show, output, summary, ok = False, None, {}, False
     try:
         show = not args.no_show and display_available() and open_window(source.size)
@@ -149,7 +162,8 @@ def _session(args, model: SegModel, source: Source, workers: int) -> tuple[dict,
         overlay = Overlay(model.classes, palette(args, model), args.opacity, args.view,
                           not args.no_legend, not args.no_hud, args.edges, args.shares)
         try:
-            summary = play(model, source, ViewState(overlay, smooth=args.smooth), output, show,
+            state = ViewState(overlay, smooth=args.smooth, compare=compare, server=server)
+            summary = play(model, source, state, output, show,
                            Path(args.screenshots), smoother=smoother(args.smooth), workers=workers,
                            pace=not args.fast)
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, keep what was recorded
@@ -209,8 +223,9 @@ def _pass(loop: _Playback, output: VideoOutput | None, bar) -> tuple[int, Packet
     """Play the source through once: (frames, the last packet, whether the user quit)."""
     frames, last = 0, None
     smooth_edges = loop.state.overlay.edges == "smooth"
+    compare = loop.state.compare.lane() if loop.state.compare is not None else None
     stream = segment_stream(loop.source, loop.model, loop.times, smoother=loop.smoother, probs=smooth_edges,
-                            workers=loop.workers)
+                            workers=loop.workers, compare=compare)
     # closing: on a second Ctrl-C the stage threads stop before the source is closed under them
     with contextlib.closing(stream) as packets:
         for packet in packets:
@@ -232,8 +247,8 @@ def _paint(loop: _Playback, packet: Packet) -> np.ndarray:
     """The frame as shown and recorded; times the class map's way to the frame's size and the drawing."""
     t = time.perf_counter()
     overlay = loop.state.overlay
-    full = None if overlay.view == "original" else overlay.frame_classes(packet.frame, packet.class_map,
-                                                                         packet.probs)
+    drawn_here = overlay.view != "original" and loop.state.compare is None  # a comparison sizes its own maps
+    full = overlay.frame_classes(packet.frame, packet.class_map, packet.probs) if drawn_here else None
     t1 = time.perf_counter()
     image = render(packet, loop.model, loop.state, loop.meter.tick(), loop.times, loop.source, full)
     loop.times.add("edges", (t1 - t) * 1e3)
@@ -317,6 +332,7 @@ def print_summary(summary: dict) -> None:
     flicker = "" if summary.get("flicker") is None else f" | flicker {summary['flicker'] * 100:.2f}%"
     # with frames in flight each inference call takes longer than 1 / FPS: say so
     calls = f" | {summary['in_flight']} frames in inference at once" if summary.get("in_flight", 1) > 1 else ""
+    calls += f" | compared with {summary['compare']}" if summary.get("compare") else ""
     print(f"{summary['frames']} frames in {summary['seconds']:.1f}s: {summary['fps']:.1f} FPS mean on "
           f"{summary['provider']} {summary.get('precision', 'fp32')}, dropped {summary['dropped']} | "
           + ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stages_ms"].items()) + flicker + calls)
@@ -344,6 +360,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--loop", action="store_true", help="start a video file again at its end (kiosk demos)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     add_look_options(p)
+    add_compare_options(p)
+    p.add_argument("--serve", metavar="[HOST:]PORT",
+                   help="also stream the annotated frames to browsers at http://HOST:PORT/ (MJPEG; window or "
+                        "headless); HOST defaults to 127.0.0.1, this machine only: name another (e.g. 0.0.0.0) "
+                        "to let others watch (unauthenticated)")
     p.add_argument("--no-legend", action="store_true")
     p.add_argument("--no-hud", action="store_true")
     p.add_argument("--screenshots", default=".", help="folder for screenshots (key s)")
@@ -357,6 +378,8 @@ def check_args(args: argparse.Namespace) -> None:
     check_at_least("--threads", args.threads, 0)
     check_at_least("--max-frames", args.max_frames, 1)
     check_at_least("--camera", args.camera, 0)
+    if args.serve is not None:
+        parse_address(args.serve)
     if args.loop and args.camera is not None:
         raise UsageError("--loop replays video files, not cameras; drop --loop")
     if args.output:

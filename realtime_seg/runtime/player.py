@@ -1,5 +1,7 @@
 """The viewer's frame as shown: what the keys change (ViewState) and the annotated frame with its HUD
-(render). The viewer draws every frame with these, and bench times the same drawing.
+(render). The viewer draws every frame with these, and bench times the same drawing. With
+`--compare` the frame is the comparison's picture; with `--serve` each frame drawn also goes to
+the browsers watching.
 """
 from __future__ import annotations
 
@@ -7,9 +9,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .compare import Comparison, run_hud
 from .engine import SegModel
 from .pipeline import Packet, StageTimes
 from .render import Overlay, hud_lines
+from .serve import FrameServer
 from .sources import Source
 from .temporal import FlickerMeter
 
@@ -22,6 +26,8 @@ class ViewState:
     paused: bool = False
     smooth: float = 0.0                                      # --smooth, for the HUD
     flicker: FlickerMeter = field(default_factory=FlickerMeter)
+    compare: Comparison | None = None                        # --compare: two models side by side
+    server: FrameServer | None = None                        # --serve: browsers watching
 
 
 def render(packet: Packet, model: SegModel, state: ViewState, fps: float, times: StageTimes,
@@ -34,5 +40,11 @@ def render(packet: Packet, model: SegModel, state: ViewState, fps: float, times:
         extra.append(f"flicker {state.flicker.values[-1] * 100:.1f}%  smooth {state.smooth:g}")
     if state.paused:
         extra.append("PAUSED (space: play, n: next)")
-    return overlay.paint(packet.frame, packet.class_map, hud_lines(fps, model.runs_on, stages, *extra),
-                         probs=packet.probs, full=full)
+    if state.compare is not None:
+        image = state.compare.paint(packet, overlay, run_hud(fps, model, times, *extra), times)
+    else:
+        image = overlay.paint(packet.frame, packet.class_map, hud_lines(fps, model.runs_on, stages, *extra),
+                              probs=packet.probs, full=full)
+    if state.server is not None:
+        state.server.publish(image)
+    return image

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from ...cli import add_look_options, add_model_options
+from ...cli import add_compare_options, add_look_options, add_model_options
 from ...errors import ArgumentParser
 from ...runtime.video import wait_for_releases
 from ...system import on_stop_signals
@@ -50,10 +50,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-only", action="store_true", help="colour mask video instead of the blend")
     p.add_argument("--hud", action="store_true", help="draw frame number, FPS and stage times")
     p.add_argument("--no-legend", action="store_true", help="no class legend")
-    p.add_argument("--png-masks", action="store_true", help="also DIR/<name>_masks/NNNNNN.png: class ids")
+    p.add_argument("--png-masks", action="store_true", help="also DIR/<name>_masks/NNNNNN.png: class ids "
+                   "(with --compare also DIR/<name>_compare_masks/: the compared model's)")
     p.add_argument("--stats", action="store_true",
                    help="also DIR/<name>_stats.csv: class-area fractions and flicker per frame")
     add_look_options(p)
+    add_compare_options(p)
     p.add_argument("--ext", default=DEFAULT_EXT, help=f"output container (default {DEFAULT_EXT}: VP8, "
                    f"plays in browsers; mp4: mp4v, ~20x faster to encode, not for browsers)")
     p.add_argument("--codec", help="FourCC, e.g. VP80, VP90, mp4v, MJPG (default: by --ext)")
@@ -82,7 +84,8 @@ def config_from_args(args: argparse.Namespace) -> BatchConfig:
                        recursive=args.recursive, workers=args.workers, batch_size=args.batch_size,
                        threads=args.threads, precision=args.precision, palette=args.palette,
                        edges=args.edges, shares=args.shares, smooth=args.smooth, ray=args.ray,
-                       ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, chunk_frames=args.chunk_frames)
+                       ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, chunk_frames=args.chunk_frames,
+                       compare=args.compare, compare_view=args.compare_view)
 
 
 @contextlib.contextmanager
@@ -109,6 +112,9 @@ def main(argv: list[str]) -> int:
     with stop_on_signals(stop) as received, logging_redirect_tqdm():
         results = run_batch(args.inputs, cfg, stop)
     print(format_table(results))
+    for r in results:
+        if r.compared:
+            print(f"{r.label}: compared with {r.compared}")
     print(summary_line(results, cfg.out))
     if received:
         print(f"interrupted ({signal.Signals(received[0]).name}): unfinished outputs were removed",

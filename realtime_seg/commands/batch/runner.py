@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import UserError, first_line
-from ...cli import is_preset, smoother
+from ...cli import is_preset, load_compared, model_name, smoother
+from ...runtime.compare import Comparison
 from ...runtime.engine import SegModel, batch_size_for
 from ...runtime.palettes import choose_palette
 from ...runtime.precision import open_model
@@ -36,6 +37,7 @@ class Result:
     frames: int = 0
     seconds: float = 0.0
     written: list[Path] = field(default_factory=list)
+    compared: str | None = None      # --compare: the compared model and the agreement (Comparison.describe)
 
     @property
     def failed(self) -> bool:
@@ -56,9 +58,18 @@ class Models:
         threads = cfg.threads or max(1, usable_cores() // (2 * cfg.workers))
         self.sessions = [open_model(path, cfg.precision, is_preset(cfg.model), cfg.device, threads)
                          for _ in range(copies)]
+        self.compared = [load_compared(cfg.compare, cfg.model, cfg.precision, cfg.device, threads)
+                         for _ in range(copies)] if cfg.compare else []
 
     def get(self, slot: int) -> SegModel:
         return self.sessions[slot % len(self.sessions)]
+
+    def comparison(self, slot: int, cfg: BatchConfig) -> Comparison | None:
+        """A new comparison of one file (its own agreement and smoothing); None without --compare."""
+        if not self.compared:
+            return None
+        other, name = self.compared[slot % len(self.compared)]
+        return Comparison(self.get(slot), other, (model_name(cfg.model), name), cfg.compare_view, smoother(cfg.smooth))
 
 
 class Runner:
@@ -99,8 +110,9 @@ class Runner:
         bar = progress(total=source.frame_count, desc=_short(job.source.name), unit="frame",
                        position=slot + 1, leave=False)
         frames, status = 0, "ok"
+        compare = self.models.comparison(slot, self.cfg) if self.cfg.compare else None
         try:
-            frames, stopped = self._frames(source, model, writers, bar, start)
+            frames, stopped = self._frames(source, model, writers, bar, start, compare)
             if stopped:
                 status = "interrupted"
             elif source.frame_count and frames < source.frame_count:
@@ -117,7 +129,8 @@ class Runner:
                 self._uncount((source.frame_count or frames) - frames)
         if status.startswith("failed"):
             report_failure(f"{job.source}: {status.removeprefix('failed: ')}; re-copy or re-encode it")
-        return Result(job.label, status, frames, time.perf_counter() - start, written)
+        return Result(job.label, status, frames, time.perf_counter() - start, written,
+                      compare.describe() if compare is not None else None)
 
     def _open_writers(self, job: Job, source: Source, size: tuple[int, int], model: SegModel) -> dict:
         writers = {}
@@ -128,15 +141,18 @@ class Runner:
                 writers["masks"] = MaskPngs(job.masks, size)
             if job.stats:
                 writers["stats"] = ClassStats(job.stats, model.classes)
+            if job.compare_masks:
+                writers["compare_masks"] = MaskPngs(job.compare_masks, size)
         except BaseException:
             source.close()
             self._close_writers(writers, "failed")
             raise
         return writers
 
-    def _frames(self, source: Source, model: SegModel, writers: dict, bar,
-                start: float) -> tuple[int, bool]:
-        """Segment, draw and write every frame: (frames decoded, whether `stop` cut it short)."""
+    def _frames(self, source: Source, model: SegModel, writers: dict, bar, start: float,
+                compare: Comparison | None = None) -> tuple[int, bool]:
+        """Segment, draw and write every frame: (frames decoded, whether `stop` cut it short).
+        `compare`: a second model on the same frames, drawn beside the first (--compare)."""
         cfg, times = self.cfg, StageTimes()
         overlay = Overlay(model.classes, choose_palette(model.classes, model.palette_bgr, cfg.palette), cfg.opacity,
                           "mask" if cfg.mask_only else "blend", cfg.legend, cfg.hud, cfg.edges, cfg.shares)
@@ -145,17 +161,24 @@ class Runner:
         batch = cfg.batch_size or batch_size_for(model)
         stream = segment_stream(source, model, times, queue_size=max(2, batch), batch_size=batch,
                                 probs=cfg.edges == "smooth",
-                                smoother=smoother(cfg.smooth))
+                                smoother=smoother(cfg.smooth), compare=compare.lane() if compare else None)
         with contextlib.closing(stream):
             for packet in stream:
                 if self.stop.is_set():
                     return frames, True
                 full = overlay.frame_classes(packet.frame, packet.class_map, packet.probs)
+                if compare is not None:
+                    compare.measure(packet)
                 if "video" in writers:
                     hud = _hud(source, model, times, packet.index, frames, start) if cfg.hud else ()
-                    writers["video"].write(overlay.paint(packet.frame, packet.class_map, hud, full=full))
+                    writers["video"].write(compare.paint(packet, overlay, list(hud), times) if compare else
+                                           overlay.paint(packet.frame, packet.class_map, hud, full=full))
                 if "masks" in writers:
                     writers["masks"].write(packet.index, full)
+                if "compare_masks" in writers:
+                    other = packet.compared
+                    writers["compare_masks"].write(packet.index, overlay.frame_classes(packet.frame, other.class_map,
+                                                                                       other.probs))
                 if "stats" in writers:
                     writers["stats"].write(packet.index, packet.class_map, packet.restarted)
                 frames += 1
