@@ -33,15 +33,12 @@ PAGE = """<!doctype html>
 <style>body{{margin:0;background:#111;color:#ccc;font:14px sans-serif}}
 #live{{display:block;max-width:100vw;max-height:calc(100vh - 2em);margin:auto}}
 p{{margin:.3em;text-align:center}}</style></head>
-<body><img id="live" alt="live frames"><p id="state">{title}: connecting</p>
+<body><img id="live" src="/stream.mjpg" alt="live frames"><p id="state">{title}: live</p>
 <script>
-// set after load: a never-ending MJPEG response would otherwise hold the page's load event
 const img = document.getElementById("live"), state = document.getElementById("state");
-function connect() {{ img.src = "/stream.mjpg?" + Date.now(); }}
+img.onerror = () => {{ state.textContent = "{title}: the run has ended or cannot be reached; retrying";
+                      setTimeout(() => {{ img.src = "/stream.mjpg?" + Date.now(); }}, 2000); }};
 img.onload = () => {{ state.textContent = "{title}: live"; }};
-img.onerror = () => {{ state.textContent = "{title}: the run has ended or is not reachable; retrying";
-                      setTimeout(connect, 2000); }};
-window.addEventListener("load", connect);
 </script></body></html>
 """
 
