@@ -115,6 +115,14 @@ def add_compare_options(p: argparse.ArgumentParser) -> None:
                         "agree, coloured by the compared model's class where they differ (key c switches)")
 
 
+def add_serve_option(p: argparse.ArgumentParser) -> None:
+    """--serve [HOST:]PORT: the annotated frames to browsers, as MJPEG (runtime/serve.py)."""
+    p.add_argument("--serve", metavar="[HOST:]PORT",
+                   help="also stream the annotated frames to browsers at http://HOST:PORT/ (MJPEG; window or "
+                        "headless); HOST defaults to 127.0.0.1, this machine only: name another (e.g. 0.0.0.0) "
+                        "to let others watch (unauthenticated)")
+
+
 def split_compare(spec: str, main: str | None) -> tuple[str, str | None]:
     """--compare MODEL[:PRECISION] -> (model, precision or None); an empty MODEL is --model's."""
     head, sep, tail = spec.rpartition(":")

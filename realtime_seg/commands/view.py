@@ -4,8 +4,7 @@ usage: python -m realtime_seg --video drive.mp4 [--model accurate|fast|M.onnx] [
        python -m realtime_seg --camera 0
        python -m realtime_seg --video rtsp://host/stream --no-show --output rec.mp4
        python -m realtime_seg --video demo.mp4 --loop [--max-frames 20000]   (kiosk; soak tests)
-       python -m realtime_seg --video drive.mp4 --model accurate --compare fast   (two models side by side)
-       python -m realtime_seg --camera 0 --no-show --serve 8080   (watch at http://127.0.0.1:8080/)
+       python -m realtime_seg --video drive.mp4 --compare fast:fp32 --serve 8080   (two models; in a browser too)
 In a window a file plays at its own frame rate (--fast: as fast as the model allows) and its last
 frame stays up at the end; without one (--no-show, no display) every run is as fast as it can be.
 keys:  q/Esc quit, space pause, n next frame (paused), +/- opacity, m view (blend, mask, outlines,
@@ -26,8 +25,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..cli import (add_compare_options, add_look_options, add_model_options, check_opacity, check_smooth, comparison,
-                   load_selected, palette, smoother)
+from ..cli import (add_compare_options, add_look_options, add_model_options, add_serve_option, check_opacity,
+                   check_smooth, comparison, load_selected, palette, smoother)
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..paths import DEMO_VIDEO
 from ..runtime.display import WINDOW, FpsMeter, Pacer, display_available, open_window
@@ -148,8 +147,8 @@ def run(args, demo: bool = False) -> dict:
 
 def _session(args, model: SegModel, source: Source, workers: int, compare=None,
              server=None) -> tuple[dict, VideoOutput | None, Path | None]:
-    """Window (or not), recording and loop; source and output are closed however it ends.
-    `compare`: the --compare Comparison; `server`: the --serve FrameServer."""
+    """Window (or not), recording and loop (with --compare's Comparison and --serve's FrameServer);
+    source and output are closed however it ends."""
     show, output, summary, ok = False, None, {}, False
     try:
         show = not args.no_show and display_available() and open_window(source.size)
@@ -361,10 +360,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     add_look_options(p)
     add_compare_options(p)
-    p.add_argument("--serve", metavar="[HOST:]PORT",
-                   help="also stream the annotated frames to browsers at http://HOST:PORT/ (MJPEG; window or "
-                        "headless); HOST defaults to 127.0.0.1, this machine only: name another (e.g. 0.0.0.0) "
-                        "to let others watch (unauthenticated)")
+    add_serve_option(p)
     p.add_argument("--no-legend", action="store_true")
     p.add_argument("--no-hud", action="store_true")
     p.add_argument("--screenshots", default=".", help="folder for screenshots (key s)")

@@ -88,7 +88,7 @@ class Comparison:
         main model's does when a file is played again)."""
         if self.smoother is not None:
             self.smoother.reset()
-        return Lane(self.other, self.smoother, "compare", "compare smooth")
+        return Lane(self.other, self.smoother, "compare", "compare preprocess", "compare smooth")
 
     def describe(self) -> str:
         """For summaries: the compared model and the mean agreement, e.g. `fast (CPU int8): agreement 91.2%`."""

@@ -145,7 +145,8 @@ class Lane:
 
     model: SegModel
     smoother: TemporalSmoother | None = None
-    stage: str = "inference"      # its times: STAGE and "STAGE preprocess" (the first lane: preprocess)
+    stage: str = "inference"      # the names of its times in StageTimes
+    prep_stage: str = "preprocess"
     smooth_stage: str = "smooth"
 
     def segment(self, frames: list[np.ndarray], scores: bool, times: StageTimes) -> tuple[np.ndarray, np.ndarray | None]:
@@ -155,8 +156,7 @@ class Lane:
         t1 = time.perf_counter()
         out = self.model.infer_probs(x) if scores or self.smoother else (self.model.infer(x), None)
         t2 = time.perf_counter()
-        times.add("preprocess" if self.stage == "inference" else f"{self.stage} preprocess",
-                  (t1 - t0) * 1e3 / len(frames))
+        times.add(self.prep_stage, (t1 - t0) * 1e3 / len(frames))
         times.add(self.stage, (t2 - t1) * 1e3 / len(frames))
         return out
 
