@@ -109,10 +109,10 @@ def add_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare", metavar="MODEL[:PRECISION]",
                    help="run a second model on the same frames and show both, side by side, with their "
                         "agreement: a preset or .onnx, optionally with its precision (fast, fast:fp32, "
-                        "models/mine.onnx, :fp32 = --model at fp32); without one, --precision's")
+                        "models/mine.onnx; :fp32 = --model's own at fp32); without :PRECISION, --precision's")
     p.add_argument("--compare-view", default=LAYOUTS[0], choices=LAYOUTS,
                    help="side: both masks side by side (default); diff: the frame in grey where the two "
-                        "agree, coloured by the compared model's class where they differ (key c switches)")
+                        "agree, coloured by the compared model's class where they differ (the viewer's key c switches)")
 
 
 def add_serve_option(p: argparse.ArgumentParser) -> None:

@@ -101,12 +101,12 @@ class Comparison:
 
     def paint(self, packet: Packet, overlay: Overlay, hud: list[str], times: StageTimes) -> np.ndarray:
         """The compared frame, the frame's size: `overlay` sets view, opacity, edges and legend for
-        both halves; `hud` is the run's own HUD (FPS, stages), drawn when the overlay's HUD is on."""
+        both halves; `hud` is the run's own HUD (FPS, stages), drawn when the overlay's HUD is on.
+        The models' names and the agreement are always drawn: without them the picture says nothing."""
         value = self.measure(packet)
-        labels = [inference_line(self.names[0], self.main, times.ema.get("inference")),
-                  inference_line(self.names[1], self.other, times.ema.get("compare"))]
-        mean = self.mean
-        summary = f"agreement {value * 100:.1f}% of pixels (mean {mean * 100:.1f}%)"
+        ms = [times.ema.get("inference"), times.ema.get("compare")] if overlay.hud else [None, None]
+        labels = [inference_line(self.names[0], self.main, ms[0]), inference_line(self.names[1], self.other, ms[1])]
+        summary = f"agreement {value * 100:.1f}% of pixels (mean {self.mean * 100:.1f}%)"
         if self.layout == "diff":
             return self._diff(packet, overlay, hud, labels, summary)
         return self._side(packet, overlay, hud, labels, summary)
@@ -119,7 +119,7 @@ class Comparison:
         view = "blend" if overlay.view == "side" else overlay.view
         for half, legend in ((self._left, overlay.legend), (self._right, False)):
             half.opacity, half.view, half.edges, half.shares = overlay.opacity, view, overlay.edges, overlay.shares
-            half.legend, half.hud = legend, overlay.hud
+            half.legend, half.hud = legend, True  # the label: its model's name
         return self._left, self._right
 
     def _side(self, packet: Packet, overlay: Overlay, hud: list[str], labels: list[list[str]],
@@ -134,7 +134,7 @@ class Comparison:
             canvas[top:top + half[1], x:x + half[0]] = painter.paint(small, side.class_map, label, probs=side.probs)
         if overlay.hud:
             draw_hud(canvas, hud)
-            draw_hud(canvas, [summary], bottom=True)
+        draw_hud(canvas, [summary], bottom=True)
         return canvas
 
     def _diff(self, packet: Packet, overlay: Overlay, hud: list[str], labels: list[list[str]],
@@ -147,10 +147,9 @@ class Comparison:
         differs = cv2.compare(main_full, other_full, cv2.CMP_NE)
         cv2.copyTo(colorize(other_full, overlay.palette_bgr, (frame.shape[1], frame.shape[0])), differs, image)
         overlay.draw_legend(image, packet.class_map)
-        if overlay.hud:
-            draw_hud(image, [*hud, *labels[0], *labels[1]])
-            draw_hud(image, [f"colour: where {self.names[1]} differs (its class); grey: both agree",
-                             summary], bottom=True)
+        draw_hud(image, [*(hud if overlay.hud else []), *labels[0], *labels[1]])
+        draw_hud(image, [f"colour: where {self.names[1]} differs (its class); grey: both agree", summary],
+                 bottom=True)
         return image
 
 

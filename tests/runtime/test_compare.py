@@ -64,7 +64,7 @@ def test_agreement_is_the_share_of_equal_pixels():
 
 
 def _packet(main_map: np.ndarray, other_map: np.ndarray) -> Packet:
-    frame = np.random.default_rng(0).integers(0, 255, (80, 120, 3), dtype=np.uint8)
+    frame = np.random.default_rng(0).integers(0, 255, (240, 360, 3), dtype=np.uint8)
     packet = Packet(0, frame, main_map)
     packet.compared = Packet(0, frame, other_map)
     return packet
@@ -82,10 +82,12 @@ def test_side_layout_shows_each_model_on_its_half_and_counts_a_frame_once(pair):
     image = compare.paint(packet, overlay, [], StageTimes())
     compare.paint(packet, overlay, [], StageTimes())  # a redraw (pause, key) is no new frame
     assert image.shape == packet.frame.shape
-    top = (80 - 40) // 2
-    np.testing.assert_array_equal(image[top:top + 40, :60], np.broadcast_to(main.palette_bgr[0], (40, 60, 3)))
-    np.testing.assert_array_equal(image[top:top + 40, 60:], np.broadcast_to(main.palette_bgr[3], (40, 60, 3)))
+    top = (240 - 120) // 2  # the halves: 180x120 each, centred; below each one's label (its model's name)
+    np.testing.assert_array_equal(image[top + 40:top + 120, :180], np.broadcast_to(main.palette_bgr[0], (80, 180, 3)))
+    np.testing.assert_array_equal(image[top + 40:top + 120, 180:], np.broadcast_to(main.palette_bgr[3], (80, 180, 3)))
     assert compare.values == [0.0] and compare.mean == 0.0
+    labels = image[top:top + 40]
+    assert (labels != image[top + 40:top + 80]).any()  # the names are drawn even with the HUD off
 
 
 def test_diff_layout_greys_agreement_and_colours_disagreement_by_the_compared_class(pair):
@@ -98,7 +100,7 @@ def test_diff_layout_greys_agreement_and_colours_disagreement_by_the_compared_cl
     compare = Comparison(main, other, ("a", "b"), layout="diff")
     overlay = Overlay(main.classes, main.palette_bgr, legend=False, hud=False, edges="nearest")
     image = compare.paint(packet, overlay, [], StageTimes())
-    left, right = image[:, :50], image[:, 70:]
+    left, right = image[60:180, :150], image[60:180, 210:]  # between the labels above and the key below
     assert (left[..., 0] == left[..., 1]).all() and (left[..., 1] == left[..., 2]).all()  # grey
     np.testing.assert_array_equal(right, np.broadcast_to(main.palette_bgr[5], right.shape))
     assert compare.mean == pytest.approx(0.5)
