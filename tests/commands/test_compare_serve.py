@@ -3,6 +3,7 @@ runs of each model, the agreement it reports, a headless run watched from a real
 input in one line."""
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -20,6 +21,7 @@ from conftest import ROOT, assert_one_line_error
 
 sys.path.insert(0, str(ROOT / "tests"))
 import browser  # noqa: E402
+import xwindow  # noqa: E402
 
 VIDEO = ROOT / "videos" / "dashcam_highway.mp4"   # the demo video
 SHORT = ROOT / "tests" / "fixtures" / "videos" / "dashcam_short.mp4"
@@ -140,3 +142,45 @@ def test_headless_run_is_watched_from_a_browser_and_the_server_stops_with_it(tmp
     port = int(url.rstrip("/").rsplit(":", 1)[1])
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def _still(url: str) -> np.ndarray:
+    data = urllib.request.urlopen(f"{url}frame.jpg", timeout=30).read()
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+def _bottom_left(image: np.ndarray) -> float:
+    """Mean level of the bottom-left corner: black below the side-by-side halves, the frame in the
+    disagreement view."""
+    return float(image[-45:-5, :60].mean())
+
+
+def _wait_for(condition, tries: int = 100) -> bool:
+    """Poll `condition` (a served frame's look) up to `tries` times, 0.2 s apart."""
+    for _ in range(tries):
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.skipif(bool(xwindow.missing_tools()), reason="needs Xvfb and xdotool")
+def test_in_a_window_key_c_switches_the_layout_and_the_browser_sees_it():
+    with xwindow.xvfb() as (display, _):
+        proc = subprocess.Popen([sys.executable, "-m", "realtime_seg", "--video", str(SHORT), "--model", str(FP32),
+                                 "--loop", "--compare", ":int8", "--serve", "0"], cwd=ROOT,
+                                env={**os.environ, "DISPLAY": display}, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        try:
+            url = re.search(r"(http://127\.0\.0\.1:\d+/)", proc.stdout.readline()).group(1)
+            window = xwindow.find_window(display)
+            assert _wait_for(lambda: _bottom_left(_still(url)) < 8)   # side by side: black below the halves
+            xwindow.xdotool(display, "key", "--window", window, "c")
+            assert _wait_for(lambda: _bottom_left(_still(url)) > 20)  # the disagreement view: the whole frame
+            xwindow.xdotool(display, "key", "--window", window, "q")
+            stdout, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0 and "agreement" in stdout
