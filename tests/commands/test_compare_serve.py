@@ -3,6 +3,7 @@ runs of each model, the agreement it reports, a headless run watched from a real
 input in one line."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -12,6 +13,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -103,15 +105,23 @@ def test_a_port_in_use_is_one_line():
     assert f"--serve 127.0.0.1:{port}: cannot listen there" in assert_one_line_error(proc, 1)
 
 
-def _start_served(*args: str) -> tuple[subprocess.Popen, str]:
-    """A headless viewer with --serve on a free port; (process, its page's URL)."""
+@contextlib.contextmanager
+def _served(*args: str, env: dict | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """The viewer looping the short clip, compared with its int8 variant, with --serve on a free port:
+    (process, its page's URL); killed if still running after the block."""
     proc = subprocess.Popen([sys.executable, "-m", "realtime_seg", "--video", str(SHORT), "--model", str(FP32),
-                             "--no-show", "--loop", "--serve", "0", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    match = re.search(r"serving the annotated frames at (http://127\.0\.0\.1:\d+/)", line)
-    assert match, line
-    return proc, match.group(1)
+                             "--loop", "--compare", ":int8", "--serve", "0", *args], cwd=ROOT,
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"serving the annotated frames at (http://127\.0\.0\.1:\d+/)", line)
+        assert match, line
+        yield proc, match.group(1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def _first_part(url: str) -> np.ndarray:
@@ -126,18 +136,13 @@ def _first_part(url: str) -> np.ndarray:
 
 
 def test_headless_run_is_watched_from_a_browser_and_the_server_stops_with_it(tmp_path):
-    proc, url = _start_served("--compare", ":int8")
-    try:
+    with _served("--no-show") as (proc, url):
         assert _first_part(url).shape == (270, 480, 3)   # the clip's size, the comparison's picture
         if browser.chromium() is not None:  # a real browser shows the page updating
             shots = [cv2.imread(str(browser.screenshot(url, tmp_path / f"{i}.png", (640, 420)))) for i in range(2)]
             assert not np.array_equal(*shots)
         proc.send_signal(signal.SIGTERM)
         stdout, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0 and "agreement" in stdout
     port = int(url.rstrip("/").rsplit(":", 1)[1])
     with pytest.raises(OSError):
@@ -166,21 +171,11 @@ def _wait_for(condition, tries: int = 100) -> bool:
 
 @pytest.mark.skipif(bool(xwindow.missing_tools()), reason="needs Xvfb and xdotool")
 def test_in_a_window_key_c_switches_the_layout_and_the_browser_sees_it():
-    with xwindow.xvfb() as (display, _):
-        proc = subprocess.Popen([sys.executable, "-m", "realtime_seg", "--video", str(SHORT), "--model", str(FP32),
-                                 "--loop", "--compare", ":int8", "--serve", "0"], cwd=ROOT,
-                                env={**os.environ, "DISPLAY": display}, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True)
-        try:
-            url = re.search(r"(http://127\.0\.0\.1:\d+/)", proc.stdout.readline()).group(1)
-            window = xwindow.find_window(display)
-            assert _wait_for(lambda: _bottom_left(_still(url)) < 8)   # side by side: black below the halves
-            xwindow.xdotool(display, "key", "--window", window, "c")
-            assert _wait_for(lambda: _bottom_left(_still(url)) > 20)  # the disagreement view: the whole frame
-            xwindow.xdotool(display, "key", "--window", window, "q")
-            stdout, _ = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+    with xwindow.xvfb() as (display, _), _served(env={"DISPLAY": display}) as (proc, url):
+        window = xwindow.find_window(display)
+        assert _wait_for(lambda: _bottom_left(_still(url)) < 8)   # side by side: black below the halves
+        xwindow.xdotool(display, "key", "--window", window, "c")
+        assert _wait_for(lambda: _bottom_left(_still(url)) > 20)  # the disagreement view: the whole frame
+        xwindow.xdotool(display, "key", "--window", window, "q")
+        stdout, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "agreement" in stdout
