@@ -3,7 +3,8 @@
     source.read ─► [q] ─► preprocess + infer (+ temporal smoothing) ─► [q] ─► consumer (draw, show, encode)
 
 `segment_stream` yields `Packet`s in order; the consumer's loop is the same for every
-source. `VideoOutput` encodes on its own thread into a temporary file that is renamed
+source. A second model (`--compare`, a `Lane`) runs on the same inference stage, on the same
+decoded frames, at the same time as the first; its results ride on `Packet.compared`. `VideoOutput` encodes on its own thread into a temporary file that is renamed
 only when complete.
 """
 from __future__ import annotations
