@@ -1,20 +1,24 @@
 """Options and checks shared by the commands: --model/--device/--threads/--precision (what they
 name is resolved and opened by runtime/models.py), and how masks look (--opacity, --view,
---palette, --edges, --shares, --smooth: one `runtime/look.py` Look).
+--palette, --edges, --shares, --smooth: one `runtime/look.py` Look), and --compare MODEL[:PRECISION]
+(its model opened by runtime/models.py too) and --serve.
 
-Each command's parser adds these with `add_model_options` and `add_look_options`, so they read and fail the same way.
+Each command's parser adds these with `add_model_options`, `add_look_options`, `add_compare_options`
+and `add_serve_option`, so they read and fail the same way.
 """
 from __future__ import annotations
 
 import argparse
 
-from .runtime.engine import DEVICES
+from .errors import UsageError
+from .runtime.compare import LAYOUTS, Comparison
+from .runtime.engine import DEVICES, SegModel
 from .runtime.look import Look
-from .runtime.models import PRESETS
+from .runtime.models import PRESETS, ModelChoice, Opened, choose_model, open_selected
 from .runtime.palettes import DEFAULT_PALETTE, PALETTES
 from .runtime.precision import CHOICES as PRECISION_CHOICES
 from .runtime.render import EDGES, VIEWS
-from .runtime.temporal import DEFAULT_SMOOTH
+from .runtime.temporal import DEFAULT_SMOOTH, smoother
 
 
 def add_model_options(p: argparse.ArgumentParser, model: bool = True,
@@ -54,3 +58,58 @@ def look_options(args: argparse.Namespace, hud: bool) -> Look:
     out of range); `hud`: whether the command draws its HUD."""
     return Look(args.palette, args.edges, args.smooth, args.opacity, args.view, not args.no_legend,
                 args.shares, hud)
+
+
+def add_compare_options(p: argparse.ArgumentParser) -> None:
+    """--compare MODEL[:PRECISION] and --compare-view: a second model on the same frames (viewer, batch)."""
+    p.add_argument("--compare", metavar="MODEL[:PRECISION]",
+                   help="run a second model on the same frames and show both, side by side, with their "
+                        "agreement: a preset or .onnx, optionally with its precision (fast, fast:fp32, "
+                        "models/mine.onnx; :fp32 = --model's own at fp32); without :PRECISION, --precision's")
+    p.add_argument("--compare-view", default=LAYOUTS[0], choices=LAYOUTS,
+                   help="side: both masks side by side (default); diff: the frame in grey where the two "
+                        "agree, coloured by the compared model's class where they differ (the viewer's key c switches)")
+
+
+def add_serve_option(p: argparse.ArgumentParser) -> None:
+    """--serve [HOST:]PORT: the annotated frames to browsers, as MJPEG (runtime/serve.py)."""
+    p.add_argument("--serve", metavar="[HOST:]PORT",
+                   help="also stream the annotated frames to browsers at http://HOST:PORT/ (MJPEG; window or "
+                        "headless); HOST defaults to 127.0.0.1, this machine only: name another (e.g. 0.0.0.0) "
+                        "to let others watch (unauthenticated)")
+
+
+def split_compare(spec: str, main: ModelChoice | str | None) -> tuple[str, str | None]:
+    """--compare MODEL[:PRECISION] -> (model, precision or None); an empty MODEL is --model's."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and tail in PRECISION_CHOICES:
+        return head or _choice(main).spec, tail
+    if sep and (head in PRESETS or not head):
+        raise UsageError(f"--compare {spec}: unknown precision {tail!r}; allowed: {', '.join(PRECISION_CHOICES)}")
+    return spec, None
+
+
+def model_name(model: ModelChoice | str | None) -> str:
+    """How summaries and the HUD name a model: the preset, or the file's name."""
+    choice = _choice(model)
+    return choice.spec if choice.preset else choice.path.name
+
+
+def _choice(model: ModelChoice | str | None) -> ModelChoice:
+    return model if isinstance(model, ModelChoice) else choose_model(model)
+
+
+def open_compared(spec: str, main: ModelChoice | str | None, precision: str = "auto", device: str = "auto",
+                  threads: int = 0, streams: int = 1, copies: int = 1) -> tuple[Opened, tuple[str, str]]:
+    """The model --compare names, opened as --model's is (runtime/models.py's open_selected, the same
+    plan; `precision`: --precision's unless it names its own), and the names of `main` and it."""
+    spec, own = split_compare(spec, main)
+    return open_selected(spec, own or precision, device, threads, streams, copies), (model_name(main), model_name(spec))
+
+
+def comparison(args: argparse.Namespace, main: SegModel, threads: int) -> Comparison | None:
+    """The --compare model, opened like --model (same device and threads), ready to paint; None without it."""
+    if args.compare is None:
+        return None
+    other, names = open_compared(args.compare, args.model, args.precision, args.device, threads)
+    return Comparison(main, other.model, names, args.compare_view, smoother(args.smooth))

@@ -4,10 +4,12 @@ usage: python -m realtime_seg --video drive.mp4 [--model accurate|fast|M.onnx] [
        python -m realtime_seg --camera 0
        python -m realtime_seg --video rtsp://host/stream --no-show --output rec.mp4
        python -m realtime_seg --video demo.mp4 --loop [--max-frames 20000]   (kiosk; soak tests)
+       python -m realtime_seg --video drive.mp4 --compare fast:fp32 --serve 8080   (two models; in a browser too)
 In a window a file plays at its own frame rate (--fast: as fast as the model allows) and its last
 frame stays up at the end; without one (--no-show, no display) every run is as fast as it can be.
 keys:  q/Esc quit, space pause, n next frame (paused), +/- opacity, m view (blend, mask, outlines,
-       side, original), l legend (names, shares, off), s screenshot, r replay (at the end of a file)
+       side, original), l legend (names, shares, off), s screenshot, r replay (at the end of a file),
+       c side by side / disagreement (with --compare)
 """
 from __future__ import annotations
 
@@ -18,13 +20,16 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from ..cli import add_look_options, add_model_options, look_options
+from ..cli import (add_compare_options, add_look_options, add_model_options, add_serve_option, comparison,
+                   look_options)
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..paths import DEMO_VIDEO
+from ..runtime.compare import Comparison
 from ..runtime.display import display_available, open_window
 from ..runtime.engine import SegModel
 from ..runtime.models import open_selected
 from ..runtime.player import ViewState, play
+from ..runtime.serve import FrameServer, parse_address, serving
 from ..runtime.sources import Source, open_camera, open_video
 from ..runtime.video import CODECS, DEFAULT_CODEC, VideoOutput, codec_name
 from ..system import check_output_file, on_stop_signals
@@ -67,11 +72,15 @@ def run(args, demo: bool = False) -> dict:
     """Open model and source, run the loop, print the summary; returns it. `demo`: the demo video
     was chosen for want of --video or --camera (said once both have opened)."""
     opened = open_selected(args.model, args.precision, args.device, args.threads)
-    source = open_source(args)
-    if demo:
-        print(f"no --video or --camera given: playing the demo {DEMO_VIDEO.name}")
-    with stop_on_signals(source):
-        summary, output, written = _session(args, opened.model, source, opened.plan.workers)
+    compare = comparison(args, opened.model, opened.plan.threads)
+    with serving(args.serve) as server:  # stops with the run
+        source = open_source(args)
+        if demo:
+            print(f"no --video or --camera given: playing the demo {DEMO_VIDEO.name}")
+        with stop_on_signals(source):
+            summary, output, written = _session(args, opened.model, source, opened.plan.workers, compare, server)
+    if compare is not None and summary:
+        summary["compare"] = compare.describe()
     print_summary(summary)
     if source.cancelled:
         print("interrupted", file=sys.stderr)
@@ -84,8 +93,10 @@ def run(args, demo: bool = False) -> dict:
     return summary
 
 
-def _session(args, model: SegModel, source: Source, workers: int) -> tuple[dict, VideoOutput | None, Path | None]:
-    """Window (or not), recording and loop; source and output are closed however it ends."""
+def _session(args, model: SegModel, source: Source, workers: int, compare: Comparison | None = None,
+             server: FrameServer | None = None) -> tuple[dict, VideoOutput | None, Path | None]:
+    """Window (or not), recording and loop (with --compare's Comparison and --serve's FrameServer);
+    source and output are closed however it ends."""
     window, output, summary, ok = None, None, {}, False
     try:
         window = open_window(source.size) if not args.no_show and display_available() else None
@@ -95,7 +106,7 @@ def _session(args, model: SegModel, source: Source, workers: int) -> tuple[dict,
             again = " (replacing the existing file)" if output_path.exists() else ""
             print(f"no display available: running without a window, writing {output_path}{again}")
         output = VideoOutput(output_path, source.fps, source.size, args.codec) if output_path else None
-        state = ViewState.of(look_options(args, hud=not args.no_hud), model)
+        state = ViewState.of(look_options(args, hud=not args.no_hud), model, compare, server)
         try:
             summary = play(model, source, state, output, window, Path(args.screenshots), workers=workers,
                            pace=not args.fast)
@@ -119,6 +130,7 @@ def print_summary(summary: dict) -> None:
     flicker = "" if summary.get("flicker") is None else f" | flicker {summary['flicker'] * 100:.2f}%"
     # with frames in flight each inference call takes longer than 1 / FPS: say so
     calls = f" | {summary['in_flight']} frames in inference at once" if summary.get("in_flight", 1) > 1 else ""
+    calls += f" | compared with {summary['compare']}" if summary.get("compare") else ""
     print(f"{summary['frames']} frames in {summary['seconds']:.1f}s: {summary['fps']:.1f} FPS mean on "
           f"{summary['provider']} {summary.get('precision', 'fp32')}, dropped {summary['dropped']} | "
           + ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stages_ms"].items()) + flicker + calls)
@@ -145,6 +157,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--loop", action="store_true", help="start a video file again at its end (kiosk demos)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     add_look_options(p)
+    add_compare_options(p)
+    add_serve_option(p)
     p.add_argument("--no-legend", action="store_true")
     p.add_argument("--no-hud", action="store_true")
     p.add_argument("--screenshots", default=".", help="folder for screenshots (key s)")
@@ -157,6 +171,8 @@ def check_args(args: argparse.Namespace) -> None:
     check_at_least("--threads", args.threads, 0)
     check_at_least("--max-frames", args.max_frames, 1)
     check_at_least("--camera", args.camera, 0)
+    if args.serve is not None:
+        parse_address(args.serve)
     if args.loop and args.camera is not None:
         raise UsageError("--loop replays video files, not cameras; drop --loop")
     if args.output:

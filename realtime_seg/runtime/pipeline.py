@@ -3,11 +3,14 @@
     source.read ─► [q] ─► preprocess + infer (+ temporal smoothing) ─► [q] ─► consumer (draw, show, encode)
 
 `segment_stream` yields `Packet`s in order; the consumer's loop is the same for every
-source. `VideoOutput` encodes on its own thread into a temporary file that is renamed
+source. A second model (`--compare`, a `Lane`) runs on the same inference stage, on the same
+decoded frames, at the same time as the first; its results ride on `Packet.compared`. `VideoOutput` encodes on its own thread into a temporary file that is renamed
 only when complete.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
 import logging
 import queue
 import threading
@@ -34,6 +37,7 @@ class Packet:
     probs: np.ndarray | None = None       # float32 (h, w, C), smoothed over time when asked
     discontinuous: bool = False           # the source jumped here (reconnected, looped): no past
     restarted: bool = False               # temporal smoothing started afresh at this frame
+    compared: Packet | None = None        # the same frame through the --compare model (runtime/compare.py)
 
 
 class StageTimes:
@@ -136,54 +140,95 @@ def _take_batch(inq: queue.Queue, stop: threading.Event, batch_size: int) -> tup
     return batch, False
 
 
-def _inferrer(model: SegModel, inq: queue.Queue, out: queue.Queue, stop: threading.Event, times: StageTimes,
-              batch_size: int, smoother: TemporalSmoother | None, probs: bool, turns: _Turns) -> None:
+@dataclass
+class Lane:
+    """One model on the inference stage, with its temporal smoother and the names its times go under."""
+
+    model: SegModel
+    smoother: TemporalSmoother | None = None
+    stage: str = "inference"      # the names of its times in StageTimes
+    prep_stage: str = "preprocess"
+    smooth_stage: str = "smooth"
+
+    def segment(self, frames: list[np.ndarray], scores: bool, times: StageTimes) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class maps and (when `scores`) probabilities of a batch of frames; times its two steps."""
+        t0 = time.perf_counter()
+        x = self.model.prepare(frames)
+        t1 = time.perf_counter()
+        out = self.model.infer_probs(x) if scores or self.smoother else (self.model.infer(x), None)
+        t2 = time.perf_counter()
+        times.add(self.prep_stage, (t1 - t0) * 1e3 / len(frames))
+        times.add(self.stage, (t2 - t1) * 1e3 / len(frames))
+        return out
+
+
+def _run_lanes(lanes: list[Lane], frames: list[np.ndarray], probs: bool, times: StageTimes,
+               pool: cf.ThreadPoolExecutor | None) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Every lane's results for the batch; a second lane runs on `pool` at the same time as the first,
+    so a frame waits for the slower model, not for both one after the other."""
+    later = [pool.submit(lane.segment, frames, probs, times) for lane in lanes[1:]] if pool else []
+    first = lanes[0].segment(frames, probs, times)
+    return [first, *(f.result() for f in later)]
+
+
+def _inferrer(lanes: list[Lane], inq: queue.Queue, out: queue.Queue, stop: threading.Event, times: StageTimes,
+              batch_size: int, probs: bool, turns: _Turns) -> None:
     """Preprocess and infer batches; smooth and pass on each frame in its turn (workers run concurrently)."""
     done = False
-    while not done and not stop.is_set():
-        batch, done = _take_batch(inq, stop, batch_size)
-        if not batch:
-            continue
-        t0 = time.perf_counter()
-        x = model.prepare([p.frame for p in batch])
-        t1 = time.perf_counter()
-        maps, scores = model.infer_probs(x) if probs or smoother else (model.infer(x), None)
-        t2 = time.perf_counter()
-        times.add("preprocess", (t1 - t0) * 1e3 / len(batch))
-        times.add("inference", (t2 - t1) * 1e3 / len(batch))
-        for i, packet in enumerate(batch):
-            packet.class_map = maps[i]
-            packet.probs = None if scores is None else scores[i]
-            if not turns.wait(packet.index, stop):
-                return
-            if smoother is not None:  # a running average: frames in order
-                _smooth(packet, smoother, len(model.classes), times)
-            ok = _put(out, packet, stop)
-            turns.done()
-            if not ok:
-                return
+    with (cf.ThreadPoolExecutor(1, thread_name_prefix="compare") if len(lanes) > 1
+          else contextlib.nullcontext()) as pool:
+        while not done and not stop.is_set():
+            batch, done = _take_batch(inq, stop, batch_size)
+            if not batch:
+                continue
+            results = _run_lanes(lanes, [p.frame for p in batch], probs, times, pool)
+            for i, packet in enumerate(batch):
+                sides = _fill(packet, i, results)
+                if not turns.wait(packet.index, stop):
+                    return
+                for lane, side in zip(lanes, sides):
+                    if lane.smoother is not None:  # a running average: frames in order
+                        _smooth(side, lane, times)
+                ok = _put(out, packet, stop)
+                turns.done()
+                if not ok:
+                    return
     if turns.last_out():
         _put(out, _END, stop)
 
 
-def _smooth(packet: Packet, smoother: TemporalSmoother, num_classes: int, times: StageTimes) -> None:
+def _fill(packet: Packet, i: int, results: list[tuple[np.ndarray, np.ndarray | None]]) -> list[Packet]:
+    """Put the i-th results of each lane on the packet (the second on `packet.compared`); the packets filled."""
+    sides = [packet]
+    if len(results) > 1:
+        packet.compared = Packet(packet.index, packet.frame, discontinuous=packet.discontinuous)
+        sides.append(packet.compared)
+    for side, (maps, scores) in zip(sides, results):
+        side.class_map = maps[i]
+        side.probs = None if scores is None else scores[i]
+    return sides
+
+
+def _smooth(packet: Packet, lane: Lane, times: StageTimes) -> None:
     """Replace the packet's probabilities and class map by their running average."""
     t = time.perf_counter()
+    smoother = lane.smoother
     resets = smoother.resets
-    packet.class_map, packet.probs = smoother.step(packet.class_map, packet.probs, num_classes, packet.frame,
-                                                   packet.discontinuous)
+    packet.class_map, packet.probs = smoother.step(packet.class_map, packet.probs, len(lane.model.classes),
+                                                   packet.frame, packet.discontinuous)
     packet.restarted = smoother.resets != resets
-    times.add("smooth", (time.perf_counter() - t) * 1e3)
+    times.add(lane.smooth_stage, (time.perf_counter() - t) * 1e3)
 
 
 def segment_stream(source, model: SegModel, times: StageTimes | None = None,
                    queue_size: int = 2, batch_size: int = 1, smoother: TemporalSmoother | None = None,
-                   probs: bool = False, workers: int = 1) -> Iterator[Packet]:
+                   probs: bool = False, workers: int = 1, compare: Lane | None = None) -> Iterator[Packet]:
     """Frames of `source` with their class maps, in order; stages overlap on threads.
 
     `probs`: also the class probabilities (`Packet.probs`, for smooth edges); `smoother`: average
     them over time (the class map is then the average's argmax); `workers`: inference calls in
-    flight at once (on one session; onnxruntime runs concurrent calls).
+    flight at once (on one session; onnxruntime runs concurrent calls). `compare`: a second model
+    (and its smoother) run on the same decoded frames, its results on `Packet.compared`.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -203,7 +248,8 @@ def segment_stream(source, model: SegModel, times: StageTimes | None = None,
 
     turns = _Turns(workers)
     threads = [guarded(_reader, source, frames, stop, times, workers)]
-    threads += [guarded(_inferrer, model, frames, results, stop, times, batch_size, smoother, probs, turns)
+    lanes = [Lane(model, smoother), *([compare] if compare is not None else [])]
+    threads += [guarded(_inferrer, lanes, frames, results, stop, times, batch_size, probs, turns)
                 for _ in range(workers)]
     for t in threads:
         t.start()

@@ -1,5 +1,7 @@
 """The viewer's frames: what the keys change (ViewState), the annotated frame with its HUD (render),
-and the play loop (play) that segments, paints, records and shows every frame of a source.
+and the play loop (play) that segments, paints, records and shows every frame of a source. With
+`--compare` the frame is the comparison's picture (key c switches its layout); with `--serve` each
+frame drawn also goes to the browsers watching.
 
 The window is passed in (`runtime/display.py`'s `Window`, or any object with its `show`, `key`
 and `closed`); without one the loop runs flat out with a progress bar. The viewer opens the
@@ -19,11 +21,13 @@ import numpy as np
 
 from ..errors import UserError
 from ..system import progress, write_atomic
+from .compare import Comparison, run_hud
 from .display import FpsMeter, Pacer
 from .engine import SegModel
 from .look import Look
 from .pipeline import Packet, StageTimes, segment_stream
 from .render import Overlay, draw_hud, hud_lines
+from .serve import FrameServer
 from .sources import Source
 from .temporal import FlickerMeter, TemporalSmoother, smoother
 from .video import VideoOutput
@@ -47,11 +51,14 @@ class ViewState:
     paused: bool = False
     smooth: float = 0.0                                      # --smooth, for the HUD
     flicker: FlickerMeter = field(default_factory=FlickerMeter)
+    compare: Comparison | None = None                        # --compare: two models side by side
+    server: FrameServer | None = None                        # --serve: browsers watching
 
     @classmethod
-    def of(cls, look: Look, model: SegModel) -> "ViewState":
-        """The state a Look starts with, for `model`'s classes."""
-        return cls(look.overlay(model), smooth=look.smooth)
+    def of(cls, look: Look, model: SegModel, compare: Comparison | None = None,
+           server: FrameServer | None = None) -> "ViewState":
+        """The state a Look starts with, for `model`'s classes (with --compare's and --serve's, if any)."""
+        return cls(look.overlay(model), smooth=look.smooth, compare=compare, server=server)
 
 
 def render(packet: Packet, model: SegModel, state: ViewState, fps: float, times: StageTimes,
@@ -64,8 +71,14 @@ def render(packet: Packet, model: SegModel, state: ViewState, fps: float, times:
         extra.append(f"flicker {state.flicker.values[-1] * 100:.1f}%  smooth {state.smooth:g}")
     if state.paused:
         extra.append("PAUSED (space: play, n: next)")
-    return overlay.paint(packet.frame, packet.class_map, hud_lines(fps, model.runs_on, stages, *extra),
-                         probs=packet.probs, full=full)
+    if state.compare is not None:
+        image = state.compare.paint(packet, overlay, run_hud(fps, model, times, *extra), times)
+    else:
+        image = overlay.paint(packet.frame, packet.class_map, hud_lines(fps, model.runs_on, stages, *extra),
+                              probs=packet.probs, full=full)
+    if state.server is not None:
+        state.server.publish(image)
+    return image
 
 
 def handle_key(key: int, state: ViewState, image: np.ndarray, shots: Path) -> str | None:
@@ -88,6 +101,8 @@ def handle_key(key: int, state: ViewState, image: np.ndarray, shots: Path) -> st
         overlay.next_view()
     elif key == ord("l"):
         overlay.next_legend()
+    elif key == ord("c") and state.compare is not None:
+        state.compare.next_layout()
     elif key == ord("s"):
         try:
             print(f"screenshot: {save_png(image, shots)}")
@@ -155,8 +170,9 @@ def _pass(loop: _Playback, output: VideoOutput | None, bar) -> tuple[int, Packet
     """Play the source through once: (frames, the last packet, whether the user quit)."""
     frames, last = 0, None
     smooth_edges = loop.state.overlay.edges == "smooth"  # the keys never change edges
+    compare = loop.state.compare.lane() if loop.state.compare is not None else None
     stream = segment_stream(loop.source, loop.model, loop.times, smoother=loop.smoother, probs=smooth_edges,
-                            workers=loop.workers)
+                            workers=loop.workers, compare=compare)
     # closing: on a second Ctrl-C the stage threads stop before the source is closed under them
     with contextlib.closing(stream) as packets:
         for packet in packets:
@@ -177,8 +193,8 @@ def _paint(loop: _Playback, packet: Packet) -> np.ndarray:
     """The frame as shown and recorded; times the class map's way to the frame's size and the drawing."""
     t = time.perf_counter()
     overlay = loop.state.overlay
-    full = None if overlay.view == "original" else overlay.frame_classes(packet.frame, packet.class_map,
-                                                                         packet.probs)
+    drawn_here = overlay.view != "original" and loop.state.compare is None  # a comparison sizes its own maps
+    full = overlay.frame_classes(packet.frame, packet.class_map, packet.probs) if drawn_here else None
     t1 = time.perf_counter()
     image = render(packet, loop.model, loop.state, loop.meter.tick(), loop.times, loop.source, full)
     loop.times.add("edges", (t1 - t) * 1e3)

@@ -186,11 +186,16 @@ class Overlay:
         if full is None and self.view != "original":
             full = self.frame_classes(frame, class_map, probs)
         image = compose(frame, full if full is not None else class_map, self.palette_bgr, self.opacity, self.view)
-        if self.legend and self.view != "original":
-            self._legend.draw(image, class_shares(class_map, len(self.classes)) if self.shares else None)
+        if self.view != "original":
+            self.draw_legend(image, class_map)
         if self.hud:
             draw_hud(image, list(hud))
         return image
+
+    def draw_legend(self, image: np.ndarray, class_map: np.ndarray) -> None:
+        """The legend, when on, in place (with each class's share of `class_map` when asked)."""
+        if self.legend:
+            self._legend.draw(image, class_shares(class_map, len(self.classes)) if self.shares else None)
 
     def next_legend(self) -> None:
         """Legend with names, then with each class's share, then none (key l)."""

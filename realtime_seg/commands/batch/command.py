@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from ...cli import add_look_options, add_model_options, look_options
+from ...cli import add_compare_options, add_look_options, add_model_options, look_options
 from ...runtime.models import choose_model
 from ...errors import ArgumentParser
 from ...runtime.video import CODECS, DEFAULT_CODEC
@@ -49,12 +49,14 @@ def parser() -> argparse.ArgumentParser:
     add_model_options(p, threads_help="onnxruntime threads per worker (0: half the cores / workers, at least 1)")
     p.add_argument("--hud", action="store_true", help="draw frame number, FPS and stage times")
     p.add_argument("--no-legend", action="store_true", help="no class legend")
-    p.add_argument("--png-masks", action="store_true", help="also DIR/<name>_masks/NNNNNN.png: class ids")
+    p.add_argument("--png-masks", action="store_true", help="also DIR/<name>_masks/NNNNNN.png: class ids "
+                   "(with --compare also DIR/<name>_compare_masks/: the compared model's)")
     p.add_argument("--stats", action="store_true",
                    help="also DIR/<name>_stats.csv: class-area fractions and flicker per frame")
     add_look_options(p)
     p.add_argument("--mask-only", dest="view", action="store_const", const="mask",
                    help="the same as --view mask: the colour mask video instead of the blend")
+    add_compare_options(p)
     p.add_argument("--ext", default=DEFAULT_EXT, help=f"output container (default {DEFAULT_EXT}: H.264, "
                    f"plays in browsers; webm: VP8; mkv, mov, avi)")
     p.add_argument("--codec", help=f"{', '.join(CODECS)} (default: by --ext: "
@@ -82,7 +84,8 @@ def config_from_args(args: argparse.Namespace) -> BatchConfig:
                        ext=args.ext.lstrip(".").lower(), overwrite=args.overwrite,
                        recursive=args.recursive, workers=args.workers, batch_size=args.batch_size,
                        threads=args.threads, precision=args.precision, ray=args.ray,
-                       ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, chunk_frames=args.chunk_frames)
+                       ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, chunk_frames=args.chunk_frames,
+                       compare=args.compare, compare_view=args.compare_view)
 
 
 @contextlib.contextmanager
@@ -109,6 +112,9 @@ def main(argv: list[str]) -> int:
     with stop_on_signals(stop) as received, logging_redirect_tqdm():
         results = run_batch(args.inputs, cfg, stop)
     print(format_table(results))
+    for r in results:
+        if r.compared:
+            print(f"{r.label}: compared with {r.compared}")
     print(summary_line(results, cfg.out))
     if received:
         print(f"interrupted ({signal.Signals(received[0]).name}): unfinished outputs were removed",

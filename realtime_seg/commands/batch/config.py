@@ -35,6 +35,8 @@ class BatchConfig:
     ray_cpus: float = 1.0         # CPUs per Ray worker actor
     ray_gpus: float | None = None  # GPUs per Ray worker actor (None: 1 on nodes with GPUs, else 0)
     chunk_frames: int = 1500      # --ray: files longer than this are split into chunks of it (0: never)
+    compare: str | None = None    # --compare MODEL[:PRECISION]: a second model, both drawn side by side
+    compare_view: str = "side"
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelChoice):
@@ -55,6 +57,8 @@ def check_config(cfg: BatchConfig) -> None:
     if cfg.ray_cpus <= 0 or (cfg.ray_gpus is not None and cfg.ray_gpus < 0):
         raise UsageError(f"--ray-cpus must be more than 0 and --ray-gpus 0 or more, got "
                          f"{cfg.ray_cpus:g} and {cfg.ray_gpus}")
+    if cfg.compare is not None and cfg.ray is not None:
+        raise UsageError("--compare runs on this machine, not on Ray; drop --ray or --compare")
     if not cfg.ext.isalnum():
         raise UsageError(f"--ext must be a container name like webm or mp4, got {cfg.ext!r}")
     codec_name(cfg.codec, f".{cfg.ext}")

@@ -35,9 +35,10 @@ class Job:
     masks: Path | None = None
     stats: Path | None = None
     frames: int = 0                # from the container header (0: unknown or unreadable)
+    compare_masks: Path | None = None  # --compare with --png-masks: the compared model's class ids
 
     def outputs(self) -> list[Path]:
-        return [p for p in (self.video, self.masks, self.stats) if p is not None]
+        return [p for p in (self.video, self.masks, self.stats, self.compare_masks) if p is not None]
 
 
 def _is_output_name(path: Path) -> bool:
@@ -93,7 +94,8 @@ def plan(inputs: list[tuple[Path, Path]], cfg: BatchConfig) -> list[Job]:
         folder = cfg.out / rel
         job = Job(path, str(path), folder / f"{path.stem}{SUFFIX}.{cfg.ext}",
                   folder / f"{path.stem}_masks" if cfg.png_masks else None,
-                  folder / f"{path.stem}_stats.csv" if cfg.stats else None)
+                  folder / f"{path.stem}_stats.csv" if cfg.stats else None,
+                  compare_masks=folder / f"{path.stem}_compare_masks" if cfg.png_masks and cfg.compare else None)
         for output in job.outputs():
             key = output.resolve()
             if key in owners:
@@ -126,13 +128,14 @@ def pending_outputs(job: Job, overwrite: bool) -> Job | None:
     # The video is needed again only if it is missing; masks/stats can be added to an old run.
     return Job(job.source, job.label, job.video if job.video in missing else None,
                job.masks if job.masks in missing else None,
-               job.stats if job.stats in missing else None, job.frames)
+               job.stats if job.stats in missing else None, job.frames,
+               job.compare_masks if job.compare_masks in missing else None)
 
 
 def _holds(job: Job, output: Path, expected: int | None) -> bool:
     """True when an existing output has the source's `expected` frames; says so on stderr when not."""
     found = (count_frames(output) if output == job.video else
-             png_count(output) if output == job.masks else stats_rows(output))
+             png_count(output) if output in (job.masks, job.compare_masks) else stats_rows(output))
     if found is not None and found == expected:
         return True
     what = "does not open" if found is None else f"holds {found} of {expected} frames"

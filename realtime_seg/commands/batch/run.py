@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...cli import open_compared
 from ...errors import UsageError, UserError
 from ...runtime.models import Opened, open_selected
 from ...runtime.sources import is_url
@@ -84,22 +85,25 @@ def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: Bat
         else:
             # each file runs the viewer's plan on its share of the cores; one session shared by the
             # threads (as fast here, one copy of the weights) unless asked for one each
+            copies = 1 if cfg.share_model else cfg.workers
             models = open_selected(cfg.model, cfg.precision, cfg.device, cfg.threads, streams=cfg.workers,
-                                   copies=1 if cfg.share_model else cfg.workers)
+                                   copies=copies)
+            compared = open_compared(cfg.compare, cfg.model, cfg.precision, cfg.device, cfg.threads,
+                                     streams=cfg.workers, copies=copies) if cfg.compare else None
             print(f"model {models.model.path.name} on {models.model.runs_on}, "
                   f"{cfg.batch_size or models.plan.batch} frame(s) per inference call, "
                   f"{models.plan.workers} call(s) in flight", flush=True)
-            results.update(_run_jobs(todo, cfg, models, stop))
+            results.update(_run_jobs(todo, cfg, models, stop, compared))
     ordered = [results[i] for i in range(len(jobs))]
     return [Result(spec, "failed: not found (no such file, or no videos match)") for spec in unmatched] + ordered
 
 
-def _run_jobs(todo: list[tuple[int, Job]], cfg: BatchConfig, models: Opened,
-              stop: threading.Event) -> dict[int, Result]:
-    """Run jobs on `workers` threads under an overall progress bar; waits in short steps so
-    that signals reach the main thread promptly."""
+def _run_jobs(todo: list[tuple[int, Job]], cfg: BatchConfig, models: Opened, stop: threading.Event,
+              compared: tuple[Opened, tuple[str, str]] | None = None) -> dict[int, Result]:
+    """Run jobs on `workers` threads under an overall progress bar (`compared`: --compare's model);
+    waits in short steps so that signals reach the main thread promptly."""
     overall = progress(total=sum(job.frames for _, job in todo), desc="total", unit="frame", position=0)
-    runner = Runner(cfg, models, stop, overall)
+    runner = Runner(cfg, models, stop, overall, compared)
     pool = cf.ThreadPoolExecutor(cfg.workers, thread_name_prefix="batch")
     futures = {pool.submit(runner.run, job): i for i, job in todo}
     try:

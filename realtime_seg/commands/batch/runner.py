@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import UserError, first_line
+from ...runtime.compare import Comparison
 from ...runtime.engine import SegModel
 from ...runtime.models import Opened
 from ...runtime.pipeline import StageTimes, segment_stream
@@ -36,6 +37,7 @@ class Result:
     seconds: float = 0.0
     written: list[Path] = field(default_factory=list)
     video_fps: float = 0.0         # the source's frame rate (the output keeps it)
+    compared: str | None = None    # --compare: the compared model and the agreement (Comparison.describe)
 
     @property
     def failed(self) -> bool:
@@ -50,8 +52,11 @@ class Result:
 class Runner:
     """Processes jobs; `stop` (Ctrl-C, SIGTERM) ends every file at its next frame."""
 
-    def __init__(self, cfg: BatchConfig, models: Opened, stop: threading.Event, overall=None):
+    def __init__(self, cfg: BatchConfig, models: Opened, stop: threading.Event, overall=None,
+                 compared: tuple[Opened, tuple[str, str]] | None = None):
+        """`compared`: --compare's sessions and the two models' names (cli.open_compared)."""
         self.cfg, self.models, self.stop, self.overall = cfg, models, stop, overall
+        self.compared = compared
         self._overall_lock = threading.Lock()  # workers share the overall bar
         self._slots: queue.Queue = queue.Queue()
         for slot in range(cfg.workers):
@@ -85,8 +90,9 @@ class Runner:
         bar = progress(total=source.frame_count, desc=_short(job.source.name), unit="frame",
                        position=slot + 1, leave=False)
         frames, status, hint = 0, "ok", "; re-copy or re-encode it"
+        compare = self._comparison(slot, model)
         try:
-            frames, stopped = self._frames(source, model, writers, bar, start)
+            frames, stopped = self._frames(source, model, writers, bar, start, compare)
             if stopped:
                 status = "interrupted"
             elif source.frame_count and frames < source.frame_count:
@@ -107,7 +113,15 @@ class Runner:
             report_failure(status.removeprefix("failed: "))
         elif status.startswith("failed"):
             report_failure(f"{job.source}: {status.removeprefix('failed: ')}{hint}")
-        return Result(job.label, status, frames, time.perf_counter() - start, written, source.fps)
+        return Result(job.label, status, frames, time.perf_counter() - start, written, source.fps,
+                      compare.describe() if compare is not None else None)
+
+    def _comparison(self, slot: int, model: SegModel) -> Comparison | None:
+        """A new comparison for one file (its own agreement and smoothing); None without --compare."""
+        if self.compared is None:
+            return None
+        others, names = self.compared
+        return Comparison(model, others.get(slot), names, self.cfg.compare_view, smoother(self.cfg.look.smooth))
 
     def _open_writers(self, job: Job, source: Source, size: tuple[int, int], model: SegModel) -> dict:
         writers = {}
@@ -118,15 +132,18 @@ class Runner:
                 writers["masks"] = MaskPngs(job.masks, size)
             if job.stats:
                 writers["stats"] = ClassStats(job.stats, model.classes)
+            if job.compare_masks:
+                writers["compare_masks"] = MaskPngs(job.compare_masks, size)
         except BaseException:
             source.close()
             self._close_writers(writers, "failed")
             raise
         return writers
 
-    def _frames(self, source: Source, model: SegModel, writers: dict, bar,
-                start: float) -> tuple[int, bool]:
-        """Segment, draw and write every frame: (frames decoded, whether `stop` cut it short)."""
+    def _frames(self, source: Source, model: SegModel, writers: dict, bar, start: float,
+                compare: Comparison | None = None) -> tuple[int, bool]:
+        """Segment, draw and write every frame: (frames decoded, whether `stop` cut it short).
+        `compare`: a second model on the same frames, drawn beside the first (--compare)."""
         cfg, look, times = self.cfg, self.cfg.look, StageTimes()
         overlay = look.overlay(model)
         frames = 0
@@ -134,17 +151,24 @@ class Runner:
         batch = cfg.batch_size or self.models.plan.batch
         stream = segment_stream(source, model, times, queue_size=max(2, batch), batch_size=batch,
                                 probs=look.needs_probs, smoother=smoother(look.smooth),
-                                workers=self.models.plan.workers)
+                                workers=self.models.plan.workers, compare=compare.lane() if compare else None)
         with contextlib.closing(stream):
             for packet in stream:
                 if self.stop.is_set():
                     return frames, True
                 full = overlay.frame_classes(packet.frame, packet.class_map, packet.probs)
+                if compare is not None:
+                    compare.measure(packet)
                 if "video" in writers:
                     hud = _hud(source, model, times, packet.index, frames, start) if look.hud else ()
-                    writers["video"].write(overlay.paint(packet.frame, packet.class_map, hud, full=full))
+                    writers["video"].write(compare.paint(packet, overlay, list(hud), times) if compare else
+                                           overlay.paint(packet.frame, packet.class_map, hud, full=full))
                 if "masks" in writers:
                     writers["masks"].write(packet.index, full)
+                if "compare_masks" in writers:
+                    other = packet.compared
+                    writers["compare_masks"].write(packet.index, overlay.frame_classes(packet.frame, other.class_map,
+                                                                                       other.probs))
                 if "stats" in writers:
                     writers["stats"].write(packet.index, packet.class_map, packet.restarted)
                 frames += 1
