@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from ..cli import (add_compare_options, add_look_options, add_model_options, add_serve_option, comparison,
-                   look_options)
+from ..cli import add_compare_options, add_look_options, add_model_options, add_serve_option, comparison, look_options
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..paths import DEMO_VIDEO
 from ..runtime.compare import Comparison

@@ -81,6 +81,20 @@ def test_viewer_and_batch_report_the_same_agreement(runs, tmp_path):
     assert viewer.group(1) == batch.group(1)  # the same maps, the same figure
 
 
+def test_a_finished_comparison_is_skipped_and_a_short_compared_mask_folder_redone(tmp_path):
+    """Resume counts the compared model's PNG masks as frames, like the main model's."""
+    run = ("batch", SHORT, "--out", tmp_path, "--model", FP32, "--device", "cpu", "--precision", "fp32",
+           "--compare", ":int8", "--png-masks")
+    assert cli(*run, timeout=300).returncode == 0
+    again = cli(*run, timeout=300)
+    assert again.returncode == 0 and "skipped (exists)" in again.stdout, again.stdout + again.stderr
+    (tmp_path / "dashcam_short_compare_masks" / "000003.png").unlink()
+    redone = cli(*run, timeout=300)
+    assert redone.returncode == 0 and "1 written" in redone.stdout, redone.stdout + redone.stderr
+    assert "dashcam_short_compare_masks holds 39 of 40 frames" in redone.stderr
+    assert len(_masks(tmp_path / "dashcam_short_compare_masks")) == 40
+
+
 @pytest.mark.parametrize("args, code, message", [
     (["--compare", "accurate:fp8"], 2, "--compare accurate:fp8: unknown precision 'fp8'"),
     (["--compare", "missing.onnx"], 1, "model missing.onnx not found"),
