@@ -33,7 +33,7 @@ def test_installed_command_runs_the_presets_away_from_the_repository(tmp_path):
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
     # the installed copy is imported, not the repository, and its presets live inside it
-    where = subprocess.run([sys.executable, "-c", "import realtime_seg.cli as c; print(c.MODELS_DIR)"],
+    where = subprocess.run([sys.executable, "-c", "import realtime_seg.paths as p; print(p.MODELS_DIR)"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)
     assert where.stdout.strip() == str(site / "realtime_seg" / "presets")
     run = subprocess.run([str(site / "bin" / "realtime-seg"), "--model", "fast", "--no-show",
