@@ -12,7 +12,7 @@ import os
 import sys
 
 from ..errors import TRAIN_HINT, UserError, first_line
-from ..system import cpu_flags, quiet_stderr  # noqa: F401 (cpu_flags: the trainer reads it here)
+from ..system import quiet_stderr
 
 
 def import_keras():

@@ -40,6 +40,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from .options import ARCHS as ARCH_INFO  # default widths
+
 
 def _conv(n_filters: int, name: str) -> layers.Conv2D:
     return layers.Conv2D(n_filters, 3, activation="relu", padding="same",
@@ -219,7 +221,6 @@ def _lite(encoder: str):
 
 ARCHS = {"resunet": resunet_model, "seed": unet_model,
          "lite0": _lite("lite0"), "lite1": _lite("lite1"), "lite2": _lite("lite2")}
-DEFAULT_WIDTH = {"resunet": 16, "seed": 32, "lite0": 32, "lite1": 32, "lite2": 32}
 
 
 def get_model(arch: str = "resunet", input_size: tuple[int, ...] = (96, 128), num_classes: int = 11,
@@ -228,7 +229,7 @@ def get_model(arch: str = "resunet", input_size: tuple[int, ...] = (96, 128), nu
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; allowed: {', '.join(ARCHS)}")
     size = tuple(input_size) if len(input_size) == 3 else (*input_size, 3)
-    return ARCHS[arch](size, width or DEFAULT_WIDTH[arch], num_classes)
+    return ARCHS[arch](size, width or ARCH_INFO[arch].width, num_classes)
 
 
 def count_flops(model: keras.Model) -> int:

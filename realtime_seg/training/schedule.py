@@ -6,6 +6,7 @@ import math
 import keras
 from keras import ops
 
+from .encoders import PREFIX
 from .options import OPTIMIZERS, SCHEDULES
 
 
@@ -47,7 +48,7 @@ class _EncoderRate:
     A pretrained encoder wants smaller steps than a decoder that starts from random weights.
     """
 
-    def __init__(self, *args, encoder_lr_scale: float = 1.0, encoder_prefix: str = "enc_", **kwargs):
+    def __init__(self, *args, encoder_lr_scale: float = 1.0, encoder_prefix: str = PREFIX, **kwargs):
         super().__init__(*args, **kwargs)
         self.encoder_lr_scale, self.encoder_prefix = float(encoder_lr_scale), encoder_prefix
         self._encoder_vars: set[int] = set()
@@ -81,7 +82,7 @@ def make_optimizer(name: str, lr: float, weight_decay: float, kind: str, total_s
                    warmup_steps: int, encoder_lr_scale: float = 1.0):
     """Adam or AdamW on a WarmupDecay schedule; AdamW leaves batch-norm scales and biases undecayed.
 
-    `encoder_lr_scale` multiplies the rate of the pretrained encoder's layers (named enc_*).
+    `encoder_lr_scale` multiplies the rate of the pretrained encoder's layers (named PREFIX*).
     """
     rate = WarmupDecay(lr, total_steps, warmup_steps, kind)
     if name == "adam":

@@ -23,8 +23,8 @@ import numpy as np
 from ..datasets.augment import VOID, resize_image
 from ..datasets.readers import FORMATS, load_dataset
 from ..errors import ArgumentParser, Interrupted, UsageError, UserError, check_at_least, first_line
-from ..system import check_creatable, on_stop_signals, signals_deferred, write_atomic, write_json
-from .backend import accelerator, choose_precision, cpu_flags, import_keras  # Keras loads when called
+from ..system import check_creatable, cpu_flags, on_stop_signals, signals_deferred, write_atomic, write_json
+from .backend import accelerator, choose_precision, import_keras  # Keras loads when called
 from ..datasets.metrics import iou_per_class, score, summarize
 from .inputs import CLASS_WEIGHTS, decode_pairs, pixel_weights, sequence_class
 from .options import ARCHS, ENCODER_BN, OPTIMIZERS, PRECISIONS, SCHEDULES, TRAIN_SPLITS
@@ -253,7 +253,7 @@ def train(cfg: TrainConfig) -> dict:
                               ARCHS[cfg.arch].cpu_bf16)
     with global_policy(keras, policy):  # the caller's policy is back when train() returns
         return _fit(cfg, keras, dataset, (train_s, val_s), (train_pairs, val_pairs), weights, run,
-                    f"{policy} on {device}")
+                    policy, device)
 
 
 @contextlib.contextmanager
@@ -267,13 +267,14 @@ def global_policy(keras, policy: str) -> Iterator[None]:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _fit(cfg: TrainConfig, keras, dataset, samples, pairs, weights, run: Path, where: str) -> dict:
+def _fit(cfg: TrainConfig, keras, dataset, samples, pairs, weights, run: Path, policy: str,
+         device: str) -> dict:
     """Build (or resume) the model, fit it with checkpoints, write summary.json."""
     (train_s, val_s), (train_pairs, val_pairs) = samples, pairs
     held_out = "held out" if cfg.train_split == "train" else "also trained on: not held out"
     print(f"{dataset.format} data: {len(train_s)} train / {len(val_s)} val ({held_out}), "
-          f"{dataset.table.num_classes} classes ({dataset.table.name}), backend {keras.backend.backend()}, "
-          f"{where}")
+          f"{dataset.table.num_classes} classes ({dataset.table.name}), backend {keras.backend.backend()} "
+          f"on {device}, {policy}")
     state_path = run / "state.json"
     state = json.loads(state_path.read_text()) if cfg.resume and state_path.exists() else {}
     model = _build(cfg, dataset.table.num_classes, run, state,
@@ -306,7 +307,7 @@ def _fit(cfg: TrainConfig, keras, dataset, samples, pairs, weights, run: Path, w
         "last_per_class_iou": dict(zip(dataset.table.classes, state.get("last_per_class", []))),
         "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
         "arch": cfg.arch, "params": model.count_params(), "gflops": round(count_flops(model) / 1e9, 3),
-        "val_held_out": cfg.train_split == "train", "policy": where.split()[0], "seconds": round(time.time() - t0, 1),
+        "val_held_out": cfg.train_split == "train", "policy": policy, "seconds": round(time.time() - t0, 1),
         "backend": keras.backend.backend(), "config": asdict(cfg),
     }
     write_json(run / "summary.json", summary, hint=_HINT)
@@ -364,7 +365,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.keras")
     p.add_argument("--init", default="", help="start from this .keras checkpoint's weights (fine-tune)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto: mixed bfloat16 on GPUs (JAX) and CPUs with AVX512_BF16/AMX, else float32")
+                   help="auto: mixed bfloat16 on GPUs (JAX), and on CPUs with AVX512_BF16/AMX for the archs "
+                        "that run faster in it there (seed, resunet); else float32")
     p.add_argument("--mixed-precision", action="store_true", help="same as --precision float16")
     p.add_argument("--workers", type=int, default=2, help="data loader threads")
     p.add_argument("--encoder-lr", type=float, default=0.1,

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from realtime_seg.training.backend import bf16_supported, choose_precision, cpu_flags
+from realtime_seg.system import cpu_flags
+from realtime_seg.training.backend import bf16_supported, choose_precision
 
 EPYC_AVX2 = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma\n"
 SAPPHIRE_RAPIDS = "processor\t: 0\nflags\t\t: avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile\n"
