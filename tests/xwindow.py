@@ -30,7 +30,7 @@ def xvfb(size: tuple[int, int] = (1280, 800), timeout_s: float = 10.0) -> Iterat
     with tempfile.TemporaryDirectory(prefix="xvfb_") as tmp:
         read_fd, write_fd = os.pipe()
         proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{size[0]}x{size[1]}x24",
-                                 "-fbdir", tmp, "-nolisten", "tcp"], pass_fds=(write_fd,),
+                                 "-fbdir", tmp, "-nolisten", "tcp", "-noreset"], pass_fds=(write_fd,),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(write_fd)
         try:
