@@ -56,6 +56,25 @@ def calibration_frames(cfg: Int8Config, size: tuple[int, int]) -> list[np.ndarra
 _FLOAT_OPS = ("Softmax",)
 
 
+def _float_nodes(graph) -> list[str]:
+    """Nodes kept in float: `_FLOAT_OPS`, and the head: the last convolution and all after it.
+
+    The head's 1x1 conv, the upsampling and the logit adjustment make the logits whose small
+    differences decide between neighbouring classes; quantized to 8 bits, those decisions flip
+    for the rare classes (docs/EXPORT.md). In float they cost little: 11 channels, one 1x1 conv.
+    """
+    producer = {out: node for node in graph.node for out in node.output}
+    tail, todo = set(), [o.name for o in graph.output]
+    while todo:
+        node = producer.get(todo.pop())
+        if node is None or node.name in tail:
+            continue
+        tail.add(node.name)
+        if node.op_type != "Conv":  # the head conv ends the walk back
+            todo.extend(node.input)
+    return [n.name for n in graph.node if n.name in tail or n.op_type in _FLOAT_OPS]
+
+
 class _Reader:
     """onnxruntime's CalibrationDataReader protocol over a list of batches."""
 
@@ -79,7 +98,7 @@ def quantize(proto, frames: list[np.ndarray]):
         quantize_static(str(pre), str(out), _Reader(frames), quant_format=QuantFormat.QDQ,
                         per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                        nodes_to_exclude=[n.name for n in onnx.load(str(pre)).graph.node if n.op_type in _FLOAT_OPS])
+                        nodes_to_exclude=_float_nodes(onnx.load(str(pre)).graph))
         return onnx.load(str(out))
 
 

@@ -24,6 +24,7 @@ def load_keras(path: Path):
     if not zipfile.is_zipfile(path):
         raise UserError(f"{path} is not a Keras .keras file; pass RUN_DIR/best.keras from `train`")
     keras = import_keras()  # after the cheap checks: loading TensorFlow takes seconds
+    from . import model as _registers_layers  # noqa: F401  (LogitAdjustment, before loading)
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as e:

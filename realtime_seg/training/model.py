@@ -33,12 +33,16 @@ bilinearly, concatenates the skip and convolves (no transposed convs, no checker
       dec2: bilinear x2, concat ◄────────────────────┘      │       (H/4,  W/4,  2n)
       dec1: bilinear x2, concat ◄───────────────────────────┘       (H/2,  W/2,  2n)
       head: conv 1x1 n_classes, bilinear x2 -> logits (H, W, n_classes)
+
+`train` appends `LogitAdjustment` to any of them trained with class weights: the weighted loss's
+prior, log(weight), is subtracted from the logits at inference (not in training).
 """
 
 from __future__ import annotations
 
 import keras
-from keras import layers
+import numpy as np
+from keras import layers, ops
 
 from .options import ARCHS as ARCH_INFO  # default widths
 
@@ -215,6 +219,53 @@ def _lite(encoder: str):
         return lite_unet_model(encoder, input_size, n_filters, n_classes)
     build.__doc__ = f"lite_unet_model with the EfficientNet-{encoder.capitalize()} encoder."
     return build
+
+
+# --- logit adjustment: undo the class weights' prior at inference --------------------------------
+
+ADJUSTMENT = "logit_adjustment"  # the layer's name in a trained model
+
+
+@keras.saving.register_keras_serializable(package="realtime_seg")
+class LogitAdjustment(layers.Layer):
+    """Logits minus log(class weight) at inference; unchanged in training (Menon et al. 2021).
+
+    A loss weighted by w_c is minimised by logits whose softmax is proportional to w_c p(c | x), so a
+    model trained with median-frequency weights over-predicts rare classes (Pole, SignSymbol ...)
+    and under-predicts large ones. Subtracting log w_c gives back p(c | x): training keeps the
+    weighted loss's larger gradients for rare classes, inference keeps the unbiased decision.
+    """
+
+    def __init__(self, log_weights, **kwargs):
+        super().__init__(**kwargs)
+        self.log_weights = [float(v) for v in log_weights]
+
+    def call(self, logits, training=None):                               # (N, H, W, C)
+        if training:
+            return logits
+        return logits - ops.cast(ops.convert_to_tensor(self.log_weights), logits.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "log_weights": self.log_weights}
+
+
+def with_logit_adjustment(model: keras.Model, class_weights) -> keras.Model:
+    """`model` ending in LogitAdjustment(log class_weights), same layers; as is if all weights are 1.
+
+    The weights are the loss's per-class weights (zero or missing: 1). A model that already ends in
+    an adjustment gets its offsets replaced, not a second one.
+    """
+    weights = np.asarray(class_weights, np.float64)
+    weights = np.where(weights > 0, weights, 1.0)
+    if model.layers[-1].name == ADJUSTMENT:
+        model = keras.Model(model.input, model.layers[-1].input, name=model.name)
+    if np.allclose(weights, 1.0):
+        return model
+    adjusted = LogitAdjustment(np.log(weights), name=ADJUSTMENT)(model.outputs[0])
+    return keras.Model(model.input, adjusted, name=model.name)
 
 
 # --- one builder ------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ class TrainConfig:
     workers: int = 2
     encoder_lr: float = 0.1         # a pretrained encoder's learning rate, as a fraction of --lr
     encoder_bn: str = "frozen"      # a pretrained encoder's batch norm: frozen (ImageNet statistics) | train
+    logit_adjustment: bool = True   # subtract log(class weight) from the logits at inference (model.py)
     extra: dict = field(default_factory=dict)
 
 
@@ -152,9 +153,11 @@ def _init_from(model, path: Path) -> None:
     log.info("initialised from %s", path)
 
 
-def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict, steps_per_epoch: int):
+def _build(cfg: TrainConfig, class_weights: np.ndarray, run: Path, state: dict, steps_per_epoch: int):
+    """A new model (or last.keras with --resume), compiled with the run's optimizer and weighted loss."""
     keras = import_keras()
     from . import schedule  # registers the saved LR schedule before a checkpoint is loaded
+    from .model import get_model, with_logit_adjustment  # registers LogitAdjustment likewise
     if cfg.resume and (run / "last.keras").exists():
         log.info("resuming from %s at epoch %d", run / "last.keras", state.get("epoch", 0))
         if not zipfile.is_zipfile(run / "last.keras"):
@@ -167,13 +170,14 @@ def _build(cfg: TrainConfig, num_classes: int, run: Path, state: dict, steps_per
                             f"start a new run without --resume") from None
     if cfg.resume:
         raise UserError(f"--resume: {run / 'last.keras'} does not exist; start without --resume")
-    from .model import get_model
-    model = get_model(cfg.arch, cfg.input_size, num_classes, cfg.width or None)
+    model = get_model(cfg.arch, cfg.input_size, len(class_weights), cfg.width or None)
     if cfg.init:
         _init_from(model, Path(cfg.init))
     pretrained = ARCHS[cfg.arch].pretrained
     if pretrained and cfg.encoder_bn == "frozen":
         _freeze_encoder_bn(model)
+    if cfg.logit_adjustment:
+        model = with_logit_adjustment(model, class_weights)
     optimizer = schedule.make_optimizer(cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.schedule,
                                         total_steps=cfg.epochs * steps_per_epoch,
                                         warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
@@ -228,15 +232,21 @@ def check_config(cfg: TrainConfig) -> None:
     check_creatable(Path(cfg.out), "--out")
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Run a training job; returns the summary written to RUN_DIR/summary.json."""
-    check_config(cfg)
-    dataset = load_dataset(cfg.data, cfg.format, cfg.classes, cfg.val_fraction, cfg.seed)
+def run_samples(cfg: TrainConfig, dataset) -> tuple[list, list]:
+    """The (train, val) samples a run uses: --limit applied, val added to train for trainval."""
     train_s, val_s = dataset.train, dataset.val
     if cfg.limit:
         train_s, val_s = train_s[:cfg.limit], val_s[:max(1, cfg.limit // 4)]
     if cfg.train_split == "trainval":  # the shipping recipe: val still scored, but no longer held out
         train_s = train_s + val_s
+    return train_s, val_s
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run a training job; returns the summary written to RUN_DIR/summary.json."""
+    check_config(cfg)
+    dataset = load_dataset(cfg.data, cfg.format, cfg.classes, cfg.val_fraction, cfg.seed)
+    train_s, val_s = run_samples(cfg, dataset)
     # before the run folder and Keras (seconds to load): a bad file fails at once, leaving nothing
     train_pairs = decode_pairs(dataset, train_s, "decode train")
     val_pairs = decode_pairs(dataset, val_s, "decode val")
@@ -277,7 +287,7 @@ def _fit(cfg: TrainConfig, keras, dataset, samples, pairs, weights, run: Path, p
           f"on {device}, {policy}")
     state_path = run / "state.json"
     state = json.loads(state_path.read_text()) if cfg.resume and state_path.exists() else {}
-    model = _build(cfg, dataset.table.num_classes, run, state,
+    model = _build(cfg, weights[:dataset.table.num_classes], run, state,
                    steps_per_epoch=max(1, len(train_pairs) // cfg.batch_size))
     write_json(run / "config.json", {**asdict(cfg), "dataset": dataset.format, "table": dataset.table.name,
                                      "classes_list": list(dataset.table.classes),
@@ -355,6 +365,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="use only N samples (smoke runs)")
     p.add_argument("--class-weights", default="median", choices=CLASS_WEIGHTS,
                    help="sqrt: square root of median frequency balancing")
+    p.add_argument("--no-logit-adjustment", dest="logit_adjustment", action="store_false",
+                   help="keep the class weights' bias at inference (more rare-class pixels, lower IoU)")
     p.add_argument("--no-augment", dest="augment", action="store_false")
     p.add_argument("--scale-range", type=_range, default=(0.5, 2.0),
                    help="LOW,HIGH random scale of the frame about the run's size (log-uniform; pads with void)")
