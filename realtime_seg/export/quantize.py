@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 import statistics
 import tempfile
 import time
@@ -54,25 +55,42 @@ def calibration_frames(cfg: Int8Config, size: tuple[int, int]) -> list[np.ndarra
 # kept in float: onnxruntime's QLinearSoftmax is slower than the float one (docs/EXPORT.md), and
 # the probabilities leave the graph as floats anyway
 _FLOAT_OPS = ("Softmax",)
+_DECODER = re.compile(r"/(dec\d+|context)_")  # the lite and resunet decoders' layer names (model.py)
 
 
 def _float_nodes(graph) -> list[str]:
-    """Nodes kept in float: `_FLOAT_OPS`, and the head: the last convolution and all after it.
+    """Nodes kept in float: `_FLOAT_OPS`, the stem (the first convolution and all before it) and
+    the head (the last convolution and all after it).
 
-    The head's 1x1 conv, the upsampling and the logit adjustment make the logits whose small
-    differences decide between neighbouring classes; quantized to 8 bits, those decisions flip
-    for the rare classes (docs/EXPORT.md). In float they cost little: 11 channels, one 1x1 conv.
+    First and last layers in float is the usual partial quantization: the stem sees the image's
+    full range through 3 channels, and the head's logits (upsampled, logit-adjusted) hold the
+    small differences that decide between neighbouring classes; quantized, both cost the rare
+    classes most (docs/EXPORT.md). In float they cost little: few channels, two convolutions.
     """
     producer = {out: node for node in graph.node for out in node.output}
-    tail, todo = set(), [o.name for o in graph.output]
-    while todo:
-        node = producer.get(todo.pop())
-        if node is None or node.name in tail:
-            continue
-        tail.add(node.name)
-        if node.op_type != "Conv":  # the head conv ends the walk back
-            todo.extend(node.input)
-    return [n.name for n in graph.node if n.name in tail or n.op_type in _FLOAT_OPS]
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    keep = _walk([o.name for o in graph.output], lambda t: [producer[t]] if t in producer else [],
+                 lambda node: node.input)
+    keep |= _walk([i.name for i in graph.input], lambda t: consumers.get(t, []), lambda node: node.output)
+    keep |= {n.name for n in graph.node if _DECODER.search(n.name)}
+    keep |= {n.name for n in graph.node if n.op_type == "Conv" and n.input[0] in producer
+             and producer[n.input[0]].name in keep and n.name.startswith("Conv__")}  # tf2onnx's fused convs
+    return [n.name for n in graph.node if n.name in keep or n.op_type in _FLOAT_OPS]
+
+
+def _walk(tensors: list[str], nodes_of, next_tensors) -> set[str]:
+    """Names of the nodes reached from `tensors` (backwards or forwards), stopping at each Conv."""
+    seen: set[str] = set()
+    while tensors:
+        for node in nodes_of(tensors.pop()):
+            if node.name not in seen:
+                seen.add(node.name)
+                if node.op_type != "Conv":
+                    tensors.extend(next_tensors(node))
+    return seen
 
 
 class _Reader:

@@ -58,6 +58,25 @@ def test_int8_export_is_quantized_checked_and_described(int8_model, tiny_run, ca
     assert checks["agreement"] >= 0.999  # the fp32 graph it was made from matched Keras
 
 
+def test_preset_int8_keeps_stem_head_and_decoder_float_and_the_encoder_int8():
+    """The shipped accurate int8: the first conv (on the image), the decoder and the head (its 1x1
+    conv, upsampling, logit adjustment, argmax) take float inputs; the encoder's convs take int8."""
+    proto = onnx.load(str(FIXTURES.parent.parent / "models" / "camvid_accurate.int8.onnx"))
+    producer = {out: n for n in proto.graph.node for out in n.output}
+
+    def float_input(node) -> bool:  # a DequantizeLinear right before: the op itself runs on int8
+        source = producer.get(node.input[0])
+        return source is None or source.op_type != "DequantizeLinear"
+
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    assert float_input(convs[0]) and float_input(convs[-1])  # stem, head
+    sub = next(n for n in proto.graph.node if n.op_type == "Sub" and "logit_adjustment" in n.name)
+    assert float_input(sub)
+    quantized = [n for n in convs if not float_input(n)]
+    assert len(quantized) > len(convs) / 2  # the encoder body: most convs and most of the compute
+    assert all("/dec" not in producer[n.input[0]].input[0] for n in quantized)
+
+
 def test_int8_runs_in_the_runtime_close_to_fp32(int8_model, fp32_of_run, frames_dir):
     import cv2
     frames = [cv2.imread(str(p)) for p in sorted(frames_dir.glob("*.png"))]
