@@ -59,13 +59,14 @@ _DECODER = re.compile(r"/(dec\d+|context)_")  # the lite and resunet decoders' l
 
 
 def _float_nodes(graph) -> list[str]:
-    """Nodes kept in float: `_FLOAT_OPS`, the stem (the first convolution and all before it) and
-    the head (the last convolution and all after it).
+    """Nodes kept in float: `_FLOAT_OPS`, the stem (the first convolution and all before it), the
+    decoder and context module (`_DECODER`) and the head (the last convolution and all after it).
 
     First and last layers in float is the usual partial quantization: the stem sees the image's
     full range through 3 channels, and the head's logits (upsampled, logit-adjusted) hold the
-    small differences that decide between neighbouring classes; quantized, both cost the rare
-    classes most (docs/EXPORT.md). In float they cost little: few channels, two convolutions.
+    small differences that decide between neighbouring classes. The decoder was the part whose
+    quantization cost the logit-adjusted presets most, after the stem (docs/EXPORT.md); the
+    encoder's body, most of the compute, stays int8.
     """
     producer = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list] = {}
