@@ -48,13 +48,13 @@ def main() -> int:
     val_pairs = decode_pairs(dataset, val_s, "decode val")
     model = load_keras(args.checkpoint)  # Keras loads here, quietly
     from realtime_seg.training.model import with_logit_adjustment
+    adjusted = with_logit_adjustment(model, weights)
     scores = {}
-    for name, m in (("before", with_logit_adjustment(model, [1.0] * n)),
-                    ("after", with_logit_adjustment(model, weights))):
+    for name, m in (("before", with_logit_adjustment(model, [1.0] * n)), ("after", adjusted)):
         cm = score(keras_predictor(m, cfg.input_size), val_pairs, n)
         scores[name] = {"miou": summarize(cm)["miou"], "per_class": [float(v) for v in iou_per_class(cm)]}
         print(f"val mIoU {name} adjustment: {scores[name]['miou'] * 100:.2f}")
-    write_atomic(args.out / "last.keras", m.save, hint="choose a writable --out")
+    write_atomic(args.out / "last.keras", adjusted.save, hint="choose a writable --out")
     write_json(args.out / "config.json", {**raw, "logit_adjustment": True, "adjusted_from": str(args.checkpoint)})
     source = args.checkpoint.parent / "summary.json"
     summary = json.loads(source.read_text()) if source.is_file() else {}
@@ -64,7 +64,7 @@ def main() -> int:
         "best_val_miou": scores["after"]["miou"], "best_per_class_iou": per_class,
         "best_epoch": summary.get("epochs"),  # the one checkpoint here is the last epoch's
         "logit_adjustment": {"added_to": str(args.checkpoint),
-                             "log_weights": getattr(m.layers[-1], "log_weights", [0.0] * n),
+                             "log_weights": getattr(adjusted.layers[-1], "log_weights", [0.0] * n),
                              "val_miou_before": scores["before"]["miou"],
                              "val_per_class_iou_before": dict(zip(dataset.table.classes, scores["before"]["per_class"]))}})
     print(f"wrote {args.out / 'last.keras'}")
