@@ -20,7 +20,8 @@ from realtime_seg.errors import UserError  # noqa: E402
 from realtime_seg.system import write_atomic, write_json  # noqa: E402
 from realtime_seg.training.checkpoint import load_keras  # noqa: E402
 from realtime_seg.training.inputs import decode_pairs, pixel_weights  # noqa: E402
-from realtime_seg.training.train import TrainConfig, keras_predictor, run_samples  # noqa: E402
+from realtime_seg.training.epochs import keras_predictor  # noqa: E402
+from realtime_seg.training.train import TrainConfig, run_samples  # noqa: E402
 
 
 def run_config(checkpoint: Path, data: str | None) -> tuple[TrainConfig, dict]:
@@ -42,7 +43,7 @@ def main() -> int:
     args = p.parse_args()
     cfg, raw = run_config(args.checkpoint, args.data)
     dataset = load_dataset(cfg.data, cfg.format, cfg.classes, cfg.val_fraction, cfg.seed)
-    train_s, val_s = run_samples(cfg, dataset)
+    train_s, val_s, _ = run_samples(cfg, dataset)
     n = dataset.table.num_classes
     weights = pixel_weights(dataset, decode_pairs(dataset, train_s, "decode train"), cfg.class_weights)[:n]
     val_pairs = decode_pairs(dataset, val_s, "decode val")

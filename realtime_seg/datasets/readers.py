@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .classes import CAMVID, CARLA13, CARLA23, ClassTable
-from ..errors import UserError
+from ..errors import UsageError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,38 @@ def load_dataset(root: str | Path, fmt: str = "auto", classes: str = "auto",
     return Dataset(fmt, table, train, val)
 
 
+def drives(samples: list[Sample], fmt: str) -> dict[str, int]:
+    """Frames per drive (CamVid: the file name's prefix; CARLA: the capture folder), by name."""
+    counts: dict[str, int] = {}
+    for sample in samples:
+        name = READERS[fmt].drive(sample)
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def parse_drives(text: str) -> tuple[str, ...]:
+    """`0006R0` or `0001TP,0006R0` -> the names (empty text: none)."""
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def hold_out(samples: list[Sample], fmt: str, names: tuple[str, ...], where: str) -> tuple[list, list]:
+    """(kept, held): the frames of drives `names` split off whole; an unknown name is a usage error."""
+    if not names:
+        return samples, []
+    known = drives(samples, fmt)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        listed = ", ".join(f"{k} ({v} frames)" for k, v in known.items())
+        raise UsageError(f"unknown --holdout-drive {unknown[0]!r}: the drives of {where} are {listed}; "
+                         f"pick one of them")
+    held = [s for s in samples if READERS[fmt].drive(s) in names]
+    kept = [s for s in samples if READERS[fmt].drive(s) not in names]
+    if not kept:
+        raise UsageError(f"--holdout-drive {','.join(names)} holds out every drive of {where}; "
+                         f"leave at least one to train on")
+    return kept, held
+
+
 def _split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list, list]:
     """Deterministic held-out split: at least one validation sample when there are two."""
     order = sorted(samples, key=lambda s: str(s.image))
@@ -227,14 +259,17 @@ class Format:
     mask_channel: int                                       # the channel of a colour mask that holds the id (BGR)
     void: int | None                                        # the id that eval ignores
     describe: Callable[[str, dict, str], str]               # the scored images in words: (split, settings, origin)
+    drive: Callable[[Sample], str]                          # the recording a frame comes from (held out whole)
 
 
 # Detection tries them in this order.
 READERS = {
     "camvid": Format("a CamVid folder (train/ + trainannot/)", _is_camvid, _camvid_split,
-                     lambda samples, classes: CAMVID, 0, CAMVID.void, _describe_camvid),
+                     lambda samples, classes: CAMVID, 0, CAMVID.void, _describe_camvid,
+                     lambda s: s.image.stem.split("_")[0]),  # 0016E5_08640.png: drive 0016E5
     "carla": Format("a CARLA capture (CameraRGB/ + CameraMask/ or CameraSeg/)",
                     lambda root: bool(_carla_captures(root)), _carla_split, _carla_table,
-                    2, None, _describe_carla),  # the class id is in the red channel (BGR index 2)
+                    2, None, _describe_carla,   # the class id is in the red channel (BGR index 2)
+                    lambda s: s.image.parent.parent.name),  # a capture folder is one drive
 }
 FORMATS = ("auto", *READERS)

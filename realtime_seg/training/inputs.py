@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..datasets.augment import VOID, augment, resize_pair
+from ..datasets.augment import DEFAULT_AUGMENT, VOID, augment, resize_pair
 from ..datasets.readers import Dataset, load_pair
 from ..errors import UsageError
 from ..system import progress
@@ -19,12 +19,12 @@ def sequence_class():
     class SegSequence(keras.utils.PyDataset):
         """Shuffled training batches of (image [0,1] float32, ids int32, pixel weights); deterministic per seed."""
 
-        def __init__(self, pairs, size, batch_size, weights, num_classes, augment, seed, workers,
-                     scale_range=(0.5, 2.0), void=VOID):
+        def __init__(self, pairs, size, batch_size, weights, num_classes, seed, workers,
+                     ops=DEFAULT_AUGMENT, scale_range=(0.5, 2.0), void=VOID):
             super().__init__(workers=workers, use_multiprocessing=False)  # threads: JAX-safe
             self.pairs, self.size, self.batch_size = pairs, size, batch_size
             self.num_classes, self.scale_range, self.void = num_classes, scale_range, void
-            self.weights, self.augment, self.seed, self.epoch = weights, augment, seed, 0
+            self.weights, self.ops, self.seed, self.epoch = weights, tuple(ops), seed, 0
             self.order = self._order()
 
         def _order(self) -> np.ndarray:
@@ -45,10 +45,10 @@ def sequence_class():
 
         def _example(self, i: int):
             image, mask = self.pairs[i]
-            if not self.augment:
+            if not self.ops:
                 return resize_pair(image, mask, self.size)
             rng = np.random.default_rng([self.seed, self.epoch, i])
-            return augment(image, mask, self.size, rng, self.scale_range, self.void)
+            return augment(image, mask, self.size, rng, self.scale_range, self.void, self.ops)
 
         def on_epoch_end(self):
             self.epoch += 1

@@ -1,6 +1,7 @@
 """Train a U-Net (the seed's or the residual one) on a CARLA or CamVid folder (Keras 3; TensorFlow or JAX).
 
 usage: python -m realtime_seg train --data DIR --out RUN_DIR [--arch resunet|seed|lite0] [--epochs 40] [--limit 16]
+       python -m realtime_seg train --data ../shared/data/camvid --out RUN_DIR --arch lite0 --holdout-drive 0006R0
 Writes RUN_DIR/best.keras (best val mIoU), last.keras, metrics.csv, summary.json, config.json.
 """
 from __future__ import annotations
@@ -10,7 +11,6 @@ import contextlib
 import json
 import logging
 import math
-import signal
 import sys
 import time
 import zipfile
@@ -20,19 +20,16 @@ from typing import Iterator
 
 import numpy as np
 
-from ..datasets.augment import VOID, resize_image
-from ..datasets.readers import FORMATS, load_dataset
-from ..errors import ArgumentParser, Interrupted, UsageError, UserError, check_at_least, first_line
-from ..system import check_creatable, cpu_flags, on_stop_signals, signals_deferred, write_atomic, write_json
+from ..datasets.augment import AUGMENTATIONS, VOID, parse_augmentations
+from ..datasets.readers import FORMATS, hold_out, load_dataset, parse_drives
+from ..errors import ArgumentParser, UsageError, UserError, check_at_least, first_line
+from ..system import check_creatable, cpu_flags, write_json
 from .backend import accelerator, choose_precision, import_keras  # Keras loads when called
-from ..datasets.metrics import iou_per_class, score, summarize
+from .epochs import HINT, epoch_callbacks, interrupts_as_keyboard_interrupt, save_after_interrupt
 from .inputs import CLASS_WEIGHTS, decode_pairs, pixel_weights, sequence_class
 from .options import ARCHS, ENCODER_BN, OPTIMIZERS, PRECISIONS, SCHEDULES, TRAIN_SPLITS
 
 log = logging.getLogger(__name__)
-_HINT = "free space or choose another --out"
-
-
 
 @dataclass
 class TrainConfig:
@@ -53,8 +50,10 @@ class TrainConfig:
     limit: int = 0                  # use only N samples (0: all)
     class_weights: str = "median"   # none | median | sqrt (square root of median frequency)
     augment: bool = True
+    augmentations: str = "all"      # datasets/augment.py AUGMENTATIONS, comma-separated, or all | basic | none
     scale_range: tuple[float, float] = (0.5, 2.0)  # random scale about the run's resolution
     train_split: str = "train"      # train | trainval (CamVid: also train on val; val no longer held out)
+    holdout_drive: str = ""         # drives (comma-separated) kept out of training whole, scored each epoch
     val_fraction: float = 0.1       # CARLA held-out fraction
     seed: int = 0
     resume: bool = False
@@ -66,77 +65,6 @@ class TrainConfig:
     encoder_bn: str = "frozen"      # a pretrained encoder's batch norm: frozen (ImageNet statistics) | train
     logit_adjustment: bool = True   # subtract log(class weight) from the logits at inference (model.py)
     extra: dict = field(default_factory=dict)
-
-
-def keras_predictor(model, size: tuple[int, int]):
-    """RGB images of any size -> class maps at the model's `size`, preprocessed as the runtime does."""
-    def predict(images: list[np.ndarray]) -> np.ndarray:
-        x = np.stack([resize_image(image, size) for image in images]).astype(np.float32) / 255.0
-        return np.argmax(np.asarray(model(x, training=False)), axis=-1)   # (N, H, W) class ids
-    return predict
-
-
-def _save_atomic(model, path: Path) -> None:
-    """An interrupt mid-save must not leave a half-written checkpoint that breaks --resume."""
-    write_atomic(path, model.save, hint=_HINT)
-
-
-@contextlib.contextmanager
-def interrupts_as_keyboard_interrupt() -> Iterator[list[int]]:
-    """SIGTERM ends training the way Ctrl-C does (KeyboardInterrupt); the signals received are listed."""
-    received: list[int] = []
-
-    def handler(signum: int) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    with on_stop_signals(handler):
-        yield received
-
-
-def _save_after_interrupt(model, run: Path, received: list[int]) -> Interrupted:
-    """Save last.keras (further signals wait until it is written), remove temporaries; the error to raise."""
-    with signals_deferred():
-        for tmp in run.glob(".*.partial.*"):  # a checkpoint or state.json cut off mid-write
-            tmp.unlink(missing_ok=True)
-        _save_atomic(model, run / "last.keras")
-    state = run / "state.json"  # what --resume will read: the epochs completed and recorded
-    epoch = json.loads(state.read_text()).get("epoch", 0) + 1 if state.exists() else 1
-    signum = received[0] if received else signal.SIGINT
-    return Interrupted(f"interrupted ({signal.Signals(signum).name}) in epoch {epoch}; "
-                       f"{run / 'last.keras'} saved: continue with --resume", signum)
-
-
-def _callbacks(cfg: TrainConfig, run: Path, val_pairs, table, state: dict):
-    keras = import_keras()
-
-    class Checkpoints(keras.callbacks.Callback):
-        """Validation mIoU after each epoch; keeps best.keras and last.keras (atomically)."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs if logs is not None else {}
-            if val_pairs:
-                cm = score(keras_predictor(self.model, cfg.input_size), val_pairs, table.num_classes)
-                scores = summarize(cm)
-                logs["val_miou"], logs["val_pixel_accuracy"] = scores["miou"], scores["pixel_accuracy"]
-                logs["val_per_class_iou"] = iou_per_class(cm)
-            state["epoch"] = epoch + 1
-            if val_pairs:  # the last epoch's score: what a fixed schedule ships
-                state.update(last_miou=float(logs["val_miou"]),
-                             last_per_class=[float(v) for v in logs["val_per_class_iou"]])
-            miou = logs.get("val_miou", -logs.get("loss", 0.0))
-            if miou > state.get("best_miou", -np.inf):
-                state.update(best_miou=float(miou), best_epoch=epoch + 1,
-                             best_per_class=[float(v) for v in logs.get("val_per_class_iou", [])])
-                _save_atomic(self.model, run / "best.keras")
-            _save_atomic(self.model, run / "last.keras")
-            logs.pop("val_per_class_iou", None)
-            write_json(run / "state.json", state, hint=_HINT)
-            if val_pairs:
-                print(f"  val mIoU {logs['val_miou']:.4f}  pixel acc {logs['val_pixel_accuracy']:.4f}"
-                      f"  (best {state['best_miou']:.4f} @ epoch {state['best_epoch']})", flush=True)
-
-    return [Checkpoints(), keras.callbacks.CSVLogger(str(run / "metrics.csv"), append=cfg.resume)]
 
 
 def _init_from(model, path: Path) -> None:
@@ -204,6 +132,10 @@ def check_config(cfg: TrainConfig) -> None:
         if getattr(cfg, name) not in allowed:
             raise UsageError(f"unknown --{name.replace('_', '-')} {getattr(cfg, name)!r}; "
                              f"allowed: {', '.join(allowed)}")
+    try:
+        parse_augmentations(cfg.augmentations)
+    except ValueError as e:
+        raise UsageError(f"--augment-ops: {e}") from None
     low, high = cfg.scale_range
     if not 0 < low <= high:
         raise UsageError(f"--scale-range must be LOW,HIGH with 0 < LOW <= HIGH, got {low:g},{high:g}")
@@ -232,25 +164,36 @@ def check_config(cfg: TrainConfig) -> None:
     check_creatable(Path(cfg.out), "--out")
 
 
-def run_samples(cfg: TrainConfig, dataset) -> tuple[list, list]:
-    """The (train, val) samples a run uses: --limit applied, val added to train for trainval."""
-    train_s, val_s = dataset.train, dataset.val
+def run_samples(cfg: TrainConfig, dataset) -> tuple[list, list, list]:
+    """The (train, val, held-out drive) samples a run uses.
+
+    --holdout-drive takes every frame of those drives out of train and val (scored apart: a drive
+    the model never saw), then --limit applies, then val joins train for trainval.
+    """
+    where = f"{cfg.data} (train + val)"
+    kept, held = hold_out(dataset.train + dataset.val, dataset.format, parse_drives(cfg.holdout_drive), where)
+    kept = set(kept)
+    train_s, val_s = [s for s in dataset.train if s in kept], [s for s in dataset.val if s in kept]
+    if not train_s:
+        raise UsageError(f"--holdout-drive {cfg.holdout_drive} leaves no training frames in {cfg.data}; "
+                         f"hold out fewer drives")
     if cfg.limit:
-        train_s, val_s = train_s[:cfg.limit], val_s[:max(1, cfg.limit // 4)]
+        train_s, val_s, held = (train_s[:cfg.limit], val_s[:max(1, cfg.limit // 4)],
+                                held[:max(1, cfg.limit // 4)])
     if cfg.train_split == "trainval":  # the shipping recipe: val still scored, but no longer held out
         train_s = train_s + val_s
-    return train_s, val_s
+    return train_s, val_s, held
 
 
 def train(cfg: TrainConfig) -> dict:
     """Run a training job; returns the summary written to RUN_DIR/summary.json."""
     check_config(cfg)
     dataset = load_dataset(cfg.data, cfg.format, cfg.classes, cfg.val_fraction, cfg.seed)
-    train_s, val_s = run_samples(cfg, dataset)
+    samples = run_samples(cfg, dataset)  # (train, val, held-out drives)
     # before the run folder and Keras (seconds to load): a bad file fails at once, leaving nothing
-    train_pairs = decode_pairs(dataset, train_s, "decode train")
-    val_pairs = decode_pairs(dataset, val_s, "decode val")
-    weights = pixel_weights(dataset, train_pairs, cfg.class_weights)
+    pairs = tuple(decode_pairs(dataset, s, f"decode {name}") for s, name in
+                  zip(samples, ("train", "val", "held-out drive")))
+    weights = pixel_weights(dataset, pairs[0], cfg.class_weights)
     run = Path(cfg.out)
     try:
         run.mkdir(parents=True, exist_ok=True)
@@ -262,8 +205,7 @@ def train(cfg: TrainConfig) -> dict:
     policy = choose_precision("float16" if cfg.mixed_precision else cfg.precision, device, cpu_flags(),
                               ARCHS[cfg.arch].cpu_bf16)
     with global_policy(keras, policy):  # the caller's policy is back when train() returns
-        return _fit(cfg, keras, dataset, (train_s, val_s), (train_pairs, val_pairs), weights, run,
-                    policy, device)
+        return _fit(cfg, keras, dataset, samples, pairs, weights, run, policy, device)
 
 
 @contextlib.contextmanager
@@ -280,9 +222,10 @@ def global_policy(keras, policy: str) -> Iterator[None]:
 def _fit(cfg: TrainConfig, keras, dataset, samples, pairs, weights, run: Path, policy: str,
          device: str) -> dict:
     """Build (or resume) the model, fit it with checkpoints, write summary.json."""
-    (train_s, val_s), (train_pairs, val_pairs) = samples, pairs
+    (train_s, val_s, drive_s), (train_pairs, val_pairs, drive_pairs) = samples, pairs
     held_out = "held out" if cfg.train_split == "train" else "also trained on: not held out"
-    print(f"{dataset.format} data: {len(train_s)} train / {len(val_s)} val ({held_out}), "
+    drive = f" / {len(drive_s)} of held-out drive {cfg.holdout_drive}" if drive_s else ""
+    print(f"{dataset.format} data: {len(train_s)} train / {len(val_s)} val ({held_out}){drive}, "
           f"{dataset.table.num_classes} classes ({dataset.table.name}), backend {keras.backend.backend()} "
           f"on {device}, {policy}")
     state_path = run / "state.json"
@@ -291,21 +234,22 @@ def _fit(cfg: TrainConfig, keras, dataset, samples, pairs, weights, run: Path, p
                    steps_per_epoch=max(1, len(train_pairs) // cfg.batch_size))
     write_json(run / "config.json", {**asdict(cfg), "dataset": dataset.format, "table": dataset.table.name,
                                      "classes_list": list(dataset.table.classes),
-                                     "palette": dataset.table.palette}, hint=_HINT)
+                                     "palette": dataset.table.palette}, hint=HINT)
     Seq = sequence_class()
     void = dataset.table.void if dataset.table.void is not None else VOID  # padding: weight 0
+    ops = parse_augmentations(cfg.augmentations) if cfg.augment else ()
     seq = Seq(train_pairs, cfg.input_size, cfg.batch_size, weights, dataset.table.num_classes,
-              cfg.augment, cfg.seed, cfg.workers, cfg.scale_range, void)
+              cfg.seed, cfg.workers, ops, cfg.scale_range, void)
     seq.epoch = state.get("epoch", 0)
     seq.order = seq._order()  # a resumed run shuffles its first epoch as an uninterrupted one would
     start, t0 = state.get("epoch", 0), time.time()
     with interrupts_as_keyboard_interrupt() as received:
         try:
             history = model.fit(seq, epochs=cfg.epochs, initial_epoch=start,
-                                callbacks=_callbacks(cfg, run, val_pairs, dataset.table, state),
+                                callbacks=epoch_callbacks(cfg, run, val_pairs, drive_pairs, dataset.table, state),
                                 verbose=1 if sys.stdout.isatty() else 2)
         except KeyboardInterrupt:
-            raise _save_after_interrupt(model, run, received) from None
+            raise save_after_interrupt(model, run, received) from None
     from .model import count_flops
     losses = history.history.get("loss", [])
     summary = {
@@ -315,14 +259,19 @@ def _fit(cfg: TrainConfig, keras, dataset, samples, pairs, weights, run: Path, p
         "best_per_class_iou": dict(zip(dataset.table.classes, state.get("best_per_class", []))),
         "last_val_miou": state.get("last_miou"),
         "last_per_class_iou": dict(zip(dataset.table.classes, state.get("last_per_class", []))),
+        "holdout_drive": cfg.holdout_drive, "holdout_samples": len(drive_s),
+        "last_holdout_miou": state.get("last_holdout_miou"),
+        "last_holdout_per_class_iou": dict(zip(dataset.table.classes, state.get("last_holdout_per_class", []))),
         "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
         "arch": cfg.arch, "params": model.count_params(), "gflops": round(count_flops(model) / 1e9, 3),
         "val_held_out": cfg.train_split == "train", "policy": policy, "seconds": round(time.time() - t0, 1),
         "backend": keras.backend.backend(), "config": asdict(cfg),
     }
-    write_json(run / "summary.json", summary, hint=_HINT)
-    print(f"done: {summary['epochs']} epochs in {summary['seconds']:.0f}s, best val mIoU "
-          f"{summary['best_val_miou'] or 0:.4f} at epoch {summary['best_epoch']}, -> {run / 'best.keras'}")
+    write_json(run / "summary.json", summary, hint=HINT)
+    last = [f"{name} {summary[key]:.4f}" for name, key in (("val mIoU", "last_val_miou"),
+            ("held-out drive mIoU", "last_holdout_miou")) if summary[key] is not None]
+    print(f"done: {summary['epochs']} epochs in {summary['seconds']:.0f}s; last epoch: "
+          f"{', '.join(last) or 'not scored'} -> {run / 'last.keras'}")
     return summary
 
 
@@ -368,10 +317,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-logit-adjustment", dest="logit_adjustment", action="store_false",
                    help="keep the class weights' bias at inference (more rare-class pixels, lower IoU)")
     p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--augment-ops", dest="augmentations", default="all", metavar="OPS",
+                   help=f"comma-separated, from {','.join(AUGMENTATIONS)}; or all (default), basic "
+                        f"(rounds 2-6: scale,flip,colour), none")
     p.add_argument("--scale-range", type=_range, default=(0.5, 2.0),
                    help="LOW,HIGH random scale of the frame about the run's size (log-uniform; pads with void)")
     p.add_argument("--train-split", default="train", choices=TRAIN_SPLITS,
                    help="trainval: CamVid's train+val (for shipping; val is then not held out)")
+    p.add_argument("--holdout-drive", default="", metavar="DRIVE[,DRIVE]",
+                   help="keep every frame of these drives (CamVid: 0001TP, 0006R0, 0016E5) out of train "
+                        "and val and score them after each epoch: how the model does on a new scene")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.keras")

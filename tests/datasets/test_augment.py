@@ -8,6 +8,8 @@ from realtime_seg.datasets.augment import augment, resize_pair, sample_scale
 from realtime_seg.datasets.classes import CAMVID
 from realtime_seg.datasets.readers import Sample, load_pair
 
+GEOMETRIC = ("scale", "flip")  # no rotation: scale 1 is then exactly the resized frame
+
 
 @pytest.fixture(scope="module")
 def frame(camvid_dir):
@@ -32,7 +34,7 @@ def test_scale_one_without_jitter_is_the_resized_frame(frame):
     want_image, want_mask = resize_pair(image, mask, (96, 128))
     flips = set()
     for seed in range(8):
-        img, m = augment(image, mask, (96, 128), np.random.default_rng(seed), (1.0, 1.0), photometric=False)
+        img, m = augment(image, mask, (96, 128), np.random.default_rng(seed), (1.0, 1.0), ops=GEOMETRIC)
         flipped = not np.array_equal(m, want_mask)
         flips.add(flipped)
         np.testing.assert_array_equal(m, want_mask[:, ::-1] if flipped else want_mask)
@@ -44,7 +46,7 @@ def test_zoomed_out_frames_are_padded_with_void(frame):
     image, mask = frame
     for seed in range(5):
         img, m = augment(image, mask, (96, 128), np.random.default_rng(seed), (0.5, 0.5), void=CAMVID.void,
-                         photometric=False)
+                         ops=GEOMETRIC)
         assert img.shape == (96, 128, 3) and m.shape == (96, 128)
         pad = m == CAMVID.void
         assert pad.mean() >= 0.75 - 0.01  # the frame fills a quarter of the window
@@ -61,7 +63,7 @@ def test_zoomed_in_crops_keep_image_and_mask_aligned(frame):
     image, _ = frame
     mask = (image[..., 0] > 128).astype(np.uint8)  # label = "red channel is bright"
     for seed in range(6):
-        img, m = augment(image, mask, (96, 128), np.random.default_rng(seed), (1.5, 2.0), photometric=False)
+        img, m = augment(image, mask, (96, 128), np.random.default_rng(seed), (1.5, 2.0), ops=GEOMETRIC)
         agree = np.mean((img[..., 0] > 128) == (m == 1))
         assert agree > 0.95, (seed, agree)  # interpolation blurs the edges only
         assert not (m == 255).any()  # zoomed in: no padding
@@ -69,8 +71,8 @@ def test_zoomed_in_crops_keep_image_and_mask_aligned(frame):
 
 def test_photometric_jitter_changes_colours_not_labels(frame):
     image, mask = frame
-    plain = augment(image, mask, (96, 128), np.random.default_rng(3), (1.0, 1.0), photometric=False)
-    jittered = augment(image, mask, (96, 128), np.random.default_rng(3), (1.0, 1.0))
+    plain = augment(image, mask, (96, 128), np.random.default_rng(3), (1.0, 1.0), ops=GEOMETRIC)
+    jittered = augment(image, mask, (96, 128), np.random.default_rng(3), (1.0, 1.0), ops=(*GEOMETRIC, "colour"))
     np.testing.assert_array_equal(plain[1], jittered[1])
     assert np.abs(plain[0].astype(int) - jittered[0]).mean() > 1
 
@@ -82,8 +84,8 @@ def test_training_batches_give_padding_zero_weight(camvid_dir):
     from realtime_seg.training.inputs import pixel_weights, sequence_class
     ds = load_dataset(camvid_dir)
     pairs = [load_pair(s, ds.format, ds.table) for s in ds.train[:4]]
-    seq = sequence_class()(pairs, (48, 64), 4, pixel_weights(ds, pairs, "median"), 11, True, 0, 1,
-                                 (0.5, 0.5), CAMVID.void)
+    seq = sequence_class()(pairs, (48, 64), 4, pixel_weights(ds, pairs, "median"), 11, 0, 1,
+                                 ("scale", "flip", "colour"), (0.5, 0.5), CAMVID.void)
     x, y, w = seq[0]
     assert x.shape == (4, 48, 64, 3) and y.shape == w.shape == (4, 48, 64)
     for weights in w:  # each frame fills a 24x32 block of its window; the rest weighs 0

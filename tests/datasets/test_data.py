@@ -114,7 +114,7 @@ def test_training_batches_mask_void(camvid_dir):
     ds = load_dataset(camvid_dir)
     pairs = [load_pair(s, ds.format, ds.table) for s in ds.train[:4]]
     weights = pixel_weights(ds, pairs, "none")
-    seq = sequence_class()(pairs, (32, 48), 4, weights, 11, False, 0, 1)
+    seq = sequence_class()(pairs, (32, 48), 4, weights, 11, 0, 1, ops=())
     x, y, w = seq[0]
     assert x.shape == (4, 32, 48, 3) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     assert y.shape == (4, 32, 48) and y.dtype == np.int32 and y.max() < 11

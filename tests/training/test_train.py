@@ -44,7 +44,7 @@ def test_checkpoints_reload_and_predict_consistently(tiny_run, camvid_dir):
     from realtime_seg.datasets.readers import load_dataset, load_pair
     from realtime_seg.datasets.metrics import summarize
     from realtime_seg.datasets.metrics import score
-    from realtime_seg.training.train import keras_predictor
+    from realtime_seg.training.epochs import keras_predictor
     run, summary = tiny_run
     best = keras.models.load_model(run / "best.keras")
     again = keras.models.load_model(run / "best.keras", compile=False)
@@ -173,8 +173,8 @@ def test_no_augment_feeds_plain_resized_pairs(camvid_dir):
     pairs = [load_pair(s, ds.format, ds.table) for s in ds.train[:4]]
     weights = pixel_weights(ds, pairs, "none")
     seq_class = sequence_class()
-    plain = seq_class(pairs, (48, 64), 4, weights, ds.table.num_classes, False, 0, 1)
-    augmented = seq_class(pairs, (48, 64), 4, weights, ds.table.num_classes, True, 0, 1)
+    plain = seq_class(pairs, (48, 64), 4, weights, ds.table.num_classes, 0, 1, ops=())
+    augmented = seq_class(pairs, (48, 64), 4, weights, ds.table.num_classes, 0, 1)
     x, y, _ = plain[0]
     for image, label, i in zip(x, y, plain.order):
         want_image, want_label = resize_pair(*pairs[i], (48, 64))

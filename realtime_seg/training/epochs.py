@@ -1,0 +1,109 @@
+"""What happens around each training epoch: scoring val and held-out drives, checkpoints, interrupts.
+
+The Keras callback writes best.keras, last.keras and state.json atomically after every epoch, so a
+run cut off anywhere continues with --resume; SIGTERM and Ctrl-C save last.keras before exiting.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..datasets.augment import resize_image
+from ..datasets.metrics import iou_per_class, score, summarize
+from ..errors import Interrupted
+from ..system import on_stop_signals, signals_deferred, write_atomic, write_json
+from .backend import import_keras  # Keras loads when called
+
+HINT = "free space or choose another --out"
+
+
+def keras_predictor(model, size: tuple[int, int]):
+    """RGB images of any size -> class maps at the model's `size`, preprocessed as the runtime does."""
+    def predict(images: list[np.ndarray]) -> np.ndarray:
+        x = np.stack([resize_image(image, size) for image in images]).astype(np.float32) / 255.0
+        return np.argmax(np.asarray(model(x, training=False)), axis=-1)   # (N, H, W) class ids
+    return predict
+
+
+def save_atomic(model, path: Path) -> None:
+    """An interrupt mid-save must not leave a half-written checkpoint that breaks --resume."""
+    write_atomic(path, model.save, hint=HINT)
+
+
+@contextlib.contextmanager
+def interrupts_as_keyboard_interrupt() -> Iterator[list[int]]:
+    """SIGTERM ends training the way Ctrl-C does (KeyboardInterrupt); the signals received are listed."""
+    received: list[int] = []
+
+    def handler(signum: int) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    with on_stop_signals(handler):
+        yield received
+
+
+def save_after_interrupt(model, run: Path, received: list[int]) -> Interrupted:
+    """Save last.keras (further signals wait until it is written), remove temporaries; the error to raise."""
+    with signals_deferred():
+        for tmp in run.glob(".*.partial.*"):  # a checkpoint or state.json cut off mid-write
+            tmp.unlink(missing_ok=True)
+        save_atomic(model, run / "last.keras")
+    state = run / "state.json"  # what --resume will read: the epochs completed and recorded
+    epoch = json.loads(state.read_text()).get("epoch", 0) + 1 if state.exists() else 1
+    signum = received[0] if received else signal.SIGINT
+    return Interrupted(f"interrupted ({signal.Signals(signum).name}) in epoch {epoch}; "
+                       f"{run / 'last.keras'} saved: continue with --resume", signum)
+
+
+def _score(model, size, pairs, num_classes: int, prefix: str, logs: dict, state: dict) -> None:
+    """mIoU and pixel accuracy of `pairs` into the epoch's logs; the last epoch's per-class IoU into state."""
+    cm = score(keras_predictor(model, size), pairs, num_classes)
+    scores, per_class = summarize(cm), iou_per_class(cm)
+    logs[f"{prefix}_miou"], logs[f"{prefix}_pixel_accuracy"] = scores["miou"], scores["pixel_accuracy"]
+    state[f"last_{prefix}_miou" if prefix != "val" else "last_miou"] = float(scores["miou"])
+    state[f"last_{prefix}_per_class" if prefix != "val" else "last_per_class"] = [float(v) for v in per_class]
+    if prefix == "val":
+        logs["val_per_class_iou"] = per_class
+
+
+def epoch_callbacks(cfg, run: Path, val_pairs, holdout_pairs, table, state: dict):
+    """Keras callbacks: val (and held-out drives) scored after each epoch, checkpoints, metrics.csv."""
+    keras = import_keras()
+
+    class Checkpoints(keras.callbacks.Callback):
+        """Validation mIoU after each epoch; keeps best.keras and last.keras (atomically)."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            for prefix, pairs in (("val", val_pairs), ("holdout", holdout_pairs)):
+                if pairs:
+                    _score(self.model, cfg.input_size, pairs, table.num_classes, prefix, logs, state)
+            state["epoch"] = epoch + 1
+            miou = logs.get("val_miou", logs.get("holdout_miou", -logs.get("loss", 0.0)))
+            if miou > state.get("best_miou", -np.inf):
+                state.update(best_miou=float(miou), best_epoch=epoch + 1,
+                             best_per_class=[float(v) for v in logs.get("val_per_class_iou", [])])
+                save_atomic(self.model, run / "best.keras")
+            save_atomic(self.model, run / "last.keras")
+            logs.pop("val_per_class_iou", None)
+            write_json(run / "state.json", state, hint=HINT)
+            _print_scores(logs, state)
+
+    return [Checkpoints(), keras.callbacks.CSVLogger(str(run / "metrics.csv"), append=cfg.resume)]
+
+
+def _print_scores(logs: dict, state: dict) -> None:
+    parts = []
+    if "val_miou" in logs:
+        parts.append(f"val mIoU {logs['val_miou']:.4f}  pixel acc {logs['val_pixel_accuracy']:.4f}")
+    if "holdout_miou" in logs:
+        parts.append(f"held-out drive mIoU {logs['holdout_miou']:.4f}")
+    if parts:
+        print("  " + "  ".join(parts) + f"  (best {state['best_miou']:.4f} @ epoch {state['best_epoch']})",
+              flush=True)
