@@ -2,6 +2,7 @@
 
 usage: python -m realtime_seg eval --model models/camvid_accurate.onnx --data ../shared/data/camvid
            [--split val] [--format auto|camvid|carla] [--json scores.json] [--confusion cm.png]
+       python -m realtime_seg eval --model m.onnx --data ../shared/data/camvid --holdout-drive 0006R0
        python -m realtime_seg eval --model runs/x/x.onnx --data ~/carla --run runs/x
 Predictions are resized to each label's own size before scoring: nearest (default, as training
 scores val), or `--edges smooth` as the viewer draws them (runtime/edges.py). A CARLA folder has
@@ -20,7 +21,7 @@ import numpy as np
 from ..cli import add_model_options
 from ..contract import SPLIT
 from ..datasets.metrics import iou_per_class, summarize
-from ..datasets.readers import DEFAULT_SPLIT, FORMATS, READERS, SPLITS, load_split, split_settings
+from ..datasets.readers import DEFAULT_SPLIT, FORMATS, READERS, SPLITS, hold_out, load_split, parse_drives, split_settings
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..runtime.engine import SegModel
 from ..runtime.models import choose_model, open_choice
@@ -109,7 +110,10 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_options(p)
     p.add_argument("--data", required=True, help="CamVid or CARLA folder")
-    p.add_argument("--split", default="val", choices=SPLITS)
+    p.add_argument("--split", choices=SPLITS, help="default: val; with --holdout-drive: all")
+    p.add_argument("--holdout-drive", default="", metavar="DRIVE[,DRIVE]",
+                   help="score only these drives' frames (of --split, by default train + val): a model "
+                        "trained with the same --holdout-drive never saw them")
     p.add_argument("--format", default="auto", choices=FORMATS)
     p.add_argument("--run", metavar="DIR", help="training run folder: score its CARLA split (config.json)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -129,14 +133,19 @@ def main(argv: list[str]) -> int:
     check_outputs(args, choice.path)
     model = open_choice(choice, args.precision, args.device, args.threads)
     settings, origin = find_split(model, args.run)
-    fmt, samples = load_split(args.data, args.split, args.format, settings["val_fraction"], settings["seed"])
+    split = args.split or ("all" if args.holdout_drive else "val")
+    fmt, samples = load_split(args.data, split, args.format, settings["val_fraction"], settings["seed"])
     if not samples:
-        raise UserError(f"no image/mask pairs in the {args.split} split of {args.data}")
-    scored = describe_split(fmt, args.split, settings, origin)
+        raise UserError(f"no image/mask pairs in the {split} split of {args.data}")
+    scored = describe_split(fmt, split, settings, origin)
+    if args.holdout_drive:
+        drives = parse_drives(args.holdout_drive)
+        _, samples = hold_out(samples, fmt, drives, f"{args.data} ({split})")
+        scored += f", drive {', '.join(drives)} only"
     print(f"scoring {len(samples)} images with {model.path.name} ({model.runs_on}): {scored}")
     cm = evaluate(model, samples, fmt, args.batch_size, args.edges)
     result = {"model": model.path.name, "data": str(args.data), "precision": model.precision,
-              "split": args.split, "scored": scored, "split_settings": settings, "images": len(samples),
+              "split": split, "holdout_drive": args.holdout_drive, "scored": scored, "split_settings": settings, "images": len(samples),
               "edges": args.edges, **report(model, cm)}
     print_table(result)
     if args.json:

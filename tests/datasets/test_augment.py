@@ -93,3 +93,62 @@ def test_training_batches_give_padding_zero_weight(camvid_dir):
         assert len(rows) <= 24 and len(cols) <= 32
         block = weights[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
         assert (weights == 0).sum() >= weights.size - 24 * 32 and (block > 0).mean() > 0.8
+
+
+# --- round 7: rotation and the photometric set (gamma, hue, blur, noise) -------------------------
+
+def _marked(frame):
+    """The frame with a bright-green block labelled void and the rest labelled by the red channel:
+    labels that are a function of the pixels, so any geometric misstep shows."""
+    image, _ = frame
+    image = image.copy()
+    image[100:200, 150:300] = (0, 255, 0)
+    mask = (image[..., 0] > 128).astype(np.uint8)
+    mask[100:200, 150:300] = CAMVID.void
+    return image, mask
+
+
+@pytest.mark.parametrize("ops", [("rotate",), ("rotate", "scale", "flip")])
+def test_rotation_moves_labels_with_pixels_and_void_stays_void(frame, ops):
+    image, mask = _marked(frame)
+    rotated = 0
+    for seed in range(6):
+        img, m = augment(image, mask, (96, 128), np.random.default_rng(seed), (0.8, 1.5), CAMVID.void, ops)
+        green = (img[..., 1] > 200) & (img[..., 0] < 60) & (img[..., 2] < 60)
+        assert (m[green] == CAMVID.void).mean() > 0.97         # the void block moved with its pixels
+        labelled = m != CAMVID.void
+        agree = np.mean((img[..., 0] > 128)[labelled] == (m[labelled] == 1))
+        assert agree > 0.95, (seed, agree)
+        corners = [m[0, 0], m[0, -1], m[-1, 0], m[-1, -1]]
+        rotated += any(c == CAMVID.void for c in corners)     # uncovered corners are void, not a class
+    assert rotated  # some seed rotated far enough to uncover a corner
+
+
+@pytest.mark.parametrize("op", ["colour", "gamma", "hue", "blur", "noise"])
+def test_each_photometric_op_changes_pixels_never_labels(frame, op):
+    image, mask = _marked(frame)
+    changed = 0
+    for seed in range(6):
+        plain = augment(image, mask, (96, 128), np.random.default_rng(seed), (1.0, 1.0), CAMVID.void, ())
+        jittered = augment(image, mask, (96, 128), np.random.default_rng(seed), (1.0, 1.0), CAMVID.void, (op,))
+        np.testing.assert_array_equal(plain[1], jittered[1])  # labels and void untouched
+        assert jittered[0].dtype == np.uint8 and jittered[0].shape == plain[0].shape
+        changed += np.abs(plain[0].astype(int) - jittered[0]).mean() > 0.5
+    assert changed >= 1 if op in ("blur", "noise") else changed >= 5  # blur and noise: a third of the time
+
+
+def test_augmentation_names():
+    from realtime_seg.datasets.augment import AUGMENTATIONS, BASIC, parse_augmentations
+    assert parse_augmentations("all") == AUGMENTATIONS and parse_augmentations("none") == ()
+    assert parse_augmentations("basic") == BASIC == ("scale", "flip", "colour")
+    assert parse_augmentations("gamma, hue") == ("gamma", "hue")
+    with pytest.raises(ValueError, match="unknown augmentation 'sharpen'; allowed: scale, flip, rotate"):
+        parse_augmentations("gamma,sharpen")
+
+
+def test_bad_augmentation_gets_one_line(tmp_path, camvid_dir):
+    from tests.conftest import assert_one_line_error, run_cli
+    proc = run_cli("realtime_seg", "train", "--data", str(camvid_dir), "--out", str(tmp_path / "r"),
+                   "--augment-ops", "scale,jpeg")
+    assert "unknown augmentation 'jpeg'" in assert_one_line_error(proc, 2)
+    assert not (tmp_path / "r").exists()
