@@ -27,9 +27,8 @@ class BoundedHandler(http.server.BaseHTTPRequestHandler):
     server: "BoundedHTTPServer"
 
     def parse_request(self) -> bool:
-        ok = super().parse_request()
-        self.server.arrived(self.connection)  # the headers are in: no more HEADER_S deadline
-        return ok
+        ok = super().parse_request()  # reads the headers: an end of file, once hung up, reads as their end
+        return self.server.arrived(self.connection) and ok  # answered only when in before the deadline
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (the standard library's name)
         pass  # no request log over the run's progress bar
@@ -45,14 +44,16 @@ class BoundedHTTPServer(http.server.ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[BoundedHandler], max_connections: int):
         self.max_connections = max_connections
         self._lock = threading.Lock()
-        self._open: dict[socket.socket, float | None] = {}  # each connection: its headers' deadline, None once in
+        self._open: set[socket.socket] = set()           # every connection, each on its own thread
+        self._waiting: dict[socket.socket, float] = {}   # those whose headers are not all in: their deadline
         super().__init__(address, handler)
 
     def process_request(self, request: socket.socket, client_address) -> None:
         with self._lock:
             full = len(self._open) >= self.max_connections
             if not full:
-                self._open[request] = time.monotonic() + HEADER_S
+                self._open.add(request)
+                self._waiting[request] = time.monotonic() + HEADER_S
         if full:
             _refuse(request)
             self.shutdown_request(request)
@@ -69,18 +70,23 @@ class BoundedHTTPServer(http.server.ThreadingHTTPServer):
         finally:
             self._forget(request)
 
-    def arrived(self, request: socket.socket) -> None:
+    @property
+    def connections(self) -> int:
         with self._lock:
-            if request in self._open:
-                self._open[request] = None
+            return len(self._open)
+
+    def arrived(self, request: socket.socket) -> bool:
+        """The headers of `request` are in: True if before its deadline (False: it was hung up)."""
+        with self._lock:
+            return self._waiting.pop(request, None) is not None
 
     def service_actions(self) -> None:
         """Called by serve_forever every poll (0.2 s): close the connections past their headers' deadline."""
         now = time.monotonic()
         with self._lock:
-            late = [r for r, deadline in self._open.items() if deadline is not None and deadline < now]
+            late = [r for r, deadline in self._waiting.items() if deadline < now]
             for request in late:
-                self._open[request] = None
+                del self._waiting[request]
         for request in late:
             _hang_up(request)  # its thread's read returns: the thread ends
 
@@ -92,7 +98,8 @@ class BoundedHTTPServer(http.server.ThreadingHTTPServer):
 
     def _forget(self, request: socket.socket) -> None:
         with self._lock:
-            self._open.pop(request, None)
+            self._open.discard(request)
+            self._waiting.pop(request, None)
 
     def handle_error(self, request, client_address) -> None:
         pass  # a browser that closed its connection mid-answer: nothing to report over the run's output

@@ -208,6 +208,11 @@ class FrameServer:
         with self._lock:
             return len(self._boxes)
 
+    @property
+    def connections(self) -> int:
+        """Open connections (streams, requests being answered or still arriving), one thread each."""
+        return self._http.connections
+
     def allows(self, token: str) -> bool:
         """Whether a request that carries `token` is answered (compared in constant time)."""
         return self.token is None or hmac.compare_digest(token.encode(), self.token.encode())
