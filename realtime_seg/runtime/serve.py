@@ -9,7 +9,7 @@ else does, and the pipeline never waits for it.
 
 Who and how many: 127.0.0.1 unless a host is named; beyond loopback every request needs `?token=`
 (random, or --serve-token; compared in constant time) or gets 403. At most `max_clients` streams
-(one more: 503) and twice that many connections (one more: 503 from the accepting thread, no thread
+(one more: 503) and `connections(max_clients)` connections (one more: 503 from the accepting thread, no thread
 started); headers not all in after HEADER_S, or a stream not read for STALL_S: closed. No TLS
 (docs/RELIABILITY.md, "Serving"). `serving` starts the server and stops it with the run.
 """
@@ -70,6 +70,12 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def connections(max_clients: int) -> int:
+    """Connections (threads) at once for `max_clients` streams: the streams, as many requests being
+    answered or still arriving (slow or silent ones hold theirs up to HEADER_S), and 8 to spare."""
+    return 2 * max_clients + 8
 
 
 def check_token(token: str | None) -> None:
@@ -176,7 +182,7 @@ class FrameServer:
         self.title, self.token, self.max_clients = title, token, max_clients
         kind = _HTTPServer6 if ":" in host else _HTTPServer
         try:
-            self._http = kind((host, port), _Handler, 2 * max_clients)  # the streams, and as many more being answered
+            self._http = kind((host, port), _Handler, connections(max_clients))
         except OSError as e:
             raise UserError(f"--serve {host}:{port}: cannot listen there ({e.strerror or e}); pick another "
                             f"port, or a host this machine has") from None

@@ -18,7 +18,7 @@ import pytest
 import browser
 from realtime_seg.errors import UsageError, UserError
 from realtime_seg.runtime import bounded_http
-from realtime_seg.runtime.serve import FrameServer, check_token, is_loopback, parse_address, serving
+from realtime_seg.runtime.serve import FrameServer, check_token, connections, is_loopback, parse_address, serving
 
 
 _NOISE = np.random.default_rng(0).integers(0, 255, (120, 320, 3), dtype=np.uint8)
@@ -227,10 +227,11 @@ def test_a_stream_beyond_the_cap_gets_503_at_once_and_a_freed_slot_is_taken():
 
 
 def test_connections_beyond_the_bound_get_503_and_no_thread():
-    server = FrameServer("127.0.0.1", 0, max_clients=2)  # 4 connections at once
-    silent = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(4)]
+    server = FrameServer("127.0.0.1", 0, max_clients=2)
+    bound = connections(2)
+    silent = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(bound)]
     deadline = time.monotonic() + 30
-    while server.connections < 4 and time.monotonic() < deadline:  # all four accepted
+    while server.connections < bound and time.monotonic() < deadline:  # all accepted
         time.sleep(0.05)
     threads = threading.active_count()
     for _ in range(10):

@@ -1,0 +1,216 @@
+"""What a crowd of browsers costs a --serve run: the headless viewer on the demo video, looped for N
+frames, once with nobody watching and once under load; the FPS of each and their ratio, and the
+loaded run's memory and threads.
+
+usage: python scripts/bench_serve_load.py [--frames 2000] [--model accurate] [--streams 16] [--silent 16]
+                                          [--max-clients 16] [--video videos/dashcam_highway.mp4]
+
+Both runs serve on 127.0.0.1 with a token (--serve-token), so every request is checked as it would
+be beyond loopback. The load, all of it from 127.0.0.1 and on one thread (a selector loop, so that
+the clients cost the machine little beyond what the server does):
+  * `--streams` viewers read the MJPEG stream as fast as they can; each leaves after 100 to 400
+    parts and comes back (clients coming and going);
+  * `--silent` clients connect, send half a request and never read; the server closes each after
+    its header deadline, and it comes back at once;
+  * while every viewer is connected, one more stream request every 0.5 s: beyond the cap, it
+    should get 503; and the page every 2 s, which should still get 200.
+The viewer's VmRSS and threads are read from /proc every 0.5 s; RSS growth is from 10% of the
+run (warm) to its end (median of 3 samples each). Results: docs/BENCHMARKS.md ("Serving under load").
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import secrets
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SUMMARY = re.compile(r"^(\d+) frames in [\d.]+s: ([\d.]+) FPS mean", re.MULTILINE)
+PORT = re.compile(r"http://127\.0\.0\.1:(\d+)/")
+PART = b"--frame\r\n"
+
+
+class _Client:
+    """One connection of the load: `kind` stream, silent, probe (one more stream) or page."""
+
+    def __init__(self, kind: str, port: int, request: bytes):
+        self.kind, self.head, self.status, self.parts = kind, b"", 0, 0
+        self.leave_after = random.randint(100, 400)
+        self.opened = time.monotonic()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.sock.sendall(request)
+        self.sock.setblocking(False)
+
+
+class Load(threading.Thread):
+    """The clients of the loaded run, on one thread, until `stop` is set; counts what they got."""
+
+    def __init__(self, port: int, token: str, streams: int, silent: int):
+        super().__init__(daemon=True)
+        self.port, self.streams, self.silent = port, streams, silent
+        q = f"?token={token}"
+        self.requests = {"stream": f"GET /stream.mjpg{q} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode(),
+                         "probe": f"GET /stream.mjpg{q} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode(),
+                         "page": f"GET /{q} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode(),
+                         "silent": f"GET /stream.mjpg{q} HTTP/1.1\r\nHost: 127.0".encode()}  # and no more
+        self.stop, self.selector = threading.Event(), selectors.DefaultSelector()
+        self.open: Counter = Counter()
+        self.stats: Counter = Counter()     # parts, bytes, stream_joins, stream_refused, silent_closed, ...
+        self.statuses = {"probe": Counter(), "page": Counter()}
+        self.silent_held: list[float] = []
+        self.stream_retry = 0.0
+
+    def run(self) -> None:
+        next_probe = next_page = time.monotonic() + 2.0
+        while not self.stop.is_set():
+            now = time.monotonic()
+            for kind, wanted in (("stream", self.streams if now >= self.stream_retry else 0), ("silent", self.silent)):
+                for _ in range(wanted - self.open[kind]):
+                    self._open(kind)
+            if now >= next_probe and self.stats["live"] == self.streams:  # every viewer is in: cap reached
+                self._open("probe")
+                next_probe = now + 0.5
+            if now >= next_page:
+                self._open("page")
+                next_page = now + 2.0
+            for key, _ in self.selector.select(timeout=0.05):
+                self._read(key.data)
+        for key in list(self.selector.get_map().values()):
+            self._close(key.data)
+
+    def _open(self, kind: str) -> None:
+        try:
+            client = _Client(kind, self.port, self.requests[kind])
+        except OSError:
+            self.stats[f"{kind}_connect_failed"] += 1
+            return
+        self.open[kind] += 1
+        self.selector.register(client.sock, selectors.EVENT_READ, client)
+
+    def _close(self, client: _Client) -> None:
+        self.selector.unregister(client.sock)
+        client.sock.close()
+        self.open[client.kind] -= 1
+        if client.kind == "stream" and client.status == 200:
+            self.stats["live"] -= 1
+
+    def _read(self, client: _Client) -> None:
+        try:
+            data = client.sock.recv(1 << 18)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not client.status and data:
+            client.head += data
+            if b"\r\n" in client.head:
+                client.status, data = int(client.head.split()[1]), client.head
+                self._answered(client)
+        if client.kind == "stream" and client.status == 200:
+            client.parts += data.count(PART)
+            self.stats["parts"] += data.count(PART)
+            self.stats["bytes"] += len(data)
+        if not data or client.kind in ("probe", "page") and client.status or client.parts >= client.leave_after:
+            if client.kind == "silent" and not data and not client.status:
+                self.silent_held.append(time.monotonic() - client.opened)
+            self._close(client)
+            if client.kind == "stream" and client.status != 200:  # the server has not yet seen the viewer's
+                self.stream_retry = time.monotonic() + 0.1           # last connection end: again soon
+
+    def _answered(self, client: _Client) -> None:
+        if client.kind in self.statuses:
+            self.statuses[client.kind][client.status] += 1
+        elif client.kind == "stream" and client.status == 200:
+            self.stats["joins"] += 1
+            self.stats["live"] += 1
+        else:  # a viewer back before the server noticed it left (or a silent client answered)
+            self.stats[f"{client.kind}_{client.status}"] += 1
+
+
+def _proc_status(pid: int) -> tuple[float, int] | None:
+    """(VmRSS in MB, threads) of a live process; None once it is gone."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return None
+    if "VmRSS" not in fields:
+        return None
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["Threads"])
+
+
+def run(args: argparse.Namespace, loaded: bool) -> dict:
+    """One viewer run: its FPS, RSS samples and threads, and the load's counts when `loaded`."""
+    token = secrets.token_urlsafe(16)
+    cmd = [sys.executable, "-m", "realtime_seg", "--video", str(args.video), "--model", args.model, "--loop",
+           "--max-frames", str(args.frames), "--no-show", "--serve", "127.0.0.1:0", "--serve-token", token,
+           "--serve-max-clients", str(args.max_clients)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    port = int(PORT.search(proc.stdout.readline()).group(1))
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
+    reader.start()
+    load = Load(port, token, args.streams, args.silent) if loaded else None
+    if load:
+        load.start()
+    samples = []
+    while proc.poll() is None:
+        if (s := _proc_status(proc.pid)) is not None:
+            samples.append(s)
+        time.sleep(0.5)
+    if load:
+        load.stop.set()
+        load.join(10)
+    reader.join(10)
+    frames, fps = SUMMARY.search("".join(out)).groups()
+    return {"frames": int(frames), "fps": float(fps), "samples": samples, "load": load}
+
+
+def _memory(samples: list[tuple[float, int]]) -> str:
+    rss = [s[0] for s in samples]
+    i = len(rss) // 10
+    warm, end = statistics.median(rss[i:i + 3]), statistics.median(rss[-3:])
+    return (f"RSS {warm:.1f} -> {end:.1f} MB ({100 * (end - warm) / warm:+.1f}%), peak {max(rss):.1f} MB; "
+            f"threads {samples[i][1]} -> max {max(s[1] for s in samples)}")
+
+
+def _load_line(load: Load, frames: int) -> str:
+    s, held = load.stats, load.silent_held
+    probes, pages = load.statuses["probe"], load.statuses["page"]
+    return (f"  {load.streams} viewers: {s['joins']} connections, {s['parts']} parts ({s['bytes'] / 1e9:.2f} GB; "
+            f"{s['parts'] / max(1, load.streams * frames):.0%} of {load.streams} x {frames} frames); "
+            f"refused while coming back: {s['stream_503']}\n"
+            f"  {load.silent} silent clients: {len(held)} closed by the server after "
+            f"{statistics.median(held) if held else float('nan'):.1f} s (median); refused: {s['silent_503']}\n"
+            f"  one more stream at the cap: {probes[503]} of {sum(probes.values())} answered 503; "
+            f"the page: {pages[200]} of {sum(pages.values())} answered 200")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--video", type=Path, default=ROOT / "videos" / "dashcam_highway.mp4")
+    p.add_argument("--model", default="accurate")
+    p.add_argument("--frames", type=int, default=2000)
+    p.add_argument("--streams", type=int, default=16)
+    p.add_argument("--silent", type=int, default=16)
+    p.add_argument("--max-clients", type=int, default=16)
+    args = p.parse_args()
+    random.seed(0)
+    alone = run(args, loaded=False)
+    print(f"no clients: {alone['frames']} frames, {alone['fps']:.1f} FPS; {_memory(alone['samples'])}", flush=True)
+    busy = run(args, loaded=True)
+    print(f"{args.streams} viewers + {args.silent} silent: {busy['frames']} frames, {busy['fps']:.1f} FPS = "
+          f"{busy['fps'] / alone['fps']:.1%} of no clients; {_memory(busy['samples'])}")
+    print(_load_line(busy["load"], busy["frames"]))
+
+
+if __name__ == "__main__":
+    main()
