@@ -20,8 +20,10 @@ run (warm) to its end (median of 3 samples each). Results: docs/BENCHMARKS.md ("
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
+import resource
 import secrets
 import selectors
 import socket
@@ -66,15 +68,20 @@ class Load(threading.Thread):
         self.open: Counter = Counter()
         self.stats: Counter = Counter()     # parts, bytes, stream_joins, stream_refused, silent_closed, ...
         self.statuses = {"probe": Counter(), "page": Counter()}
-        self.silent_held: list[float] = []
-        self.stream_retry = 0.0
+        self.silent_held: list[tuple[float, float]] = []  # (when, how long) of each closed by the server
+        self.drops: list[float] = []                      # when a stream was closed by the server
+        self.retry, self.gone = {"stream": 0.0, "silent": 0.0}, float("inf")
+
+    def before_the_end(self, times: list[float]) -> list[float]:
+        """Those of `times` more than 2 s before the server stopped (its stop closes every connection)."""
+        return [t for t in times if t < self.gone - 2.0]
 
     def run(self) -> None:
         next_probe = next_page = time.monotonic() + 2.0
         while not self.stop.is_set():
             now = time.monotonic()
-            for kind, wanted in (("stream", self.streams if now >= self.stream_retry else 0), ("silent", self.silent)):
-                for _ in range(wanted - self.open[kind]):
+            for kind, wanted in (("stream", self.streams), ("silent", self.silent)):
+                for _ in range(wanted - self.open[kind] if now >= self.retry[kind] else 0):
                     self._open(kind)
             if now >= next_probe and self.stats["live"] == self.streams:  # every viewer is in: cap reached
                 self._open("probe")
@@ -86,10 +93,14 @@ class Load(threading.Thread):
                 self._read(key.data)
         for key in list(self.selector.get_map().values()):
             self._close(key.data)
+        self.cpu_s = time.thread_time()  # what the clients cost this machine
 
     def _open(self, kind: str) -> None:
         try:
             client = _Client(kind, self.port, self.requests[kind])
+        except ConnectionRefusedError:  # the run has ended: its server is closed
+            self.gone = min(self.gone, time.monotonic())
+            return
         except OSError:
             self.stats[f"{kind}_connect_failed"] += 1
             return
@@ -121,10 +132,12 @@ class Load(threading.Thread):
             self.stats["bytes"] += len(data)
         if not data or client.kind in ("probe", "page") and client.status or client.parts >= client.leave_after:
             if client.kind == "silent" and not data and not client.status:
-                self.silent_held.append(time.monotonic() - client.opened)
+                self.silent_held.append((time.monotonic(), time.monotonic() - client.opened))
+            if client.kind == "stream" and client.status == 200 and not data:
+                self.drops.append(time.monotonic())  # by the server: not read for STALL_S, or the run ended
             self._close(client)
-            if client.kind == "stream" and client.status != 200:  # the server has not yet seen the viewer's
-                self.stream_retry = time.monotonic() + 0.1           # last connection end: again soon
+            if client.kind in self.retry and client.status not in (0, 200):  # refused: the server has not
+                self.retry[client.kind] = time.monotonic() + 0.1             # yet seen its last one end
 
     def _answered(self, client: _Client) -> None:
         if client.kind in self.statuses:
@@ -134,6 +147,12 @@ class Load(threading.Thread):
             self.stats["live"] += 1
         else:  # a viewer back before the server noticed it left (or a silent client answered)
             self.stats[f"{client.kind}_{client.status}"] += 1
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _proc_status(pid: int) -> tuple[float, int] | None:
@@ -153,8 +172,10 @@ def run(args: argparse.Namespace, loaded: bool) -> dict:
     cmd = [sys.executable, "-m", "realtime_seg", "--video", str(args.video), "--model", args.model, "--loop",
            "--max-frames", str(args.frames), "--no-show", "--serve", "127.0.0.1:0", "--serve-token", token,
            "--serve-max-clients", str(args.max_clients)]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     port = int(PORT.search(proc.stdout.readline()).group(1))
+    started = _cpu_s(proc.pid)  # the model is loaded: the rest is the run (and the source's opening)
     out: list[str] = []
     reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
     reader.start()
@@ -171,7 +192,10 @@ def run(args: argparse.Namespace, loaded: bool) -> dict:
         load.join(10)
     reader.join(10)
     frames, fps = SUMMARY.search("".join(out)).groups()
-    return {"frames": int(frames), "fps": float(fps), "samples": samples, "load": load}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime - started
+    return {"frames": int(frames), "fps": float(fps), "cpu_ms": 1e3 * cpu / int(frames), "samples": samples,
+            "load": load}
 
 
 def _memory(samples: list[tuple[float, int]]) -> str:
@@ -183,14 +207,17 @@ def _memory(samples: list[tuple[float, int]]) -> str:
 
 
 def _load_line(load: Load, frames: int) -> str:
-    s, held = load.stats, load.silent_held
+    s = load.stats
+    held = [h for when, h in load.silent_held if when in load.before_the_end([when])]
     probes, pages = load.statuses["probe"], load.statuses["page"]
+    others = dict(probes - Counter({503: probes[503]}))
     return (f"  {load.streams} viewers: {s['joins']} connections, {s['parts']} parts ({s['bytes'] / 1e9:.2f} GB; "
             f"{s['parts'] / max(1, load.streams * frames):.0%} of {load.streams} x {frames} frames); "
-            f"refused while coming back: {s['stream_503']}\n"
+            f"refused while coming back: {s['stream_503']}; dropped by the server: {len(load.before_the_end(load.drops))}\n"
             f"  {load.silent} silent clients: {len(held)} closed by the server after "
             f"{statistics.median(held) if held else float('nan'):.1f} s (median); refused: {s['silent_503']}\n"
-            f"  one more stream at the cap: {probes[503]} of {sum(probes.values())} answered 503; "
+            f"  one more stream at the cap: {probes[503]} of {sum(probes.values())} answered 503"
+            f"{f' (others: {others})' if others else ''}; "
             f"the page: {pages[200]} of {sum(pages.values())} answered 200")
 
 
@@ -205,11 +232,16 @@ def main() -> None:
     args = p.parse_args()
     random.seed(0)
     alone = run(args, loaded=False)
-    print(f"no clients: {alone['frames']} frames, {alone['fps']:.1f} FPS; {_memory(alone['samples'])}", flush=True)
+    print(f"no clients: {alone['frames']} frames, {alone['fps']:.1f} FPS, viewer CPU {alone['cpu_ms']:.1f} ms "
+          f"a frame; {_memory(alone['samples'])}", flush=True)
     busy = run(args, loaded=True)
+    clients_ms = 1e3 * busy["load"].cpu_s / busy["frames"]
     print(f"{args.streams} viewers + {args.silent} silent: {busy['frames']} frames, {busy['fps']:.1f} FPS = "
-          f"{busy['fps'] / alone['fps']:.1%} of no clients; {_memory(busy['samples'])}")
+          f"{busy['fps'] / alone['fps']:.1%} of no clients, viewer CPU {busy['cpu_ms']:.1f} ms a frame "
+          f"({busy['cpu_ms'] - alone['cpu_ms']:+.1f}), the clients' {clients_ms:.1f}; {_memory(busy['samples'])}")
     print(_load_line(busy["load"], busy["frames"]))
+    print(f"  CPU-bound (the viewer using every core, as on a quiet machine): "
+          f"{alone['cpu_ms'] / (busy['cpu_ms'] + clients_ms):.1%} of no clients expected")
 
 
 if __name__ == "__main__":

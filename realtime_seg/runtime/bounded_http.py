@@ -40,6 +40,8 @@ class BoundedHTTPServer(http.server.ThreadingHTTPServer):
     request whose line and headers are not all in within HEADER_S is closed (slow-header clients)."""
 
     daemon_threads = True
+    request_queue_size = 64  # connections waiting to be accepted (5 in socketserver): a burst of browsers
+                             # is not left to retry its connection a second later
 
     def __init__(self, address: tuple[str, int], handler: type[BoundedHandler], max_connections: int):
         self.max_connections = max_connections

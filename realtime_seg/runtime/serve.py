@@ -3,9 +3,9 @@ page that shows it, served by the standard library's `ThreadingHTTPServer`, boun
 
     publish(frame) ─► latest frame ─► encoder thread (one JPEG per frame) ─► each client's 1-slot mailbox ─► its socket
 
-`publish` never waits: it only swaps the latest frame. A frame's JPEG is made once, whoever asks;
-each client's mailbox holds only the newest: a slow or vanished browser misses frames, nobody
-else does, and the pipeline never waits for it.
+`publish` never waits: it only swaps the latest frame. A frame's JPEG is made once, whoever asks,
+and the streams get at most STREAM_FPS a second; each client's mailbox holds only the newest: a
+slow or vanished browser misses frames, nobody else does, and the pipeline never waits for it.
 
 Who and how many: 127.0.0.1 unless a host is named; beyond loopback every request needs `?token=`
 (random, or --serve-token; compared in constant time) or gets 403. At most `max_clients` streams
@@ -23,6 +23,7 @@ import secrets
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 from typing import Iterator
 
@@ -35,6 +36,8 @@ from .bounded_http import BoundedHandler, BoundedHTTPServer
 DEFAULT_HOST = "127.0.0.1"
 MAX_CLIENTS = 16     # streams at once (--serve-max-clients)
 STALL_S = 10.0       # a client whose socket takes no data for this long is dropped
+STREAM_FPS = 30.0    # frames a second to the streams at most: a run faster than that (a file, headless)
+                     # would spend its CPU on frames no one needs to see; /frame.jpg is always the newest
 JPEG_QUALITY = 80
 _TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,}")  # safe as is in a URL, the page's HTML and its script
 _BOUNDARY = "frame"
@@ -259,7 +262,8 @@ class FrameServer:
             self._boxes.discard(box)
 
     def _encode(self) -> None:
-        """Encode each new frame once, while anyone streams, and put it in every mailbox."""
+        """Encode the newest frame once, while anyone streams, and put it in every mailbox; at most
+        STREAM_FPS times a second."""
         sent = 0
         while True:
             with self._new:
@@ -267,7 +271,7 @@ class FrameServer:
                     self._new.wait()
                 if self._closed:
                     return
-                sent = self._number
+                sent, start = self._number, time.monotonic()
             with self._lock:
                 boxes = list(self._boxes)
             if boxes:
@@ -276,6 +280,7 @@ class FrameServer:
                         + jpeg + b"\r\n")  # made once, sent to every client
                 for box in boxes:
                     box.put(part)
+                time.sleep(max(0.0, start + 1 / STREAM_FPS - time.monotonic()))
 
     def close(self) -> None:
         """Stop serving: end every stream, close every connection, stop the threads."""

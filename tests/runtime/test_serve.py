@@ -17,7 +17,7 @@ import pytest
 
 import browser
 from realtime_seg.errors import UsageError, UserError
-from realtime_seg.runtime import bounded_http
+from realtime_seg.runtime import bounded_http, serve
 from realtime_seg.runtime.serve import FrameServer, check_token, connections, is_loopback, parse_address, serving
 
 
@@ -110,7 +110,8 @@ def test_stream_is_mjpeg_of_the_newest_frames_and_page_and_still_answer():
             urllib.request.urlopen(f"{server.url}nothing", timeout=10)
 
 
-def test_a_client_that_stops_reading_holds_up_no_one_and_the_server_still_stops():
+def test_a_client_that_stops_reading_holds_up_no_one_and_the_server_still_stops(monkeypatch):
+    monkeypatch.setattr(serve, "STREAM_FPS", 1000.0)  # the stream as fast as frames come: its buffers fill soon
     server = FrameServer("127.0.0.1", 0)
     stuck = socket.socket()
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -261,6 +262,17 @@ def test_a_half_sent_request_is_dropped_within_the_timeout(monkeypatch):
             time.sleep(0.05)
         assert server.connections == 0  # its thread is gone
         client.close()
+
+
+def test_streams_get_at_most_stream_fps(monkeypatch):
+    monkeypatch.setattr(serve, "STREAM_FPS", 10.0)
+    with serving("0") as server, _Publisher(server, period=0.002) as publisher:
+        response = urllib.request.urlopen(f"{server.url}stream.mjpg", timeout=10)
+        _parts(response, 1)
+        start, first = time.monotonic(), publisher.count
+        _parts(response, 5)
+        assert time.monotonic() - start >= 0.45  # 5 parts at 10 a second
+        assert publisher.count - first > 5 * 2   # while many more frames were published
 
 
 def test_a_frame_is_encoded_once_whatever_the_viewers():
