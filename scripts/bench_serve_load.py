@@ -14,8 +14,9 @@ the clients cost the machine little beyond what the server does):
     its header deadline, and it comes back at once;
   * while every viewer is connected, one more stream request every 0.5 s: beyond the cap, it
     should get 503; and the page every 2 s, which should still get 200.
-The viewer's VmRSS and threads are read from /proc every 0.5 s; RSS growth is from 10% of the
-run (warm) to its end (median of 3 samples each). Results: docs/BENCHMARKS.md ("Serving under load").
+The viewer's VmRSS and threads are read from /proc every 0.5 s (RSS at 10%, half and the end of the
+run), its CPU time per frame from /proc and its rusage (model loading left out), and the clients'
+own CPU time. Results: docs/BENCHMARKS.md ("Serving under load").
 """
 from __future__ import annotations
 
@@ -59,14 +60,12 @@ class Load(threading.Thread):
     def __init__(self, port: int, token: str, streams: int, silent: int):
         super().__init__(daemon=True)
         self.port, self.streams, self.silent = port, streams, silent
-        q = f"?token={token}"
-        self.requests = {"stream": f"GET /stream.mjpg{q} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode(),
-                         "probe": f"GET /stream.mjpg{q} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode(),
-                         "page": f"GET /{q} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode(),
-                         "silent": f"GET /stream.mjpg{q} HTTP/1.1\r\nHost: 127.0".encode()}  # and no more
+        stream, page = (f"GET /{path}?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+                        for path in ("stream.mjpg", ""))
+        self.requests = {"stream": stream, "probe": stream, "page": page, "silent": stream[:-12]}  # cut in its headers
         self.stop, self.selector = threading.Event(), selectors.DefaultSelector()
         self.open: Counter = Counter()
-        self.stats: Counter = Counter()     # parts, bytes, stream_joins, stream_refused, silent_closed, ...
+        self.stats: Counter = Counter()     # parts, bytes, joins, live (viewers in), KIND_STATUS (refused)
         self.statuses = {"probe": Counter(), "page": Counter()}
         self.silent_held: list[tuple[float, float]] = []  # (when, how long) of each closed by the server
         self.drops: list[float] = []                      # when a stream was closed by the server
@@ -199,11 +198,13 @@ def run(args: argparse.Namespace, loaded: bool) -> dict:
 
 
 def _memory(samples: list[tuple[float, int]]) -> str:
+    """RSS at 10%, half and the end of the run (median of 3 samples each), growth over the second half
+    (the first holds the viewer's own warm-up: arenas, buffers), and threads."""
     rss = [s[0] for s in samples]
-    i = len(rss) // 10
-    warm, end = statistics.median(rss[i:i + 3]), statistics.median(rss[-3:])
-    return (f"RSS {warm:.1f} -> {end:.1f} MB ({100 * (end - warm) / warm:+.1f}%), peak {max(rss):.1f} MB; "
-            f"threads {samples[i][1]} -> max {max(s[1] for s in samples)}")
+    at = [statistics.median(rss[i:i + 3]) for i in (len(rss) // 10, len(rss) // 2, len(rss) - 3)]
+    return (f"RSS {at[0]:.1f} / {at[1]:.1f} / {at[2]:.1f} MB at 10% / half / end ({100 * (at[2] - at[1]) / at[1]:+.1f}% "
+            f"over the second half), peak {max(rss):.1f} MB; threads {samples[len(rss) // 10][1]} -> max "
+            f"{max(s[1] for s in samples)}")
 
 
 def _load_line(load: Load, frames: int) -> str:
