@@ -1,7 +1,7 @@
 """Options and checks shared by the commands: --model/--device/--threads/--precision (what they
 name is resolved and opened by runtime/models.py), and how masks look (--opacity, --view,
 --palette, --edges, --shares, --smooth: one `runtime/look.py` Look), and --compare MODEL[:PRECISION]
-(its model opened by runtime/models.py too) and --serve.
+(its model opened by runtime/models.py too) and --serve (with its token and cap on viewers).
 
 Each command's parser adds these with `add_model_options`, `add_look_options`, `add_compare_options`
 and `add_serve_option`, so they read and fail the same way.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from .errors import UsageError
+from .errors import UsageError, check_at_least
 from .runtime.compare import LAYOUTS, Comparison
 from .runtime.engine import DEVICES, SegModel
 from .runtime.look import Look
@@ -18,6 +18,7 @@ from .runtime.models import PRESETS, ModelChoice, Opened, choose_model, open_sel
 from .runtime.palettes import DEFAULT_PALETTE, PALETTES
 from .runtime.precision import CHOICES as PRECISION_CHOICES
 from .runtime.render import EDGES, VIEWS
+from .runtime.serve import MAX_CLIENTS, check_token, parse_address
 from .runtime.temporal import DEFAULT_SMOOTH, smoother
 
 
@@ -76,7 +77,22 @@ def add_serve_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--serve", metavar="[HOST:]PORT",
                    help="also stream the annotated frames to browsers at http://HOST:PORT/ (MJPEG; window or "
                         "headless); HOST defaults to 127.0.0.1, this machine only: name another (e.g. 0.0.0.0) "
-                        "to let others watch (unauthenticated)")
+                        "to let others watch, with the token in the URL printed at the start (plain HTTP)")
+    p.add_argument("--serve-token", metavar="TOKEN",
+                   help="the token --serve asks for (16+ letters, digits or -._~) instead of a random one; "
+                        "also asked on 127.0.0.1 when given")
+    p.add_argument("--serve-max-clients", type=int, default=MAX_CLIENTS, metavar="N",
+                   help=f"browsers that may watch at once (default {MAX_CLIENTS}); one more is answered 503")
+
+
+def check_serve_options(args: argparse.Namespace) -> None:
+    """Usage errors in --serve, --serve-token and --serve-max-clients, before any work."""
+    if args.serve is not None:
+        parse_address(args.serve)
+    elif args.serve_token is not None:
+        raise UsageError("--serve-token is the token of --serve; add --serve [HOST:]PORT")
+    check_token(args.serve_token)
+    check_at_least("--serve-max-clients", args.serve_max_clients, 1)
 
 
 def split_compare(spec: str, main: ModelChoice | str | None) -> tuple[str, str | None]:

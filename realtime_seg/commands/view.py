@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from ..cli import add_compare_options, add_look_options, add_model_options, add_serve_option, comparison, look_options
+from ..cli import (add_compare_options, add_look_options, add_model_options, add_serve_option, check_serve_options,
+                   comparison, look_options)
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..paths import DEMO_VIDEO
 from ..runtime.compare import Comparison
@@ -28,7 +29,7 @@ from ..runtime.display import display_available, open_window
 from ..runtime.engine import SegModel
 from ..runtime.models import open_selected
 from ..runtime.player import ViewState, play
-from ..runtime.serve import FrameServer, parse_address, serving
+from ..runtime.serve import FrameServer, serving
 from ..runtime.sources import Source, open_camera, open_video
 from ..runtime.video import CODECS, DEFAULT_CODEC, VideoOutput, codec_name
 from ..system import check_output_file, on_stop_signals
@@ -72,7 +73,7 @@ def run(args, demo: bool = False) -> dict:
     was chosen for want of --video or --camera (said once both have opened)."""
     opened = open_selected(args.model, args.precision, args.device, args.threads)
     compare = comparison(args, opened.model, opened.plan.threads)
-    with serving(args.serve) as server:  # stops with the run
+    with serving(args.serve, token=args.serve_token, max_clients=args.serve_max_clients) as server:  # stops with the run
         source = open_source(args)
         if demo:
             print(f"no --video or --camera given: playing the demo {DEMO_VIDEO.name}")
@@ -170,8 +171,7 @@ def check_args(args: argparse.Namespace) -> None:
     check_at_least("--threads", args.threads, 0)
     check_at_least("--max-frames", args.max_frames, 1)
     check_at_least("--camera", args.camera, 0)
-    if args.serve is not None:
-        parse_address(args.serve)
+    check_serve_options(args)
     if args.loop and args.camera is not None:
         raise UsageError("--loop replays video files, not cameras; drop --loop")
     if args.output:

@@ -1,43 +1,56 @@
 """Watch a run from a browser (`--serve [HOST:]PORT`): the annotated frames as an MJPEG stream and a
-page that shows it, served by the standard library's `ThreadingHTTPServer`.
+page that shows it, served by the standard library's `ThreadingHTTPServer`, bounded.
 
     publish(frame) ─► latest frame ─► encoder thread (one JPEG per frame) ─► each client's 1-slot mailbox ─► its socket
 
-`publish` never waits: it only swaps the latest frame (nothing at all while nobody watches). Each
-client has a mailbox that holds only the newest JPEG: a slow or vanished browser misses frames,
-nobody else does, and the pipeline never waits for it; a client that stops reading is dropped
-after `STALL_S`. `serving` starts the server and stops it (closing every connection) with the run.
-Binds to 127.0.0.1 unless a host is named; the stream is unauthenticated.
+`publish` never waits: it only swaps the latest frame. A frame's JPEG is made once, whoever asks,
+and the streams get at most STREAM_FPS a second; each client's mailbox holds only the newest: a
+slow or vanished browser misses frames, nobody else does, and the pipeline never waits for it.
+
+Who and how many: 127.0.0.1 unless a host is named; beyond loopback every request needs `?token=`
+(random, or --serve-token; compared in constant time) or gets 403. At most `max_clients` streams
+(one more: 503) and `connections(max_clients)` connections (one more: 503 from the accepting thread, no thread
+started); headers not all in after HEADER_S, or a stream not read for STALL_S: closed. No TLS
+(docs/RELIABILITY.md, "Serving"). `serving` starts the server and stops it with the run.
 """
 from __future__ import annotations
 
 import contextlib
-import http.server
+import hmac
 import ipaddress
+import re
+import secrets
 import socket
 import sys
 import threading
+import time
+import urllib.parse
 from typing import Iterator
 
 import cv2
 import numpy as np
 
 from ..errors import UsageError, UserError
+from .bounded_http import BoundedHandler, BoundedHTTPServer
 
 DEFAULT_HOST = "127.0.0.1"
+MAX_CLIENTS = 16     # streams at once (--serve-max-clients)
 STALL_S = 10.0       # a client whose socket takes no data for this long is dropped
+STREAM_FPS = 30.0    # frames a second to the streams at most: a run faster than that (a file, headless)
+                     # would spend its CPU on frames no one needs to see; /frame.jpg is always the newest
 JPEG_QUALITY = 80
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,}")  # safe as is in a URL, the page's HTML and its script
 _BOUNDARY = "frame"
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{margin:0;background:#111;color:#ccc;font:14px sans-serif}}
 #live{{display:block;max-width:100vw;max-height:calc(100vh - 2em);margin:auto}}
 p{{margin:.3em;text-align:center}}</style></head>
-<body><img id="live" src="/stream.mjpg" alt="live frames"><p id="state">{title}: live</p>
+<body><img id="live" src="/stream.mjpg?{query}" alt="live frames"><p id="state">{title}: live</p>
 <script>
 const img = document.getElementById("live"), state = document.getElementById("state");
 img.onerror = () => {{ state.textContent = "{title}: the run has ended or cannot be reached; retrying";
-                      setTimeout(() => {{ img.src = "/stream.mjpg?" + Date.now(); }}, 2000); }};
+                      setTimeout(() => {{ img.src = "/stream.mjpg?{query}&t=" + Date.now(); }}, 2000); }};
 img.onload = () => {{ state.textContent = "{title}: live"; }};
 </script></body></html>
 """
@@ -62,24 +75,38 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def connections(max_clients: int) -> int:
+    """Connections (threads) at once for `max_clients` streams: the streams, as many requests being
+    answered or still arriving (slow or silent ones hold theirs up to HEADER_S), and 8 to spare."""
+    return 2 * max_clients + 8
+
+
+def check_token(token: str | None) -> None:
+    """A usage error unless `token` (--serve-token, when given) is long enough and safe in a URL."""
+    if token is not None and not _TOKEN.fullmatch(token):
+        raise UsageError(f"--serve-token takes 16 or more letters, digits or -._~ (it goes into URLs), "
+                         f"got {len(token)} characters{'' if token.isascii() else ' not all ASCII'}")
+
+
 class _Mailbox:
-    """One client's newest JPEG: a new one replaces an untaken one (that client drops a frame)."""
+    """One client's newest part (a JPEG with its multipart header): a new one replaces an untaken one
+    (that client drops a frame)."""
 
     def __init__(self):
-        self._cond, self._jpeg, self.closed = threading.Condition(), None, False
+        self._cond, self._part, self.closed = threading.Condition(), None, False
 
-    def put(self, jpeg: bytes) -> None:
+    def put(self, part: bytes) -> None:
         with self._cond:
-            self._jpeg = jpeg
+            self._part = part
             self._cond.notify()
 
     def take(self, timeout: float) -> bytes | None:
-        """The newest JPEG not yet taken; None after `timeout` or once closed."""
+        """The newest part not yet taken; None after `timeout` or once closed."""
         with self._cond:
-            if self._jpeg is None and not self.closed:
+            if self._part is None and not self.closed:
                 self._cond.wait(timeout)
-            jpeg, self._jpeg = self._jpeg, None
-            return None if self.closed else jpeg
+            part, self._part = self._part, None
+            return None if self.closed else part
 
     def close(self) -> None:
         with self._cond:
@@ -87,18 +114,22 @@ class _Mailbox:
             self._cond.notify()
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """GET /: the page; /stream.mjpg: the MJPEG stream; /frame.jpg: the latest frame."""
+class _Handler(BoundedHandler):
+    """GET /: the page; /stream.mjpg: the MJPEG stream; /frame.jpg: the latest frame. With a token,
+    every request without it is refused (403), whatever the path."""
 
     server: "_HTTPServer"
     timeout = STALL_S  # socket timeout: a client that stops reading is dropped, not waited for
 
     def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
-        path = self.path.split("?")[0]
-        if path == "/":
-            self._send(PAGE.format(title=self.server.frames.title).encode(), "text/html; charset=utf-8")
+        frames = self.server.frames
+        path, _, query = self.path.partition("?")
+        if not frames.allows(urllib.parse.parse_qs(query).get("token", [""])[0]):
+            self.send_error(403, "this --serve needs its token: open the URL it printed, with ?token=")
+        elif path == "/":
+            self._send(frames.page().encode(), "text/html; charset=utf-8")
         elif path == "/frame.jpg":
-            jpeg = self.server.frames.latest_jpeg()
+            jpeg = frames.latest_jpeg()
             if jpeg is None:
                 self.send_error(503, "no frame yet")
             else:
@@ -117,33 +148,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _stream(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
         frames = self.server.frames
-        box = frames.join(self.connection)
+        box = frames.join()
+        if box is None:
+            self.send_error(503, f"{frames.max_clients} viewers already (--serve-max-clients); try again later")
+            return
         try:
+            self.send_response(200)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
             while not box.closed:
-                jpeg = box.take(timeout=0.5)
-                if jpeg is not None:
-                    self.wfile.write(f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                     f"{len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
+                part = box.take(timeout=0.5)
+                if part is not None:
+                    self.wfile.write(part)
         except OSError:  # the browser went away, or stopped reading for STALL_S
             pass
         finally:
             frames.leave(box)
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (the standard library's name)
-        pass  # no request log over the progress bar
 
-
-class _HTTPServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
+class _HTTPServer(BoundedHTTPServer):
     frames: "FrameServer"
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # a browser that closed its connection mid-answer: nothing to report over the run's output
 
 
 class _HTTPServer6(_HTTPServer):
@@ -151,22 +177,26 @@ class _HTTPServer6(_HTTPServer):
 
 
 class FrameServer:
-    """The HTTP server of one run: `publish` each annotated frame, `close` at the end."""
+    """The HTTP server of one run: `publish` each annotated frame, `close` at the end. `token`: every
+    request must carry `?token=` it (None: no check); `max_clients`: streams at once."""
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, title: str = "realtime_seg"):
-        self.title = title
+    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, title: str = "realtime_seg",
+                 token: str | None = None, max_clients: int = MAX_CLIENTS):
+        self.title, self.token, self.max_clients = title, token, max_clients
         kind = _HTTPServer6 if ":" in host else _HTTPServer
         try:
-            self._http = kind((host, port), _Handler)
+            self._http = kind((host, port), _Handler, connections(max_clients))
         except OSError as e:
             raise UserError(f"--serve {host}:{port}: cannot listen there ({e.strerror or e}); pick another "
                             f"port, or a host this machine has") from None
         self._http.frames = self
         self.host, self.port = host, self._http.server_address[1]
-        self._lock, self._new = threading.Lock(), threading.Condition()
-        self._boxes: dict[_Mailbox, socket.socket] = {}
+        self._lock, self._new, self._encoding = threading.Lock(), threading.Condition(), threading.Lock()
+        self._boxes: set[_Mailbox] = set()
         self._latest: np.ndarray | None = None
-        self._fresh = False          # _latest not yet sent to the streams
+        self._number = 0                     # frames published
+        self._jpeg: tuple[int, bytes] = (0, b"")  # the newest JPEG made, with its frame's number
+        self.encoded = 0                     # JPEGs made (one per frame at most, whoever asks)
         self._closed = False
         self._threads = [threading.Thread(target=self._http.serve_forever, args=(0.2,), name="serve", daemon=True),
                          threading.Thread(target=self._encode, name="serve-jpeg", daemon=True)]
@@ -178,48 +208,79 @@ class FrameServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
+    def link(self, path: str = "") -> str:
+        """The URL of `path` ("" the page, "stream.mjpg", "frame.jpg") with the token, if any."""
+        return self.url + path + (f"?token={self.token}" if self.token else "")
+
     @property
     def clients(self) -> int:
         with self._lock:
             return len(self._boxes)
 
+    @property
+    def connections(self) -> int:
+        """Open connections (streams, requests being answered or still arriving), one thread each."""
+        return self._http.connections
+
+    def allows(self, token: str) -> bool:
+        """Whether a request that carries `token` is answered (compared in constant time)."""
+        return self.token is None or hmac.compare_digest(token.encode(), self.token.encode())
+
+    def page(self) -> str:
+        """The page, its stream's URL with the token (when there is one), also when it retries."""
+        return PAGE.format(title=self.title, query=f"token={self.token}" if self.token else "")
+
     def publish(self, image: np.ndarray) -> None:
         """Offer the newest annotated frame; never waits (kept, not copied: frames are not drawn on again)."""
         with self._new:
-            self._latest, self._fresh = image, True
+            self._latest, self._number = image, self._number + 1
             self._new.notify()
 
     def latest_jpeg(self) -> bytes | None:
-        """The newest frame as JPEG; None before the first."""
+        """The newest frame as JPEG, made once per frame; None before the first."""
         with self._new:
-            image = self._latest
-        return None if image is None else _encode_jpeg(image)
+            image, number = self._latest, self._number
+        if image is None:
+            return None
+        with self._encoding:
+            if self._jpeg[0] != number:
+                self._jpeg = (number, _encode_jpeg(image))
+                self.encoded += 1
+            return self._jpeg[1]
 
-    def join(self, connection: socket.socket) -> _Mailbox:
-        box = _Mailbox()
+    def join(self) -> _Mailbox | None:
+        """A new stream's mailbox; None when `max_clients` streams are already open."""
         with self._lock:
-            self._boxes[box] = connection
-        return box
+            if len(self._boxes) >= self.max_clients:
+                return None
+            box = _Mailbox()
+            self._boxes.add(box)
+            return box
 
     def leave(self, box: _Mailbox) -> None:
         with self._lock:
-            self._boxes.pop(box, None)
+            self._boxes.discard(box)
 
     def _encode(self) -> None:
-        """Encode each new frame once, while anyone streams, and put it in every mailbox."""
+        """Encode the newest frame once, while anyone streams, and put it in every mailbox; at most
+        STREAM_FPS times a second."""
+        sent = 0
         while True:
             with self._new:
-                while not self._fresh and not self._closed:
+                while self._number == sent and not self._closed:
                     self._new.wait()
                 if self._closed:
                     return
-                image, self._fresh = self._latest, False
+                sent, start = self._number, time.monotonic()
             with self._lock:
                 boxes = list(self._boxes)
             if boxes:
-                jpeg = _encode_jpeg(image)
+                jpeg = self.latest_jpeg()
+                part = (f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                        + jpeg + b"\r\n")  # made once, sent to every client
                 for box in boxes:
-                    box.put(jpeg)
+                    box.put(part)
+                time.sleep(max(0.0, start + 1 / STREAM_FPS - time.monotonic()))
 
     def close(self) -> None:
         """Stop serving: end every stream, close every connection, stop the threads."""
@@ -228,11 +289,10 @@ class FrameServer:
             self._new.notify_all()
         self._http.shutdown()
         with self._lock:
-            boxes = dict(self._boxes)
-        for box, connection in boxes.items():
+            boxes = list(self._boxes)
+        for box in boxes:
             box.close()
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)  # a write blocked on a stalled client returns
+        self._http.hang_up_all()  # a write blocked on a stalled client, a read of slow headers: both return
         self._http.server_close()
         for t in self._threads:
             t.join(timeout=5.0)
@@ -244,17 +304,24 @@ def _encode_jpeg(image: np.ndarray) -> bytes:
 
 
 @contextlib.contextmanager
-def serving(spec: str | None, title: str = "realtime_seg") -> Iterator[FrameServer | None]:
-    """A FrameServer at `spec` ([HOST:]PORT; None: no server) for the block, stopped when it ends."""
+def serving(spec: str | None, title: str = "realtime_seg", token: str | None = None,
+            max_clients: int = MAX_CLIENTS) -> Iterator[FrameServer | None]:
+    """A FrameServer at `spec` ([HOST:]PORT; None: no server) for the block, stopped when it ends.
+    Beyond loopback it needs a token: `token`, or a random one (128+ bits); on loopback only `token`."""
     if spec is None:
         yield None
         return
     host, port = parse_address(spec)
-    server = FrameServer(host, port, title)
-    print(f"serving the annotated frames at {server.url} (MJPEG stream: {server.url}stream.mjpg)", flush=True)
+    check_token(token)
+    if token is None and not is_loopback(host):
+        token = secrets.token_urlsafe(24)  # 192 bits
+    server = FrameServer(host, port, title, token, max_clients)
+    print(f"serving the annotated frames at {server.link()} (MJPEG stream: {server.link('stream.mjpg')})",
+          flush=True)
     if not is_loopback(host):
-        print(f"warning: --serve {spec} listens beyond this machine and the stream is unauthenticated: "
-              f"anyone who reaches port {server.port} can watch it", file=sys.stderr)
+        print(f"warning: --serve {spec} listens beyond this machine: only requests with the token above are "
+              f"answered, over plain HTTP (no TLS: put an HTTPS reverse proxy in front on networks you do not "
+              f"trust)", file=sys.stderr)
     try:
         yield server
     finally:

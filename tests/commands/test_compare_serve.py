@@ -99,6 +99,9 @@ def test_a_finished_comparison_is_skipped_and_a_short_compared_mask_folder_redon
     (["--compare", "accurate:fp8"], 2, "--compare accurate:fp8: unknown precision 'fp8'"),
     (["--compare", "missing.onnx"], 1, "model missing.onnx not found"),
     (["--serve", "host:"], 2, "--serve takes [HOST:]PORT"),
+    (["--serve", "0", "--serve-token", "short"], 2, "--serve-token takes 16 or more letters, digits or -._~"),
+    (["--serve-token", "x" * 20], 2, "--serve-token is the token of --serve; add --serve [HOST:]PORT"),
+    (["--serve", "0", "--serve-max-clients", "0"], 2, "--serve-max-clients must be 1 or more, got 0"),
 ])
 def test_bad_compare_or_serve_is_one_line(args, code, message):
     line = assert_one_line_error(cli("--video", SHORT, "--model", FP32, "--no-show", *args, timeout=120), code)
@@ -138,9 +141,9 @@ def _served(*args: str, env: dict | None = None) -> Iterator[tuple[subprocess.Po
             proc.communicate()
 
 
-def _first_part(url: str) -> np.ndarray:
+def _first_part(url: str, query: str = "") -> np.ndarray:
     """The first JPEG of the MJPEG stream, decoded."""
-    response = urllib.request.urlopen(f"{url}stream.mjpg", timeout=60)
+    response = urllib.request.urlopen(f"{url}stream.mjpg{query}", timeout=60)
     assert response.headers["Content-Type"].startswith("multipart/x-mixed-replace")
     assert response.readline().strip() == b"--frame"
     headers = dict(line.decode().split(": ", 1) for line in iter(lambda: response.readline().strip(), b""))
@@ -161,6 +164,28 @@ def test_headless_run_is_watched_from_a_browser_and_the_server_stops_with_it(tmp
     port = int(url.rstrip("/").rsplit(":", 1)[1])
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def test_beyond_loopback_the_printed_url_has_the_token_and_nothing_is_served_without_it():
+    """--serve 0.0.0.0:0 (asked from 127.0.0.1 only): the URL printed carries a token; /, the stream and
+    the still answer 403 without it, 200 with it, and the page's stream carries it."""
+    proc = subprocess.Popen([sys.executable, "-m", "realtime_seg", "--video", str(SHORT), "--model", str(FP32),
+                             "--loop", "--no-show", "--serve", "0.0.0.0:0"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        port, token = re.search(r"at http://0\.0\.0\.0:(\d+)/\?token=([\w-]{22,}) ", line).groups()
+        base = f"http://127.0.0.1:{port}/"
+        for path in ["", "stream.mjpg", "frame.jpg"]:
+            with pytest.raises(urllib.error.HTTPError, match="403"):
+                urllib.request.urlopen(base + path, timeout=30)
+        page = urllib.request.urlopen(f"{base}?token={token}", timeout=30).read().decode()
+        assert f'src="/stream.mjpg?token={token}"' in page
+        assert _first_part(base, f"?token={token}").shape == (270, 480, 3)
+    finally:
+        proc.kill()
+        _, err = proc.communicate()
+    assert "listens beyond this machine" in err and "no TLS" in err
 
 
 def _still(url: str) -> np.ndarray:
