@@ -102,7 +102,7 @@ def tiny_graph(path: Path, kind: str) -> Path:
     elif kind == "sigmoid_logit":
         nodes.append(helper.make_node("Identity", ["score"], ["out"]))
     elif kind == "classifier":
-        inits.append(numpy_helper.from_array(np.ones((10, 1), np.float32), "fc"))
+        inits.append(numpy_helper.from_array(np.ones((1, 10), np.float32), "fc"))
         nodes += [helper.make_node("GlobalAveragePool", ["score"], ["pooled"]),
                   helper.make_node("Flatten", ["pooled"], ["flat"]),
                   helper.make_node("MatMul", ["flat", "fc"], ["out"])]

@@ -244,11 +244,9 @@ def read_interface(path: Path, proto, session, input_size: tuple[int, int] | Non
             raise UsageError(f"model {path} has no spatial output ({shapes}): a classifier or a detector, "
                              f"not a segmentation model; it cannot be imported")
         return iface
-    if output is None and len(found) > 1:
-        if strict:
-            raise UsageError(f"model {path} has several segmentation-like outputs ({', '.join(found)}); "
-                             f"pick one with --output NAME")
-        return iface
+    if output is None and len(found) > 1 and strict:
+        raise UsageError(f"model {path} has several segmentation-like outputs ({', '.join(found)}); "
+                         f"pick one with --output NAME")
     name = output or next(iter(found))
     out, lay, channels = found[name]
     iface.output, iface.out_layout, iface.channels = name, lay, channels
@@ -263,3 +261,18 @@ def check_classes(path: Path, iface: Interface, classes: ClassTable) -> None:
         raise UsageError(f"--classes {classes.name} names {classes.num_classes} classes but output "
                          f"{iface.output!r} of {path} has {iface.classes}; pass a class set or file with "
                          f"{iface.classes} names")
+
+
+def describe_output(iface: Interface) -> str:
+    """The segmentation output in words, e.g. `out: logits, NCHW, 19 classes, at 1/4 of the input size`."""
+    if iface.output is None:
+        return "none found"
+    if iface.kind == "labels":
+        what = "a label map (class ids" + (f", {iface.out_layout} with one channel)" if iface.out_layout else ")")
+    elif iface.channels == 1:
+        what = f"one {'sigmoid probability' if iface.kind == 'probs' else 'logit'} channel (2 classes)"
+    else:
+        what = f"{iface.kind}, {iface.out_layout}, {iface.channels} classes"
+    factor = iface.probed[0] / iface.out_size[0]
+    scale = "at the input size" if factor == 1 else f"at 1/{factor:g} of the input size"
+    return f"{iface.output}: {what}, {scale}"
