@@ -94,9 +94,10 @@ def foreign_tiny(path: Path, layout: str = "NCHW", norm: dict = IMAGENET, bgr: b
 
 def tiny_graph(path: Path, kind: str) -> Path:
     """Tiny onnx.helper graphs on a (1, 3, 32, 32) input: sigmoid, sigmoid_logit, classifier, detector."""
-    weight = numpy_helper.from_array(np.array([[[[1.0]], [[-1.0]], [[0.5]]]], np.float32), "w")
-    nodes = [helper.make_node("Conv", ["input", "w"], ["score"])]
-    inits, out = [weight], ("out", TensorProto.FLOAT, [1, 1, 32, 32])
+    weight = numpy_helper.from_array(np.array([[[[1.0]], [[0.0]], [[0.0]]]], np.float32), "w")
+    bias = numpy_helper.from_array(np.array([-0.4], np.float32), "b")  # class 1 where red > 0.4
+    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["score"])]
+    inits, out = [weight, bias], ("out", TensorProto.FLOAT, [1, 1, 32, 32])
     if kind == "sigmoid":
         nodes.append(helper.make_node("Sigmoid", ["score"], ["out"]))
     elif kind == "sigmoid_logit":

@@ -3,6 +3,7 @@ foreign model can be given (`--classes`: a built-in name or a file)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,16 +127,15 @@ def _json_classes(text: str, spec: str) -> tuple[list[str], list]:
     return names, colours
 
 
+_NAME_RGB = re.compile(r"^(.*?\S)[\s,]+(\d+)[\s,]+(\d+)[\s,]+(\d+)$")  # "traffic light 250,170,30"
+
+
 def _text_classes(text: str, spec: str) -> tuple[list[str], list]:
     names, colours = [], []
     for line in filter(None, (raw.strip() for raw in text.splitlines())):
-        words = line.replace(",", " ").split()
-        if len(words) >= 4 and all(w.isdigit() for w in words[-3:]):
-            names.append(line[: line.rstrip().rfind(words[-3])].rstrip(" ,\t"))
-            colours.append(_colour(words[-3:], spec))
-        else:
-            names.append(line)
-            colours.append(None)
+        coloured = _NAME_RGB.match(line)
+        names.append(coloured.group(1) if coloured else line)
+        colours.append(_colour(coloured.groups()[1:], spec) if coloured else None)
     return names, colours
 
 
