@@ -1,4 +1,4 @@
-"""`python -m realtime_seg [train|export|eval|batch|bench] ...`; no subcommand runs the live viewer.
+"""`python -m realtime_seg [train|export|eval|batch|bench|inspect|import] ...`; no subcommand runs the live viewer.
 
 The viewer path imports only NumPy, OpenCV and onnxruntime; training and export load Keras.
 """
@@ -12,7 +12,8 @@ import sys
 
 COMMANDS = {"train": "realtime_seg.training.train", "eval": "realtime_seg.commands.evaluate",
             "batch": "realtime_seg.commands.batch", "bench": "realtime_seg.commands.bench",
-            "export": "realtime_seg.export.onnx_export"}
+            "export": "realtime_seg.export.onnx_export", "inspect": "realtime_seg.commands.inspect",
+            "import": "realtime_seg.commands.import_model"}
 STREAMING = (None, "batch", "bench")  # the commands that run video through the pipeline (None: the viewer)
 # packages of requirements-train.txt each Keras command imports (BACKEND: the module KERAS_BACKEND names)
 TRAINING = {"train": ("keras", "BACKEND"), "export": ("keras", "tensorflow", "tf2onnx", "onnx")}

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 
+from .datasets.classes import CLASS_SETS, read_class_set
 from .errors import UsageError, check_at_least
 from .runtime.compare import LAYOUTS, Comparison
 from .runtime.engine import DEVICES, SegModel
+from .runtime.foreign import ForeignSpec, parse_size, parse_triple
 from .runtime.look import Look
 from .runtime.models import PRESETS, ModelChoice, Opened, choose_model, open_selected
 from .runtime.palettes import DEFAULT_PALETTE, PALETTES
@@ -24,12 +26,53 @@ from .runtime.temporal import DEFAULT_SMOOTH, smoother
 
 def add_model_options(p: argparse.ArgumentParser, model: bool = True,
                       threads_help: str = "onnxruntime threads (0: automatic)", several: bool = False) -> None:
-    """--model (unless the command declares its own), --device, --threads and --precision (`several`: a list)."""
+    """--model (unless the command declares its own), --device, --threads and --precision (`several`: a list),
+    and the flags that describe a model from another framework (`add_foreign_options`)."""
     if model:
         p.add_argument("--model", help=f"ONNX model or preset ({', '.join(PRESETS)}); default: accurate")
     p.add_argument("--device", default="auto", choices=DEVICES, help="auto prefers CUDA when usable")
     p.add_argument("--threads", type=int, default=0, help=threads_help)
     add_precision_option(p, several)
+    add_foreign_options(p.add_argument_group("a model from another framework (docs/FOREIGN_MODELS.md)"),
+                        output_flag="--model-output")
+
+
+def add_foreign_options(p, output_flag: str = "--output") -> None:
+    """--classes, --mean, --std, --bgr, --input-size and the output's name: what a foreign ONNX model lacks
+    (`import` writes them into a copy; the viewer, batch, eval and bench import it in memory)."""
+    p.add_argument("--classes", metavar="NAMES",
+                   help=f"class names: {', '.join(CLASS_SETS)}, or a file (JSON, or one name a line, "
+                        f"optionally followed by R,G,B)")
+    p.add_argument("--mean", metavar="R,G,B", help="the model sees (pixel - mean) / std, in 0-255 units "
+                   "(ImageNet: 123.675,116.28,103.53); default 0,0,0")
+    p.add_argument("--std", metavar="R,G,B", help="(ImageNet: 58.395,57.12,57.375); default 255,255,255: input in [0, 1]")
+    p.add_argument("--bgr", action="store_true", help="the model takes BGR channels (default RGB)")
+    p.add_argument("--input-size", metavar="HxW", help="the input size of a model that takes any size, e.g. 512x1024")
+    p.add_argument(output_flag, dest="foreign_output", metavar="TENSOR",
+                   help="which output is the segmentation, when the model has several")
+
+
+def foreign_spec(args: argparse.Namespace) -> ForeignSpec | None:
+    """The ForeignSpec the flags of `add_foreign_options` give (None when none is given)."""
+    given = [args.mean, args.std, args.input_size, args.foreign_output]
+    if args.classes is None:
+        if any(v is not None for v in given) or args.bgr:
+            raise UsageError("--mean, --std, --bgr, --input-size and the output's name describe a model from another "
+                             "framework: pass its class names with --classes too")
+        return None
+    try:
+        classes = read_class_set(args.classes)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return ForeignSpec(classes, parse_triple("--mean", args.mean) if args.mean else (0.0, 0.0, 0.0),
+                       parse_triple("--std", args.std, positive=True) if args.std else (255.0, 255.0, 255.0),
+                       args.bgr, parse_size(args.input_size) if args.input_size else None, args.foreign_output,
+                       args.mean is not None or args.std is not None)
+
+
+def model_choice(args: argparse.Namespace, spec: str | None = None) -> ModelChoice:
+    """--model (or `spec`) resolved once, with the foreign-model flags when given."""
+    return choose_model(args.model if spec is None else spec, foreign_spec(args))
 
 
 def add_precision_option(p: argparse.ArgumentParser, several: bool = False) -> None:

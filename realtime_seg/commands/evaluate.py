@@ -18,13 +18,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..cli import add_model_options
+from ..cli import add_model_options, model_choice
 from ..contract import SPLIT
 from ..datasets.metrics import iou_per_class, summarize
 from ..datasets.readers import DEFAULT_SPLIT, FORMATS, READERS, SPLITS, hold_out, load_split, parse_drives, split_settings
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..runtime.engine import SegModel
-from ..runtime.models import choose_model, open_choice
+from ..runtime.models import open_choice
 from ..runtime.render import EDGES
 from ..runtime.scoring import evaluate
 from ..system import check_output_file, check_readable, write_atomic, write_json
@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     check_at_least("--batch-size", args.batch_size, 1)
     check_at_least("--threads", args.threads, 0)
-    choice = choose_model(args.model)
+    choice = model_choice(args)
     check_outputs(args, choice.path)
     model = open_choice(choice, args.precision, args.device, args.threads)
     settings, origin = find_split(model, args.run)

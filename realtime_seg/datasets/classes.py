@@ -1,7 +1,11 @@
-"""Class tables (names and RGB palettes) of the datasets the trainer reads."""
+"""Class tables (names and RGB palettes) of the datasets the trainer reads, and the class sets a
+foreign model can be given (`--classes`: a built-in name or a file)."""
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,96 @@ def get_table(name: str) -> ClassTable:
     if name not in TABLES:
         raise ValueError(f"unknown class table {name!r}; allowed: {', '.join(TABLES)}")
     return TABLES[name]
+
+# Cityscapes' 19 training classes in trainId order, with the dataset's colours: the class set of
+# most public driving-scene models (MMSegmentation, PaddleSeg, segmentation_models).
+CITYSCAPES = ClassTable(
+    name="cityscapes",
+    classes=("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+             "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+             "motorcycle", "bicycle"),
+    palette=((128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+             (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+             (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+             (0, 80, 100), (0, 0, 230), (119, 11, 32)),
+    void=255,
+)
+
+# the class sets a foreign model can be given by name (`import --classes`); any other is a file
+CLASS_SETS = {t.name: t for t in (CAMVID, CITYSCAPES, CARLA13, CARLA23)}
+
+
+def read_class_set(spec: str) -> ClassTable:
+    """`--classes`: a built-in set's name, or a file: JSON (a list of names, of {"name", "color"}, or
+    {"classes": [...], "palette": [...]}) or text, one name a line, optionally followed by R,G,B or R G B.
+
+    Classes without a colour get one from a fixed spread of hues. Raises ValueError naming what is wrong.
+    """
+    if spec in CLASS_SETS:
+        return CLASS_SETS[spec]
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"--classes {spec}: neither a class set ({', '.join(CLASS_SETS)}) nor a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"--classes {spec}: cannot read it ({e.__class__.__name__})") from None
+    names, colours = (_json_classes(text, spec) if path.suffix.lower() == ".json" else _text_classes(text, spec))
+    if len(names) < 2:
+        raise ValueError(f"--classes {spec}: names {len(names)} class(es); a segmentation model has 2 or more")
+    palette = tuple(c if c is not None else _spread(i, len(names)) for i, c in enumerate(colours))
+    return ClassTable(path.stem, tuple(names), palette)
+
+
+def _colour(value, spec: str) -> tuple[int, int, int]:
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    try:
+        rgb = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        rgb = ()
+    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        raise ValueError(f"--classes {spec}: colour {value!r} is not three numbers 0-255 (R,G,B)")
+    return rgb
+
+
+def _json_classes(text: str, spec: str) -> tuple[list[str], list]:
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"--classes {spec}: not valid JSON ({e})") from None
+    if isinstance(doc, dict):
+        names, palette = doc.get("classes"), doc.get("palette")
+        if not isinstance(names, list) or (palette is not None and len(palette) != len(names)):
+            raise ValueError(f'--classes {spec}: expected {{"classes": [names], "palette": [[R, G, B], ...]}}')
+        return [str(n) for n in names], [None if palette is None else _colour(c, spec) for c in palette or names]
+    if not isinstance(doc, list):
+        raise ValueError(f"--classes {spec}: expected a list of class names")
+    names, colours = [], []
+    for item in doc:
+        named = isinstance(item, dict)
+        names.append(str(item.get("name", "")) if named else str(item))
+        colours.append(_colour(item["color"], spec) if named and "color" in item else None)
+    return names, colours
+
+
+_NAME_RGB = re.compile(r"^(.*?\S)[\s,]+(\d+)[\s,]+(\d+)[\s,]+(\d+)$")  # "traffic light 250,170,30"
+
+
+def _text_classes(text: str, spec: str) -> tuple[list[str], list]:
+    names, colours = [], []
+    for line in filter(None, (raw.strip() for raw in text.splitlines())):
+        coloured = _NAME_RGB.match(line)
+        names.append(coloured.group(1) if coloured else line)
+        colours.append(_colour(coloured.groups()[1:], spec) if coloured else None)
+    return names, colours
+
+
+def _spread(i: int, n: int) -> tuple[int, int, int]:
+    """A colour for class i of n: hues spread evenly, lightness alternating (HSV -> RGB)."""
+    h, v = (i / max(n, 1)) * 6.0, 0.95 if i % 2 == 0 else 0.65
+    k = int(h) % 6
+    f = h - int(h)
+    p, q, t = 0.25 * v, v * (1 - 0.75 * f), v * (0.25 + 0.75 * f)
+    rgb = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][k]
+    return tuple(int(round(c * 255)) for c in rgb)

@@ -38,6 +38,7 @@ class SegModel:
     precision: str = "fp32"          # fp32, fp16 or int8 (metadata `precision`)
     input_dtype: type = np.uint8     # uint8 for current exports, float32 in [0, 1] for older ones
     scores_name: str | None = None   # `probs` (or an old export's `logits`); None: class_map only
+    one_at_a_time: bool = False      # the graph's batch is fixed at 1 (imported models): frames run singly
 
     @property
     def runs_on(self) -> str:
@@ -50,6 +51,9 @@ class SegModel:
 
     def _run(self, names: list[str], batch: np.ndarray) -> list[np.ndarray]:
         """The outputs `names` for a batch (on CUDA with I/O binding)."""
+        if self.one_at_a_time and len(batch) > 1:
+            runs = [self._run(names, batch[i:i + 1]) for i in range(len(batch))]
+            return [np.concatenate(outs) for outs in zip(*runs)]
         if self.provider == CUDA:
             return self._run_bound(names, batch)
         return self.session.run(names, {self.input_name: batch})
@@ -90,6 +94,10 @@ def read_metadata(path: Path, session) -> dict[str, str]:
     """The model's metadata_props, checked for the keys the runtime needs."""
     meta = dict(session.get_modelmeta().custom_metadata_map)
     missing = [k for k in REQUIRED_METADATA if k not in meta]
+    if len(missing) == len(REQUIRED_METADATA):  # not one of ours: a model from another framework
+        raise UserError(f"model {path} has no metadata (not exported by this tool); see what it needs with "
+                        f"`python -m realtime_seg inspect {path}`, then pass --classes (and --mean, --std, "
+                        f"--bgr, --input-size as it was trained) or import it with `python -m realtime_seg import`")
     if missing:
         raise UserError(f"model {path} lacks metadata {', '.join(missing)}; "
                         f"export it with `python -m export CHECKPOINT.keras -o {path.name}`")
@@ -110,7 +118,7 @@ def providers(device: str) -> list[str]:
     return [CUDA, "CPUExecutionProvider"] if CUDA in available else ["CPUExecutionProvider"]
 
 
-def _session(path: Path, wanted: list[str], threads: int, spinning: bool = False):
+def _session(path: Path, wanted: list[str], threads: int, spinning: bool = False, graph: bytes | None = None):
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -119,14 +127,17 @@ def _session(path: Path, wanted: list[str], threads: int, spinning: bool = False
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3  # a missing CUDA library is reported by us, from get_providers()
     try:
-        return ort.InferenceSession(str(path), opts, providers=wanted)
+        return ort.InferenceSession(graph if graph is not None else str(path), opts, providers=wanted)
     except Exception as e:  # onnxruntime raises its own types for a bad or non-ONNX file
         raise UserError(f"cannot load model {path}: not a valid ONNX file ({first_line(e)}); "
                         f"pass a model exported by `python -m export`") from None
 
 
-def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinning: bool = False) -> SegModel:
+def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinning: bool = False,
+               graph: bytes | None = None) -> SegModel:
     """Open an exported model on `device` ('auto' prefers CUDA); threads 0 = onnxruntime's choice.
+    `graph`: the model itself, serialised (a foreign model imported in memory, runtime/adapter.py);
+    `path` then names the file it came from.
 
     Idle intra-op threads sleep rather than busy-wait (onnxruntime's default, `spinning=True`): the
     pipeline's decode, draw and encode stages need those cores (measured: docs/BENCHMARKS.md).
@@ -137,7 +148,7 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinnin
     if path.is_dir():
         raise UserError(f"model {path} is a folder; pass --model PATH to an exported .onnx file")
     check_readable(path, "model")
-    session = _session(path, providers(device), threads, spinning)
+    session = _session(path, providers(device), threads, spinning, graph)
     provider = session.get_providers()[0]  # onnxruntime falls back to CPU silently: trust this
     if device == "cuda" and provider != CUDA:
         raise UserError("--device cuda: CUDA libraries could not be loaded (CUDA 13 and cuDNN 9 "
@@ -163,4 +174,4 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinnin
              size, len(classes))
     return SegModel(path, session, classes, np.ascontiguousarray(palette[:, ::-1]), size,
                     inp.name, CLASS_MAP if CLASS_MAP in names else out.name, provider, meta, precision,
-                    INPUT_DTYPES[inp.type], scores)
+                    INPUT_DTYPES[inp.type], scores, inp.shape[0] == 1)

@@ -11,10 +11,12 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UsageError, UserError
 from ..paths import MODELS_DIR
 from ..system import usable_cores
 from .engine import CUDA, SegModel
+from .foreign import ForeignSpec
+from .adapter import load_foreign
 from .precision import family_base, open_model, variants
 
 # each preset is a family: NAME.onnx (fp32) and, where they pay off, NAME.int8.onnx and NAME.fp16.onnx
@@ -29,6 +31,7 @@ class ModelChoice:
     spec: str        # as given (or the default preset's name)
     path: Path
     preset: bool     # a preset family in models/: `--precision auto` picks its variant
+    foreign: ForeignSpec | None = None  # a model from another framework, imported in memory as the flags say
 
     @property
     def name(self) -> str:
@@ -47,12 +50,16 @@ class ModelChoice:
         return replace(self, path=folder / self.path.name)
 
 
-def choose_model(spec: str | None) -> ModelChoice:
-    """--model as given: a preset's name, a file, or None for the default (REALTIME_SEG_MODEL, else accurate)."""
+def choose_model(spec: str | None, foreign: ForeignSpec | None = None) -> ModelChoice:
+    """--model as given: a preset's name, a file, or None for the default (REALTIME_SEG_MODEL, else accurate);
+    `foreign`: the flags that describe a model from another framework (--classes, --mean, ...)."""
     spec = spec if spec is not None else os.environ.get(DEFAULT_MODEL_ENV, "accurate")
     if spec in PRESETS:
+        if foreign is not None:
+            raise UsageError(f"--classes, --mean, --std, --bgr and --input-size describe a model from another "
+                             f"framework; preset {spec} describes itself: drop them")
         return ModelChoice(spec, MODELS_DIR / PRESETS[spec], True)
-    return ModelChoice(spec, Path(spec), False)
+    return ModelChoice(spec, Path(spec), False, foreign)
 
 
 def open_choice(model: ModelChoice | str | None, precision: str = "auto", device: str = "auto",
@@ -63,6 +70,11 @@ def open_choice(model: ModelChoice | str | None, precision: str = "auto", device
     if not choice.preset and not choice.path.exists():
         raise UserError(f"model {choice.spec} not found: neither a preset ({', '.join(PRESETS)}) nor a file; "
                         f"pass --model {'|'.join(PRESETS)} or the path of an exported .onnx file")
+    if choice.foreign is not None:
+        if precision not in ("auto", "fp32"):
+            raise UsageError(f"--precision {precision}: a model imported in memory runs as it is (fp32); "
+                             f"import it to a file with `python -m realtime_seg import` to make variants")
+        return load_foreign(choice.path, choice.foreign, device, threads, spinning)
     return open_model(choice.path, precision, choice.preset, device, threads, spinning)
 
 

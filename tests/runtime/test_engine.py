@@ -75,7 +75,12 @@ def test_model_without_metadata_is_a_clear_error(tmp_path):
     del proto.metadata_props[:]
     bare = tmp_path / "bare.onnx"
     onnx.save(proto, str(bare))
-    with pytest.raises(UserError, match="lacks metadata classes, palette, input_size"):
+    with pytest.raises(UserError, match="has no metadata .* realtime_seg inspect .*bare.onnx`, then pass --classes"):
+        load_model(bare, "cpu")
+    del proto.metadata_props[:]
+    proto.metadata_props.add(key="classes", value="[]")  # partly described: one of ours, damaged
+    onnx.save(proto, str(bare))
+    with pytest.raises(UserError, match="lacks metadata palette, input_size"):
         load_model(bare, "cpu")
 
 

@@ -10,8 +10,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from ...cli import add_compare_options, add_look_options, add_model_options, look_options
-from ...runtime.models import choose_model
+from ...cli import add_compare_options, add_look_options, add_model_options, look_options, model_choice
 from ...errors import ArgumentParser
 from ...runtime.video import CODECS, DEFAULT_CODEC
 from ...system import on_stop_signals
@@ -79,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> BatchConfig:
-    return BatchConfig(out=args.out, model=choose_model(args.model), device=args.device,
+    return BatchConfig(out=args.out, model=model_choice(args), device=args.device,
                        look=look_options(args, hud=args.hud), png_masks=args.png_masks, stats=args.stats, codec=args.codec,
                        ext=args.ext.lstrip(".").lower(), overwrite=args.overwrite,
                        recursive=args.recursive, workers=args.workers, batch_size=args.batch_size,

@@ -9,11 +9,11 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ...cli import add_model_options
+from ...cli import add_model_options, foreign_spec
 from ...errors import ArgumentParser, UsageError, UserError, check_at_least
 from ...paths import DEMO_VIDEO
-from ...runtime.engine import SegModel, load_model
-from ...runtime.models import PRESETS, choose_model, open_choice, open_selected
+from ...runtime.engine import SegModel
+from ...runtime.models import PRESETS, ModelChoice, choose_model, open_choice, open_selected
 from ...runtime.precision import family_base
 from ...system import check_output_file, write_json
 from .loops import (
@@ -47,33 +47,44 @@ class Row:
     spec: str           # --models entry: preset name or path
     base: Path          # the fp32 file of a preset, or the file given: where its .keras is looked for
     model: SegModel
+    choice: ModelChoice
+
+
+def _choice(spec: str, cfg: BenchConfig) -> ModelChoice:
+    """--models entry resolved; the foreign-model flags apply to the files, not to the presets."""
+    return choose_model(spec, None if spec in PRESETS else cfg.foreign)
+
+
+def _same(model: SegModel, choice: ModelChoice) -> ModelChoice | str:
+    """What opens `model` again: its file, or the foreign choice it was imported from."""
+    return choice if choice.foreign is not None else str(model.path)
 
 
 def load_rows(cfg: BenchConfig) -> list[Row]:
     """Every model at every precision asked for (`auto` once, as the product picks it); no row twice."""
     rows: list[Row] = []
     for spec in cfg.models:
-        choice = choose_model(spec)
+        choice = _choice(spec, cfg)
         choice = replace(choice, path=family_base(choice.path))  # a variant given: its family's rows
         for precision in dict.fromkeys(cfg.precisions):
             model = open_choice(choice, precision, cfg.device, cfg.threads, cfg.spinning)
             if all(r.model.path != model.path for r in rows):
-                rows.append(Row(choice.name, spec, choice.path, model))
+                rows.append(Row(choice.name, spec, choice.path, model, choice))
     return rows
 
 
-def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: Path) -> dict:
+def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: Path, choice: ModelChoice) -> dict:
     """Stages alone, model alone, product pipeline and naive loop for one ONNX model: the measurements."""
     _status(f"{name}: stages alone")
     stages_ms, flicker = measure_stages(model, clip, tmp)
     _status(f"{name}: stages alone, one thread each")
-    single = load_model(model.path, cfg.device, 1, cfg.spinning)
+    single = open_choice(_same(model, choice), "auto", cfg.device, 1, cfg.spinning)
     stages_ms_1thread, _ = measure_stages(single, clip, tmp, one_thread=True)
     _status(f"{name}: model alone at batches {', '.join(map(str, cfg.batches))}")
     throughput_ips = throughput(model, clip, cfg.batches)
     _status(f"{name}: product pipeline")
     # the viewer's own plan: its threads and frames in flight
-    streamed = open_selected(str(model.path), "auto", cfg.device, cfg.threads, spinning=cfg.spinning)
+    streamed = open_selected(_same(model, choice), "auto", cfg.device, cfg.threads, spinning=cfg.spinning)
     plan = streamed.plan
     pipeline_fps, pipeline_stages_ms, pipeline_flicker, pipeline_cpu_ms = product_pipeline(
         streamed.model, clip, tmp, plan.workers)
@@ -103,7 +114,7 @@ def run(cfg: BenchConfig) -> dict:
               f"timings will be low and noisy", file=sys.stderr)
     clip = read_clip(cfg.video, cfg.frames)
     with tempfile.TemporaryDirectory(prefix="realtime_seg_bench_") as tmp:
-        measured = [bench_model(r.model, f"{r.name} {r.model.precision}", cfg, clip, Path(tmp)) for r in rows]
+        measured = [bench_model(r.model, f"{r.name} {r.model.precision}", cfg, clip, Path(tmp), r.choice) for r in rows]
         keras_loops: dict[str, SeedKeras] = {}  # the seed notebook's loop, once per model, whatever the precisions
         for row in rows:  # last: TensorFlow stays loaded after
             keras_path = keras_path_for(row.base, cfg.keras)
@@ -159,7 +170,8 @@ def config(args: argparse.Namespace) -> BenchConfig:
     if args.keras and len(models) > 1:
         raise UsageError("--keras names one Keras file: use it with --model, not --models")
     return BenchConfig(args.video, models, args.keras, args.device, args.frames, args.threads,
-                       args.spin, tuple(args.batches), not args.no_keras, args.json, tuple(args.precision))
+                       args.spin, tuple(args.batches), not args.no_keras, args.json, tuple(args.precision),
+                       foreign_spec(args))
 
 
 def main(argv: list[str]) -> int:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...runtime.foreign import ForeignSpec
+
 
 @dataclass
 class BenchConfig:
@@ -19,3 +21,4 @@ class BenchConfig:
     seed_keras: bool = True
     json: str | None = None
     precisions: tuple[str, ...] = ("auto",)  # one row per precision of each model
+    foreign: ForeignSpec | None = None       # --classes, --mean, ...: the model files are foreign, imported in memory
