@@ -1,7 +1,7 @@
 """Train a U-Net (the seed's or the residual one) on a CARLA or CamVid folder (Keras 3; TensorFlow or JAX).
 
 usage: python -m realtime_seg train --data DIR --out RUN_DIR [--arch resunet|seed|lite0] [--epochs 40] [--limit 16]
-Writes RUN_DIR/best.keras (best val mIoU), last.keras, metrics.csv, summary.json, config.json.
+Writes RUN_DIR/best.keras (best val mIoU), last.keras, metrics.csv, curves.png, summary.json, config.json.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from ..datasets.augment import VOID, resize_image
 from ..datasets.readers import FORMATS, load_dataset
 from ..errors import ArgumentParser, Interrupted, UsageError, UserError, check_at_least, first_line
 from ..system import check_creatable, cpu_flags, on_stop_signals, signals_deferred, write_atomic, write_json
+from . import curves
 from .backend import accelerator, choose_precision, import_keras  # Keras loads when called
 from ..datasets.metrics import iou_per_class, score, summarize
 from .inputs import CLASS_WEIGHTS, decode_pairs, pixel_weights, sequence_class
@@ -135,6 +136,7 @@ def _callbacks(cfg: TrainConfig, run: Path, val_pairs, table, state: dict):
             if val_pairs:
                 print(f"  val mIoU {logs['val_miou']:.4f}  pixel acc {logs['val_pixel_accuracy']:.4f}"
                       f"  (best {state['best_miou']:.4f} @ epoch {state['best_epoch']})", flush=True)
+            curves.update(run, self.model.optimizer, epoch, logs, state.get("best_epoch"))  # curves.png
 
     return [Checkpoints(), keras.callbacks.CSVLogger(str(run / "metrics.csv"), append=cfg.resume)]
 
