@@ -67,8 +67,9 @@ def draw_curves(path: Path, rows: dict[int, dict[str, float]], lrs: dict[int, fl
     miou.set_ylabel("val mIoU (%)")
     if lrs:
         lr.plot(x, [lrs.get(e, math.nan) for e in epochs], "o-", color="tab:green", ms=3)
-    lr.set_ylabel("learning rate")
+    lr.set_ylabel("learning rate (epoch's end)")
     lr.set_xlabel("epoch")
+    lr.xaxis.get_major_locator().set_params(integer=True)
     lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     if best_epoch and best_epoch - 1 in rows:
         best = rows[best_epoch - 1].get("val_miou")

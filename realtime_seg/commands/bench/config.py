@@ -19,3 +19,4 @@ class BenchConfig:
     seed_keras: bool = True
     json: str | None = None
     precisions: tuple[str, ...] = ("auto",)  # one row per precision of each model
+    plot: str | None = None                   # --plot FILE.png: the stage times per model
