@@ -1,5 +1,5 @@
-"""The layout's rules, checked: the runtime side never imports Keras or TensorFlow, even lazily; layers only
-look down (no import circles, no command importing another); no module over 400 lines."""
+"""The layout's rules, checked: the runtime side never imports Keras or TensorFlow, even lazily, nor matplotlib;
+layers only look down (no import circles, no command importing another); no module over 400 lines."""
 from __future__ import annotations
 
 import ast
@@ -50,6 +50,21 @@ def test_runtime_datasets_and_commands_never_import_the_keras_side():
     assert not bad, bad
 
 
+# Pictures (plots.py: training curves, batch --stats, bench --plot) load matplotlib lazily; the viewer's side never.
+NO_PLOTS = ("runtime/", "commands/view.py", "cli.py", "contract.py", "paths.py", "system.py", "errors.py")
+
+
+def test_the_runtime_and_the_viewer_never_import_matplotlib():
+    bad = [f"{path.relative_to(PACKAGE).as_posix()} imports {name}" for path in sorted(PACKAGE.rglob("*.py"))
+           if path.relative_to(PACKAGE).as_posix().startswith(NO_PLOTS)
+           for name, _ in _imports(path) if name.split(".")[0] == "matplotlib" or name == "realtime_seg.plots"]
+    assert not bad, bad
+    lazy = [f"{path.relative_to(PACKAGE).as_posix()} imports {name} at import time"
+            for path in sorted(PACKAGE.rglob("*.py")) for name, top in _imports(path)
+            if top and name.split(".")[0] == "matplotlib"]
+    assert not lazy, lazy
+
+
 def test_importing_every_runtime_module_and_command_loads_no_keras():
     code = ("import sys, importlib\n"
             "for m in ['realtime_seg.runtime.engine', 'realtime_seg.runtime.sources', 'realtime_seg.runtime.pipeline',\n"
@@ -58,7 +73,8 @@ def test_importing_every_runtime_module_and_command_loads_no_keras():
             "          'realtime_seg.datasets.readers', 'realtime_seg.datasets.augment', 'realtime_seg.__main__',\n"
             "          'realtime_seg.runtime.player', 'realtime_seg.runtime.scoring', 'realtime_seg.paths']:\n"
             "    importlib.import_module(m)\n"
-            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax', 'tf2onnx'))\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax', 'tf2onnx',\n"
+            "                                                             'matplotlib'))\n"
             "assert not heavy, heavy[:5]\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -83,7 +99,7 @@ MAX_LINES = 400
 # export/ moves into the package; both places are read so the rules hold before and after
 EXPORT_DIRS = [ROOT / "export", PACKAGE / "export"]
 # Below the commands: these never import a command or export, nor (with export) the commands' options, cli.py.
-LOWER = ("runtime", "datasets", "training", "contract.py", "errors.py", "system.py", "paths.py")
+LOWER = ("runtime", "datasets", "training", "contract.py", "errors.py", "system.py", "paths.py", "plots.py")
 
 
 def _modules() -> dict[str, object]:

@@ -17,6 +17,7 @@ from ..datasets.augment import resize_image
 from ..datasets.metrics import iou_per_class, score, summarize
 from ..errors import Interrupted
 from ..system import on_stop_signals, signals_deferred, write_atomic, write_json
+from . import curves
 from .backend import import_keras  # Keras loads when called
 
 HINT = "free space or choose another --out"
@@ -94,6 +95,7 @@ def epoch_callbacks(cfg, run: Path, val_pairs, holdout_pairs, table, state: dict
             logs.pop("val_per_class_iou", None)
             write_json(run / "state.json", state, hint=HINT)
             _print_scores(logs, state)
+            curves.update(run, self.model.optimizer, epoch, logs, state.get("best_epoch"))  # curves.png
 
     return [Checkpoints(), keras.callbacks.CSVLogger(str(run / "metrics.csv"), append=cfg.resume)]
 

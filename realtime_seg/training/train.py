@@ -2,7 +2,7 @@
 
 usage: python -m realtime_seg train --data DIR --out RUN_DIR [--arch resunet|seed|lite0] [--epochs 40] [--limit 16]
        python -m realtime_seg train --data ../shared/data/camvid --out RUN_DIR --arch lite0 --holdout-drive 0006R0
-Writes RUN_DIR/best.keras (best val mIoU), last.keras, metrics.csv, summary.json, config.json.
+Writes RUN_DIR/best.keras (best val mIoU), last.keras, metrics.csv, curves.png, summary.json, config.json.
 """
 from __future__ import annotations
 

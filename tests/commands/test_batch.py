@@ -208,6 +208,13 @@ def test_png_masks_and_stats_match_the_model(tmp_path):
             assert abs(float(row[-1]) - np.mean(previous != expected)) < 1e-6
         previous = expected
 
+    # Beside the CSV, its picture: the shares stacked over the 40 frames, in the palette's colours.
+    picture = cv2.imread(str(out / "dashcam_short_stats.png"))
+    assert picture is not None and picture.shape == (450, 1000, 3)
+    top = int(np.argmax(np.array([r[1:-1] for r in rows[1:]], float).mean(axis=0)))  # the largest share
+    colour = model.palette_bgr[top].astype(int)  # --palette dataset: the model's own colours
+    assert (np.abs(picture.astype(int) - colour).sum(axis=2) < 6).sum() > 5000
+
     # The mask-only video shows the palette colours of the prediction (lossy codec: on average).
     colours = model.palette_bgr[cv2.resize(model.predict([frames[0]])[0], (480, 270),
                                            interpolation=cv2.INTER_NEAREST)]
@@ -240,6 +247,20 @@ def test_default_smoothing_lowers_the_flicker_in_stats(tmp_path):
     np.testing.assert_array_equal(masks[0], smooth_upsample(class_map[0], (480, 270), probs[0]))
 
 
+def test_stats_with_compare_add_the_agreement_column_and_curve(tmp_path):
+    """--compare: each frame's agreement in the CSV (its mean is the one printed) and below the shares."""
+    proc = batch(SHORT, "--out", tmp_path, "--stats", "--precision", "fp32", "--compare", ":int8",
+                 model=FIXTURES / "tiny_family" / "tiny.onnx")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(tmp_path / "dashcam_short_stats.csv") as f:
+        rows = list(csv.DictReader(f))
+    agreement = np.array([float(r["agreement"]) for r in rows])
+    assert len(agreement) == 40 and 0.5 < agreement.mean() <= 1 and np.ptp(agreement) > 0
+    assert f"agreement {agreement.mean() * 100:.1f}%" in proc.stdout
+    picture = cv2.imread(str(tmp_path / "dashcam_short_stats.png"))
+    assert picture is not None and picture.shape == (650, 1000, 3)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_promptly_and_keeps_only_finished_outputs(tmp_path, sig):
     out = tmp_path / "out"
@@ -266,7 +287,7 @@ def test_interrupt_stops_promptly_and_keeps_only_finished_outputs(tmp_path, sig)
     assert status_of(stdout, "dashcam_highway.mp4") == "interrupted"
     assert status_of(stdout, "carla_small.mp4") == "not started"
     assert sorted(p.name for p in out.iterdir()) == [
-        "dashcam_short_masks", "dashcam_short_seg.avi", "dashcam_short_stats.csv"]
+        "dashcam_short_masks", "dashcam_short_seg.avi", "dashcam_short_stats.csv", "dashcam_short_stats.png"]
     assert video_info(out / "dashcam_short_seg.avi")[0] == 40
     assert not leftovers(out)
     assert digest(FULL.parent) == before

@@ -9,6 +9,7 @@ import json
 import math
 import shutil
 
+import cv2
 import pytest
 
 from conftest import ROOT, assert_one_line_error, run_cli
@@ -116,8 +117,9 @@ def test_bench_several_models_without_keras(tmp_path):
 def test_bench_rows_per_precision(tmp_path):
     """One row per precision of a model's family (M.onnx, M.int8.onnx beside it), same keys each."""
     out = tmp_path / "bench.json"
+    plot = tmp_path / "stages.png"
     stdout = _bench("--model", str(ROOT / "tests/fixtures/tiny_family/tiny.onnx"), "--precision", "fp32", "int8",
-                    "--frames", "8", "--no-keras", "--json", str(out))
+                    "--frames", "8", "--no-keras", "--json", str(out), "--plot", str(plot))
     doc = json.loads(out.read_text())
     check_run_facts(doc, 8, 2)
     assert [(r["model"], r["precision"]) for r in doc["models"]] == [("tiny", "fp32"), ("tiny", "int8")]
@@ -126,6 +128,9 @@ def test_bench_rows_per_precision(tmp_path):
         check_model_result(r, 8)
         assert r["seed_keras_note"] == "skipped: --no-keras"
     assert "CPU int8" in stdout and "CPU bound" in stdout and "pipeline / CPU bound" in stdout
+    from realtime_seg.commands.bench.plot import HEIGHT, ROW_HEIGHT, WIDTH
+    picture = cv2.imread(str(plot))  # one bar per row
+    assert picture is not None and picture.shape == (HEIGHT + 2 * ROW_HEIGHT, WIDTH, 3)
 
 
 @pytest.mark.parametrize("args,code,words", [

@@ -40,6 +40,31 @@ def test_two_epochs_lower_the_loss_and_write_the_run(tiny_run):
     assert len(config["palette"]) == 11
 
 
+def test_curves_are_drawn_with_the_run(tiny_run):
+    """RUN_DIR/curves.png after the 2-epoch run: a PNG of the curves' fixed size."""
+    import cv2
+    from realtime_seg.training.curves import SIZE
+    run, _ = tiny_run
+    image = cv2.imread(str(run / "curves.png"))
+    assert image is not None and image.shape == (SIZE[1], SIZE[0], 3)
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 20  # drawn on, not a blank canvas
+
+
+def test_curves_read_the_schedule_and_a_failed_drawing_only_warns(tmp_path, caplog):
+    from realtime_seg.training import curves
+    from realtime_seg.training.schedule import make_optimizer
+    optimizer = make_optimizer("adamw", 1e-3, 1e-4, "poly", total_steps=10, warmup_steps=2)
+    assert curves.learning_rate(optimizer, 0) == pytest.approx(1e-4)   # warm-up starts at lr/10
+    assert curves.learning_rate(optimizer, 2) == pytest.approx(1e-3)
+    assert curves.learning_rate(optimizer, 10) == pytest.approx(2e-5)  # the floor: 2% of lr
+    (tmp_path / "metrics.csv").write_text("epoch,loss,val_miou\n0,1.5,0.2\n")
+    (tmp_path / "curves.png").mkdir()  # cannot be replaced by a file
+    assert curves.update(tmp_path, optimizer, 1, {"loss": 1.0, "val_miou": 0.3}, 2) is None
+    assert "could not draw" in caplog.text
+    (tmp_path / "curves.png").rmdir()
+    assert curves.update(tmp_path, optimizer, 1, {"loss": 1.0, "val_miou": 0.3}, 2) == tmp_path / "curves.png"
+
+
 def test_checkpoints_reload_and_predict_consistently(tiny_run, camvid_dir):
     from realtime_seg.datasets.readers import load_dataset, load_pair
     from realtime_seg.datasets.metrics import summarize

@@ -8,7 +8,7 @@ usage: python -m realtime_seg batch INPUTS... --out DIR [--model accurate|fast|M
 INPUTS are video files, folders (their videos; --recursive for subfolders) and globs (quote
 them; they are expanded here). For each input, DIR/<name>_seg.mp4 is written (H.264: plays
 in browsers and common players; see docs/BATCH.md), plus DIR/<name>_masks/ and
-DIR/<name>_stats.csv when asked. Outputs are written under temporary names, checked, and renamed
+DIR/<name>_stats.csv (and its picture, <name>_stats.png) when asked. Outputs are written under temporary names, checked, and renamed
 together when all are complete; existing complete outputs are skipped unless --overwrite, so
 re-running resumes a batch. An output that cannot be written (a full disk) fails its input.
 Exit code: 0 all ok, 1 some input failed, 2 usage error, 130/143 interrupted.

@@ -15,6 +15,7 @@ from ...system import partial_path
 from .chunks import Chunk, chunk_dir, chunk_path, remove_chunks, split, stored_chunks, temporary
 from .config import BatchConfig
 from .plan import Job
+from .writers import picture_path
 
 
 @dataclass
@@ -74,6 +75,8 @@ def ray_reason(error: BaseException) -> str:
 def temporaries(job: Job, chunks: list[Chunk]) -> list[Path]:
     """The temporary names a task on `job` may leave when its worker is killed."""
     paths = [partial_path(p) for p in (job.video, job.stats) if p is not None]
+    if job.stats is not None:
+        paths.append(partial_path(picture_path(job.stats)))
     if job.masks is not None:
         paths.append(job.masks.with_name(f".{job.masks.name}.partial"))
     return paths + [temporary(chunk_path(job, c)) for c in chunks]

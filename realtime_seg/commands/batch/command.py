@@ -12,6 +12,7 @@ from typing import Iterator
 
 from ...cli import add_compare_options, add_look_options, add_model_options, look_options, model_choice
 from ...errors import ArgumentParser
+from ...plots import require
 from ...runtime.video import CODECS, DEFAULT_CODEC
 from ...system import on_stop_signals
 from .config import DEFAULT_EXT, BatchConfig
@@ -51,7 +52,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--png-masks", action="store_true", help="also DIR/<name>_masks/NNNNNN.png: class ids "
                    "(with --compare also DIR/<name>_compare_masks/: the compared model's)")
     p.add_argument("--stats", action="store_true",
-                   help="also DIR/<name>_stats.csv: class-area fractions and flicker per frame")
+                   help="also DIR/<name>_stats.csv: class-area fractions and flicker per frame (with "
+                        "--compare: agreement), and DIR/<name>_stats.png: the shares over time")
     add_look_options(p)
     p.add_argument("--mask-only", dest="view", action="store_const", const="mask",
                    help="the same as --view mask: the colour mask video instead of the blend")
@@ -105,6 +107,8 @@ def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     cfg = config_from_args(args)
+    if cfg.stats:
+        require("--stats's picture (DIR/<name>_stats.png)")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # decode errors are reported per file
     from tqdm.contrib.logging import logging_redirect_tqdm
     stop = threading.Event()

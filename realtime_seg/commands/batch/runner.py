@@ -14,6 +14,7 @@ from ...errors import UserError, first_line
 from ...runtime.compare import Comparison
 from ...runtime.engine import SegModel
 from ...runtime.models import Opened
+from ...runtime.palettes import choose_palette
 from ...runtime.pipeline import StageTimes, segment_stream
 from ...runtime.render import hud_lines
 from ...runtime.sources import Source, open_video_file
@@ -131,7 +132,8 @@ class Runner:
             if job.masks:
                 writers["masks"] = MaskPngs(job.masks, size)
             if job.stats:
-                writers["stats"] = ClassStats(job.stats, model.classes)
+                palette = choose_palette(model.classes, model.palette_bgr, self.cfg.look.palette)
+                writers["stats"] = ClassStats(job.stats, model.classes, palette, self.compared is not None)
             if job.compare_masks:
                 writers["compare_masks"] = MaskPngs(job.compare_masks, size)
         except BaseException:
@@ -157,8 +159,7 @@ class Runner:
                 if self.stop.is_set():
                     return frames, True
                 full = overlay.frame_classes(packet.frame, packet.class_map, packet.probs)
-                if compare is not None:
-                    compare.measure(packet)
+                agreement = compare.measure(packet) if compare is not None else None
                 if "video" in writers:
                     hud = _hud(source, model, times, packet.index, frames, start) if look.hud else ()
                     writers["video"].write(compare.paint(packet, overlay, list(hud), times) if compare else
@@ -170,7 +171,7 @@ class Runner:
                     writers["compare_masks"].write(packet.index, overlay.frame_classes(packet.frame, other.class_map,
                                                                                        other.probs))
                 if "stats" in writers:
-                    writers["stats"].write(packet.index, packet.class_map, packet.restarted)
+                    writers["stats"].write(packet.index, packet.class_map, packet.restarted, agreement)
                 frames += 1
                 bar.update()
                 if self.overall is not None:

@@ -1,4 +1,4 @@
-"""Side outputs of one file: class-id PNGs and per-frame class areas, complete or not at all.
+"""Side outputs of one file: class-id PNGs, per-frame class areas and their picture, complete or not at all.
 
 Each writer has the video's three steps: `finish` (write and check, under a temporary name),
 `commit` (rename into place) and `discard`; batch commits an input's outputs only when all finished.
@@ -87,38 +87,59 @@ class MaskPngs:
 
 
 class ClassStats:
-    """Per-frame class-area fractions of the model's class map and its flicker, written as CSV when complete.
+    """Per-frame class-area fractions of the model's class map and its flicker, written as CSV when
+    complete, and drawn beside it (`picture_path`: NAME_stats.png, stacked in the palette's colours).
 
     flicker: the fraction of pixels whose class changed since the previous frame (empty for the
-    first frame and after a scene cut).
+    first frame and after a scene cut). With `compared` (--compare) an `agreement` column follows:
+    the share of pixels both models give the same class, also drawn below the shares.
     """
 
-    def __init__(self, path: Path, classes: list[str]):
-        self.path, self.classes = path, classes
-        self.tmp = partial_path(path)
+    def __init__(self, path: Path, classes: list[str], palette_bgr: np.ndarray, compared: bool = False):
+        self.path, self.classes, self.palette_bgr, self.compared = path, classes, palette_bgr, compared
+        self.picture = picture_path(path)
+        self.tmp, self.tmp_picture = partial_path(path), partial_path(self.picture)
         self.rows: list[np.ndarray] = []
         self.flicker = FlickerMeter()
         self._flicker: list[float | None] = []
+        self._agreement: list[float] = []
 
-    def write(self, index: int, class_map: np.ndarray, restarted: bool = False) -> None:
+    def write(self, index: int, class_map: np.ndarray, restarted: bool = False,
+              agreement: float | None = None) -> None:
         self.rows.append(class_shares(class_map, len(self.classes)))
         self._flicker.append(self.flicker.add(class_map, restart=restarted))
+        if self.compared:
+            self._agreement.append(float(agreement))
 
     def finish(self) -> None:
-        """Write the CSV under its temporary name; a one-line UserError (nothing left) when that fails."""
+        """Write the CSV and the picture under temporary names; a one-line UserError (nothing left) on failure."""
         try:
             self.tmp.parent.mkdir(parents=True, exist_ok=True)
             with open(self.tmp, "w", newline="") as f:
-                f.write(",".join(["frame", *self.classes, "flicker"]) + "\n")
+                f.write(",".join(["frame", *self.classes, "flicker", *["agreement"] * self.compared]) + "\n")
                 for i, (row, flicker) in enumerate(zip(self.rows, self._flicker)):
                     f.write(f"{i}," + ",".join(f"{v:.6f}" for v in row)
-                            + ("," if flicker is None else f",{flicker:.6f}") + "\n")
+                            + ("," if flicker is None else f",{flicker:.6f}")
+                            + (f",{self._agreement[i]:.6f}" if self.compared else "") + "\n")
         except OSError as e:
             self.discard()
             raise write_error(self.path, e) from None
+        self._draw()
+
+    def _draw(self) -> None:
+        try:
+            from .stats_plot import stats_figure  # matplotlib loads only when a picture is drawn
+            fig = stats_figure(self.path.stem.removesuffix("_stats"), self.classes, self.palette_bgr,
+                               np.array(self.rows).reshape(-1, len(self.classes)),
+                               self._agreement if self.compared else None)
+            fig.savefig(self.tmp_picture, format="png")
+        except Exception as e:  # a full disk, or matplotlib failing: the file's outputs fail together
+            self.discard()
+            raise write_error(self.picture, e) from None
 
     def commit(self) -> Path:
         try:
+            os.replace(self.tmp_picture, self.picture)
             os.replace(self.tmp, self.path)
         except OSError as e:
             self.discard()
@@ -128,7 +149,14 @@ class ClassStats:
     def discard(self) -> None:
         self.rows.clear()
         self._flicker.clear()
+        self._agreement.clear()
         self.tmp.unlink(missing_ok=True)
+        self.tmp_picture.unlink(missing_ok=True)
+
+
+def picture_path(stats: Path) -> Path:
+    """The picture drawn beside a stats CSV: DIR/<name>_stats.png."""
+    return stats.with_suffix(".png")
 
 
 def stats_rows(path: Path) -> int | None:

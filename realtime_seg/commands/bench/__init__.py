@@ -1,7 +1,7 @@
 """Benchmark: each stage alone, the product pipeline, a naive ONNX loop and the seed's Keras loop.
 
 usage: python -m realtime_seg bench --video drive.mp4 [--model accurate|fast|M.onnx] [--frames 200]
-       python -m realtime_seg bench --models fast accurate --json bench.json
+       python -m realtime_seg bench --models fast accurate --json bench.json --plot stages.png
        python -m realtime_seg bench --threads 1 --spin   (onnxruntime threads, 0: all cores; busy-waiting on)
 
 On the first N frames of the video, in one run:

@@ -12,6 +12,7 @@ from pathlib import Path
 from ...cli import add_model_options, foreign_spec
 from ...errors import ArgumentParser, UsageError, UserError, check_at_least
 from ...paths import DEMO_VIDEO
+from ...plots import require
 from ...runtime.engine import SegModel
 from ...runtime.models import PRESETS, ModelChoice, choose_model, open_choice, open_selected
 from ...runtime.precision import family_base
@@ -105,6 +106,9 @@ def run(cfg: BenchConfig) -> dict:
         models = {"model": paths[0]} if len(paths) == 1 else {f"model {p.name}": p for p in paths}
         inputs = {"video": cfg.video, **models}
         check_output_file(Path(cfg.json), "--json", {**inputs, **({"Keras model": cfg.keras} if cfg.keras else {})})
+    if cfg.plot:
+        require("--plot's picture")
+        check_output_file(Path(cfg.plot), "--plot", {"video": cfg.video, **{f"model {p.name}": p for p in paths}})
     rows = load_rows(cfg)
     if cfg.keras and not Path(cfg.keras).is_file():
         raise UserError(f"Keras model {cfg.keras} not found; pass --keras PATH to a .keras file")
@@ -139,6 +143,9 @@ def run(cfg: BenchConfig) -> dict:
     if cfg.json:
         write_json(Path(cfg.json), doc, hint="choose a writable --json path")
         print(f"wrote {cfg.json}")
+    if cfg.plot:
+        from .plot import plot_stages  # matplotlib loads only when a picture is drawn
+        print(f"wrote {plot_stages(Path(cfg.plot), results)}")
     return doc
 
 
@@ -158,6 +165,7 @@ def parser() -> argparse.ArgumentParser:
                    help="let onnxruntime's idle threads busy-wait (its own default; the product turns it off)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8], help="batch sizes for model alone")
     p.add_argument("--json", help="also write the results as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw the stage times per model (PNG)")
     return p
 
 
@@ -171,7 +179,7 @@ def config(args: argparse.Namespace) -> BenchConfig:
         raise UsageError("--keras names one Keras file: use it with --model, not --models")
     return BenchConfig(args.video, models, args.keras, args.device, args.frames, args.threads,
                        args.spin, tuple(args.batches), not args.no_keras, args.json, tuple(args.precision),
-                       foreign_spec(args))
+                       foreign_spec(args), args.plot)
 
 
 def main(argv: list[str]) -> int:

@@ -22,3 +22,4 @@ class BenchConfig:
     json: str | None = None
     precisions: tuple[str, ...] = ("auto",)  # one row per precision of each model
     foreign: ForeignSpec | None = None       # --classes, --mean, ...: the model files are foreign, imported in memory
+    plot: str | None = None                   # --plot FILE.png: the stage times per model
