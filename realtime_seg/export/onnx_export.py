@@ -11,7 +11,6 @@ dataset), written only if it keeps fp32's val mIoU (within 0.5) and class maps (
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from realtime_seg.contract import (CLASS_MAP, INPUT, INT8_CHECK, LOGITS, PRECISI
                                    PROBS, SPLIT, preprocess)
 from realtime_seg.errors import ArgumentParser, UsageError, UserError, check_at_least
 from realtime_seg.paths import DEMO_VIDEO
-from realtime_seg.system import check_output_file, write_atomic
+from realtime_seg.system import check_output_file, sha256_file, write_atomic
 
 from .graph import softmax_channels_last
 from .quantize import Int8Config, set_metadata
@@ -50,13 +49,6 @@ class ExportConfig:
     min_agreement: float = 0.0   # with Keras; 0: the precision's own (EXPORT_PRECISIONS; int8: also against fp32)
     int8: Int8Config | None = None  # calibration and checks; data None: the run's dataset (config.json)
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _class_info(checkpoint: Path, classes: str, n_out: int) -> dict:
@@ -209,7 +201,7 @@ def _metadata(cfg: ExportConfig, info: dict, size, checks: dict, checkpoint: Pat
         "dataset": info.get("dataset", ""), "val_miou": json.dumps(info.get("val_miou")),
         **({SPLIT: json.dumps(info["split"])} if "split" in info else {}),
         PRECISION: EXPORT_PRECISIONS[cfg.precision].graph,  # int8: set once quantized
-        "source_checkpoint": checkpoint.name, "source_sha256": _sha256(checkpoint),
+        "source_checkpoint": checkpoint.name, "source_sha256": sha256_file(checkpoint),
         "parity": json.dumps(checks), "keras_version": keras.__version__,
     }
 

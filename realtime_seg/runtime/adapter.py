@@ -10,7 +10,6 @@ original graph run as the flags say, by NumPy (`reference_maps`). `onnx` is impo
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from ..contract import CLASS_MAP, INPUT, PROBS, REQUIRED_METADATA, preprocess
 from ..errors import UsageError, UserError
 from ..paths import DEMO_VIDEO
+from ..system import sha256_file
 from .engine import SegModel, load_model
 from .foreign import ForeignSpec, Interface, check_classes, load_proto, open_session, read_interface
 
@@ -206,18 +206,11 @@ def metadata(path: Path, iface: Interface, spec: ForeignSpec) -> dict[str, str]:
             "preprocessing": json.dumps({"color": "RGB", "dtype": "uint8", "resize": "area",
                                          "normalise": "(pixel - mean) / std in the graph"}),
             "output": CLASS_MAP, "dataset": table.name, "precision": "fp32", "val_miou": "null",
-            "foreign": json.dumps({"source": path.name, "sha256": _sha256(path), "input": iface.input.name,
+            "foreign": json.dumps({"source": path.name, "sha256": sha256_file(path), "input": iface.input.name,
                                    "layout": iface.layout, "input_type": iface.input.type, "mean": spec.mean,
                                    "std": spec.std, "bgr": spec.bgr, "output": iface.output, "kind": iface.kind,
                                    "output_layout": iface.out_layout, "output_size": iface.out_size})}
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def adapt(path: Path, spec: ForeignSpec) -> tuple[bytes, Interface, float]:
