@@ -67,8 +67,8 @@ def _score(model, size, pairs, num_classes: int, prefix: str, logs: dict, state:
     cm = score(keras_predictor(model, size), pairs, num_classes)
     scores, per_class = summarize(cm), iou_per_class(cm)
     logs[f"{prefix}_miou"], logs[f"{prefix}_pixel_accuracy"] = scores["miou"], scores["pixel_accuracy"]
-    state[f"last_{prefix}_miou" if prefix != "val" else "last_miou"] = float(scores["miou"])
-    state[f"last_{prefix}_per_class" if prefix != "val" else "last_per_class"] = [float(v) for v in per_class]
+    key = "last" if prefix == "val" else f"last_{prefix}"  # state.json's names from before drives
+    state[f"{key}_miou"], state[f"{key}_per_class"] = float(scores["miou"]), [float(v) for v in per_class]
     if prefix == "val":
         logs["val_per_class_iou"] = per_class
 
