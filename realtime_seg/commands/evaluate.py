@@ -21,7 +21,8 @@ import numpy as np
 from ..cli import add_model_options, model_choice
 from ..contract import SPLIT
 from ..datasets.metrics import iou_per_class, summarize
-from ..datasets.readers import DEFAULT_SPLIT, FORMATS, READERS, SPLITS, hold_out, load_split, parse_drives, split_settings
+from ..datasets.readers import (DEFAULT_SPLIT, FORMATS, READERS, SPLITS, hold_out, load_split, parse_drives,
+                                split_settings)
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..runtime.engine import SegModel
 from ..runtime.models import open_choice
@@ -145,8 +146,8 @@ def main(argv: list[str]) -> int:
     print(f"scoring {len(samples)} images with {model.path.name} ({model.runs_on}): {scored}")
     cm = evaluate(model, samples, fmt, args.batch_size, args.edges)
     result = {"model": model.path.name, "data": str(args.data), "precision": model.precision,
-              "split": split, "holdout_drive": args.holdout_drive, "scored": scored, "split_settings": settings, "images": len(samples),
-              "edges": args.edges, **report(model, cm)}
+              "split": split, "holdout_drive": args.holdout_drive, "scored": scored,
+              "split_settings": settings, "images": len(samples), "edges": args.edges, **report(model, cm)}
     print_table(result)
     if args.json:
         write_json(Path(args.json), result)

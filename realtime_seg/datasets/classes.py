@@ -2,6 +2,7 @@
 foreign model can be given (`--classes`: a built-in name or a file)."""
 from __future__ import annotations
 
+import colorsys
 import json
 import re
 from dataclasses import dataclass
@@ -140,10 +141,6 @@ def _text_classes(text: str, spec: str) -> tuple[list[str], list]:
 
 
 def _spread(i: int, n: int) -> tuple[int, int, int]:
-    """A colour for class i of n: hues spread evenly, lightness alternating (HSV -> RGB)."""
-    h, v = (i / max(n, 1)) * 6.0, 0.95 if i % 2 == 0 else 0.65
-    k = int(h) % 6
-    f = h - int(h)
-    p, q, t = 0.25 * v, v * (1 - 0.75 * f), v * (0.25 + 0.75 * f)
-    rgb = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][k]
+    """A colour for class i of n: hues spread evenly, saturation 0.75, lightness alternating."""
+    rgb = colorsys.hsv_to_rgb(i / max(n, 1) % 1.0, 0.75, 0.95 if i % 2 == 0 else 0.65)
     return tuple(int(round(c * 255)) for c in rgb)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -156,11 +157,7 @@ def load_dataset(root: str | Path, fmt: str = "auto", classes: str = "auto",
 
 def drives(samples: list[Sample], fmt: str) -> dict[str, int]:
     """Frames per drive (CamVid: the file name's prefix; CARLA: the capture folder), by name."""
-    counts: dict[str, int] = {}
-    for sample in samples:
-        name = READERS[fmt].drive(sample)
-        counts[name] = counts.get(name, 0) + 1
-    return dict(sorted(counts.items()))
+    return dict(sorted(Counter(map(READERS[fmt].drive, samples)).items()))
 
 
 def parse_drives(text: str) -> tuple[str, ...]:
@@ -178,9 +175,8 @@ def hold_out(samples: list[Sample], fmt: str, names: tuple[str, ...], where: str
         listed = ", ".join(f"{k} ({v} frames)" for k, v in known.items())
         raise UsageError(f"unknown --holdout-drive {unknown[0]!r}: the drives of {where} are {listed}; "
                          f"pick one of them")
-    held = [s for s in samples if READERS[fmt].drive(s) in names]
-    kept = [s for s in samples if READERS[fmt].drive(s) not in names]
-    return kept, held
+    is_held = [READERS[fmt].drive(s) in names for s in samples]
+    return ([s for s, h in zip(samples, is_held) if not h], [s for s, h in zip(samples, is_held) if h])
 
 
 def _split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list, list]:
