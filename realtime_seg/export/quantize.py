@@ -3,7 +3,8 @@
 Weights int8 per output channel, activations uint8 from MinMax ranges over `images` training frames,
 and 7-bit weights (`reduce_range`): without VNNI (AVX2, plain AVX-512) onnxruntime multiplies u8 x s8
 with VPMADDUBSW, whose 16-bit pair sums saturate; with full 8-bit weights the accurate preset lost
-11 val mIoU on such a CPU, with 7-bit ones none (docs/EXPORT.md).
+11 val mIoU on such a CPU, with 7-bit ones none (docs/EXPORT.md). The coarser weights shift each
+channel's mean output; bias correction (bias_correction.py) takes that shift back.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from realtime_seg.errors import UserError
 from realtime_seg.runtime.engine import load_model
 from realtime_seg.system import cpu_int8_dot
 
+from .bias_correction import REDUCED_RANGE, correct_biases
 from .graph import subpixel_conv_transpose
 
 log = logging.getLogger(__name__)
@@ -35,21 +37,26 @@ log = logging.getLogger(__name__)
 class Int8Config:
     data: str | None              # dataset folder: its train split calibrates, its val split checks
     images: int = 32              # calibration frames, spread evenly over the train split
-    max_miou_drop: float = 0.005  # fail when int8 loses more val mIoU than this against fp32
+    max_miou_drop: float = 0.003  # fail when int8 loses more val mIoU than this against fp32
     min_agreement: float = 0.90   # fail when fewer pixels than this keep fp32's class
     fmt: str = "auto"
     val_fraction: float = 0.1     # CARLA's split, as the training run made it
     seed: int = 0
 
 
-def calibration_frames(cfg: Int8Config, size: tuple[int, int]) -> list[np.ndarray]:
-    """`cfg.images` training images as (1, H, W, 3) uint8 RGB, preprocessed like the runtime's frames."""
+def calibration_samples(cfg: Int8Config) -> list:
+    """The `cfg.images` training samples that calibrate, spread evenly over the train split."""
     _, samples = load_split(cfg.data, "train", cfg.fmt, cfg.val_fraction, cfg.seed)
     if not samples:
         raise UserError(f"no training images in {cfg.data} to calibrate int8 with; pass --calib DATASET")
     picks = np.linspace(0, len(samples) - 1, min(cfg.images, len(samples))).astype(int)
-    return [preprocess([cv2.cvtColor(read_image(samples[i].image), cv2.COLOR_RGB2BGR)], size, np.uint8)
-            for i in picks]
+    return [samples[i] for i in picks]
+
+
+def calibration_frames(cfg: Int8Config, size: tuple[int, int]) -> list[np.ndarray]:
+    """The calibration samples as (1, H, W, 3) uint8 RGB, preprocessed like the runtime's frames."""
+    return [preprocess([cv2.cvtColor(read_image(s.image), cv2.COLOR_RGB2BGR)], size, np.uint8)
+            for s in calibration_samples(cfg)]
 
 
 # kept in float: onnxruntime's QLinearSoftmax is slower than the float one (docs/EXPORT.md), and
@@ -105,8 +112,11 @@ class _Reader:
         return None if batch is None else {INPUT: batch}
 
 
-def quantize(proto, frames: list[np.ndarray]):
-    """fp32 ModelProto (uint8 input) -> int8 QDQ ModelProto; metadata is the caller's to add."""
+def quantize(proto, frames: list[np.ndarray], bias_correction: bool = True):
+    """fp32 ModelProto (uint8 input) -> (int8 QDQ ModelProto, convs bias-corrected); metadata is the caller's.
+
+    Bias correction (bias_correction.py) moves the mean shift of each quantized convolution's
+    rounded weights into its float bias first; the weights themselves quantize as before."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -114,11 +124,18 @@ def quantize(proto, frames: list[np.ndarray]):
         src, pre, out = (Path(tmp) / name for name in ("fp32.onnx", "pre.onnx", "int8.onnx"))
         onnx.save(subpixel_conv_transpose(copy.deepcopy(proto)), src)  # its convs quantize; ConvTranspose did not
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        model = onnx.load(str(pre))
+        exclude = _float_nodes(model.graph)
+        corrected = 0
+        if bias_correction:
+            convs = [n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in set(exclude)]
+            model, corrected = correct_biases(model, convs, frames, REDUCED_RANGE)
+            onnx.save(model, pre)
         quantize_static(str(pre), str(out), _Reader(frames), quant_format=QuantFormat.QDQ,
                         per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                        nodes_to_exclude=_float_nodes(onnx.load(str(pre)).graph))
-        return onnx.load(str(out))
+                        nodes_to_exclude=exclude)
+        return onnx.load(str(out)), corrected
 
 
 def speed_ratio(fp32, int8, batches: list[np.ndarray], rounds: int = 3) -> float:
@@ -166,11 +183,12 @@ def int8_variant(proto, cfg: Int8Config, parity_batch: np.ndarray, size: tuple[i
     frames = calibration_frames(cfg, size)
     print(f"quantizing to int8: {len(frames)} calibration images from the train split of {cfg.data} ...",
           flush=True)
-    int8 = quantize(proto, frames)
+    int8, corrected = quantize(proto, frames)
     meta = {p.key: p.value for p in proto.metadata_props}
     meta.update({PRECISION: "int8", CALIBRATION: json.dumps(
         {"data": Path(cfg.data).name, "split": "train", "images": len(frames), "method": "minmax",
-         "format": "QDQ", "weights": "int8 per channel, 7-bit range", "activations": "uint8"})})
+         "format": "QDQ", "weights": "int8 per channel, 7-bit range", "activations": "uint8",
+         "bias_correction": corrected})})
     with tempfile.TemporaryDirectory(prefix="realtime_seg_int8_") as tmp:
         paths = {"fp32": Path(tmp) / "fp32.onnx", "int8": Path(tmp) / "int8.onnx"}
         onnx.save(proto, paths["fp32"])

@@ -51,6 +51,7 @@ def test_int8_export_is_quantized_checked_and_described(int8_model, tiny_run, ca
     calibration = json.loads(meta["calibration"])
     assert calibration["data"] == Path(camvid_dir).name and calibration["split"] == "train"
     assert calibration["images"] == len(list((Path(camvid_dir) / "train").glob("*.png")))
+    assert calibration["bias_correction"] > 0  # the encoder's convs carry their rounding shift's correction
     check = json.loads(meta["int8_check"])
     assert check == checks["int8"] and check["val_images"] == 3
     assert check["val_miou_fp32"] - check["val_miou_int8"] <= LENIENT["max_miou_drop"]
