@@ -143,6 +143,8 @@ def main(argv: list[str]) -> int:
         drives = parse_drives(args.holdout_drive)
         _, samples = hold_out(samples, fmt, drives, f"{args.data} ({split})")
         scored += f", drive {', '.join(drives)} only"
+    if settings.get("train_split") == "trainval" and split in ("val", "all"):
+        scored += "; the model was trained on train+val, so this is not a held-out score"
     print(f"scoring {len(samples)} images with {model.path.name} ({model.runs_on}): {scored}")
     cm = evaluate(model, samples, fmt, args.batch_size, args.edges)
     result = {"model": model.path.name, "data": str(args.data), "precision": model.precision,

@@ -141,7 +141,9 @@ def _carla_split(root: Path, split: str, val_fraction: float, seed: int) -> list
 def split_settings(run_config: dict) -> dict:
     """How a training run (its config.json) split its data: what eval needs to score the same val."""
     return {"format": run_config.get("dataset", run_config.get("format", "auto")),
-            **{k: run_config.get(k, v) for k, v in DEFAULT_SPLIT.items()}}
+            **{k: run_config.get(k, v) for k, v in DEFAULT_SPLIT.items()},
+            "train_split": run_config.get("train_split", "train"),  # trainval: val was trained on
+            "holdout_drive": run_config.get("holdout_drive", "")}
 
 
 def load_dataset(root: str | Path, fmt: str = "auto", classes: str = "auto",

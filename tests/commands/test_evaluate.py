@@ -69,7 +69,8 @@ def test_split_settings_come_from_the_run_then_the_model_then_defaults(tmp_path)
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"dataset": "carla", "val_fraction": 0.25, "seed": 7}))
     settings, origin = find_split(model, str(run))
-    assert settings == {"format": "carla", "val_fraction": 0.25, "seed": 7} and origin == str(run / "config.json")
+    assert settings == {"format": "carla", "val_fraction": 0.25, "seed": 7, "train_split": "train",
+                        "holdout_drive": ""} and origin == str(run / "config.json")
     onnx = pytest.importorskip("onnx")
     proto = onnx.load(str(TINY))
     entry = proto.metadata_props.add()
@@ -80,6 +81,20 @@ def test_split_settings_come_from_the_run_then_the_model_then_defaults(tmp_path)
     assert (settings["val_fraction"], settings["seed"], origin) == (0.3, 5, "tagged.onnx metadata")
     text = describe_split("carla", "val", settings, origin)
     assert text == "CARLA val: the held-out 30%, seed 5 (split settings from tagged.onnx metadata)"
+
+
+def test_val_of_a_trainval_model_is_not_called_held_out(tmp_path):
+    """A model trained on train+val (its run's config.json) is scored on val with a note saying so."""
+    run = tmp_path / "run"
+    run.mkdir()
+    args = ("realtime_seg", "eval", "--model", str(TINY), "--data", str(FIXTURES / "camvid"), "--run", str(run))
+    notes = []
+    for train_split in ("train", "trainval"):
+        (run / "config.json").write_text(json.dumps({"dataset": "camvid", "train_split": train_split}))
+        proc = run_cli(*args)
+        assert proc.returncode == 0, proc.stderr
+        notes.append("trained on train+val, so this is not a held-out score" in proc.stdout)
+    assert notes == [False, True]
 
 
 def test_a_run_folder_without_config_is_a_clear_error(tmp_path):
