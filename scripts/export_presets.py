@@ -6,7 +6,7 @@ usage: python scripts/export_presets.py [accurate fast] [--calib ../shared/data/
 For each preset NAME, from MODELS_DIR/camvid_NAME.keras (its run's config.json and summary.json
 are used when they lie beside it; else the CamVid class table): camvid_NAME.onnx (fp32),
 camvid_NAME.int8.onnx (written only when it passes export's checks against fp32: val mIoU within
-0.5 points, class maps kept) and camvid_NAME.fp16.onnx (for CUDA). A variant that fails its
+0.3 points, class maps kept) and camvid_NAME.fp16.onnx (for CUDA). A variant that fails its
 checks is not shipped: a stale file of that precision is removed, so a family never mixes weights.
 Needs the training requirements (TensorFlow, tf2onnx, onnx). Summary table at the end.
 """

@@ -6,7 +6,7 @@ Graph: input `image` uint8 (N, H, W, 3) RGB, scaled to [0, 1] inside the graph; 
 uint8 (N, H, W) and `probs` float32 (N, H, W, C) softmax (head argmax, the default: see
 docs/EXPORT.md), or `logits` float32 (N, H, W, C).
 --int8: static QDQ quantization calibrated on the training split of DATA (default: the run's
-dataset), written only if it keeps fp32's val mIoU (within 0.5) and class maps (export/quantize.py).
+dataset), written only if it keeps fp32's val mIoU (within 0.3) and class maps (export/quantize.py).
 """
 from __future__ import annotations
 

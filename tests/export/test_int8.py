@@ -76,6 +76,11 @@ def test_preset_int8_keeps_stem_head_and_decoder_float_and_the_encoder_int8():
     quantized = [n for n in convs if not float_input(n)]
     assert len(quantized) > len(convs) / 2  # the encoder body: most convs and most of the compute
     assert all("/dec" not in producer[n.input[0]].input[0] for n in quantized)
+    # each int8 conv's bias carries the correction for its weights' rounding (export/bias_correction.py)
+    calibration = json.loads({p.key: p.value for p in proto.metadata_props}["calibration"])
+    int8_weights = [n for n in convs if producer.get(n.input[1]) is not None
+                    and producer[n.input[1]].op_type == "DequantizeLinear"]
+    assert calibration["bias_correction"] == len(int8_weights) >= len(convs) / 2
 
 
 def test_int8_runs_in_the_runtime_close_to_fp32(int8_model, fp32_of_run, frames_dir):
