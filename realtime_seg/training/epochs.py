@@ -6,8 +6,10 @@ run cut off anywhere continues with --resume; SIGTERM and Ctrl-C save last.keras
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import signal
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -73,31 +75,54 @@ def _score(model, size, pairs, num_classes: int, prefix: str, logs: dict, state:
         logs["val_per_class_iou"] = per_class
 
 
-def epoch_callbacks(cfg, run: Path, val_pairs, holdout_pairs, table, state: dict):
-    """Keras callbacks: val (and held-out drives) scored after each epoch, checkpoints, metrics.csv."""
+def epoch_callbacks(cfg, run: Path, val_pairs, holdout_pairs, table, state: dict, model=None,
+                    append: bool | None = None):
+    """Keras callbacks: val (and held-out drives) scored after each epoch, checkpoints, metrics.csv.
+
+    `model` is the one scored and saved (default: the one being fitted; progressive resizing fits a
+    smaller view of it). metrics.csv is appended to when `append` (default: with --resume); each
+    epoch's row has its training seconds (before scoring) and the input size it trained at, unless
+    a resumed run's file was started without those columns.
+    """
     keras = import_keras()
+    append = cfg.resume if append is None else append
+    metrics = run / "metrics.csv"
+    timed = not append or not metrics.is_file() or "seconds" in _header(metrics)
 
     class Checkpoints(keras.callbacks.Callback):
         """Validation mIoU after each epoch; keeps best.keras and last.keras (atomically)."""
 
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
+            if timed:  # numbers: Keras's progress line averages every value in logs
+                logs["seconds"] = round(time.perf_counter() - self.started, 2)
+                logs["input_height"], logs["input_width"] = (int(s) for s in self.model.inputs[0].shape[1:3])
+            target = model if model is not None else self.model
             for prefix, pairs in (("val", val_pairs), ("holdout", holdout_pairs)):
                 if pairs:
-                    _score(self.model, cfg.input_size, pairs, table.num_classes, prefix, logs, state)
+                    _score(target, cfg.input_size, pairs, table.num_classes, prefix, logs, state)
             state["epoch"] = epoch + 1
             miou = logs.get("val_miou", logs.get("holdout_miou", -logs.get("loss", 0.0)))
             if miou > state.get("best_miou", -np.inf):
                 state.update(best_miou=float(miou), best_epoch=epoch + 1,
                              best_per_class=[float(v) for v in logs.get("val_per_class_iou", [])])
-                save_atomic(self.model, run / "best.keras")
-            save_atomic(self.model, run / "last.keras")
+                save_atomic(target, run / "best.keras")
+            save_atomic(target, run / "last.keras")
             logs.pop("val_per_class_iou", None)
             write_json(run / "state.json", state, hint=HINT)
             _print_scores(logs, state)
-            curves.update(run, self.model.optimizer, epoch, logs, state.get("best_epoch"))  # curves.png
+            curves.update(run, target.optimizer, epoch, logs, state.get("best_epoch"))  # curves.png
 
-    return [Checkpoints(), keras.callbacks.CSVLogger(str(run / "metrics.csv"), append=cfg.resume)]
+    return [Checkpoints(), keras.callbacks.CSVLogger(str(metrics), append=append)]
+
+
+def _header(path: Path) -> list[str]:
+    """The column names on a CSV file's first line."""
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
 
 
 def _print_scores(logs: dict, state: dict) -> None:

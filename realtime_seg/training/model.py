@@ -135,6 +135,9 @@ def residual_block(x, filters: int, name: str, separable: bool = False, dilation
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([x, y]))
 
 
+POOL_UP = "_pool_up"  # the pooled branch's broadcast by the feature map's size (progressive.small_view remakes it)
+
+
 def context_module(x, filters: int, name: str = "context"):
     """Parallel 1x1, dilated separable (rates 2, 4, 8) and global-pool branches, fused by a 1x1."""
     _, h, w, _ = x.shape
@@ -142,7 +145,7 @@ def context_module(x, filters: int, name: str = "context"):
     branches += [_separable_bn(x, filters, f"{name}_d{r}", dilation=r) for r in (2, 4, 8)]
     pooled = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
     pooled = layers.Conv2D(filters, 1, activation="relu", name=f"{name}_pool_conv")(pooled)
-    branches.append(layers.UpSampling2D((h, w), name=f"{name}_pool_up")(pooled))  # broadcast back
+    branches.append(layers.UpSampling2D((h, w), name=f"{name}{POOL_UP}")(pooled))  # broadcast back
     x = layers.Concatenate(name=f"{name}_concat")(branches)
     x = _conv_bn(x, filters, f"{name}_fuse", kernel=1)
     return layers.SpatialDropout2D(0.1, name=f"{name}_dropout")(x)

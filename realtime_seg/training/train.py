@@ -27,6 +27,7 @@ from ..system import check_creatable, cpu_flags, write_json
 from .backend import accelerator, choose_precision, import_keras  # Keras loads when called
 from .epochs import HINT, epoch_callbacks, interrupts_as_keyboard_interrupt, save_after_interrupt
 from .inputs import CLASS_WEIGHTS, decode_pairs, pixel_weights, sequence_class
+from . import progressive
 from .options import ARCHS, ENCODER_BN, OPTIMIZERS, PRECISIONS, SCHEDULES, TRAIN_SPLITS
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class TrainConfig:
     optimizer: str = "adamw"        # adamw | adam
     weight_decay: float = 1e-4      # AdamW's decoupled decay (kernels only)
     input_size: tuple[int, int] = (96, 128)  # (height, width), multiples of 16
+    progressive: str = ""           # HxW:EPOCHS: the first EPOCHS epochs at HxW, the rest at input_size
     width: int = 0                  # n_filters of the first block (0: the arch's default)
     limit: int = 0                  # use only N samples (0: all)
     class_weights: str = "median"   # none | median | sqrt (square root of median frequency)
@@ -155,6 +157,7 @@ def check_config(cfg: TrainConfig) -> None:
         raise UsageError(f"--encoder-lr is a fraction of --lr from 0 (frozen) to 1, got {cfg.encoder_lr:g}")
     if ARCHS[cfg.arch].pretrained and any(s % 32 for s in cfg.input_size):
         raise UsageError(f"--arch {cfg.arch} needs --input-size multiples of 32, got {cfg.input_size}")
+    progressive.check(cfg)
     if not 0 <= cfg.val_fraction < 1:
         raise UsageError(f"--val-fraction must be at least 0 and below 1, got {cfg.val_fraction:g}")
     data, out = Path(cfg.data).resolve(), Path(cfg.out).resolve()
@@ -240,18 +243,21 @@ def _fit(cfg: TrainConfig, keras, dataset, samples, pairs, weights, run: Path, p
     ops = parse_augmentations(cfg.augmentations) if cfg.augment else ()
     seq = Seq(train_pairs, cfg.input_size, cfg.batch_size, weights, dataset.table.num_classes,
               cfg.seed, cfg.workers, ops, cfg.scale_range, void)
-    seq.epoch = state.get("epoch", 0)
-    seq.order = seq._order()  # a resumed run shuffles its first epoch as an uninterrupted one would
-    start, t0 = state.get("epoch", 0), time.time()
+    start, t0, losses = state.get("epoch", 0), time.time(), []
+    if cfg.progressive:
+        print(progressive.describe(cfg))
     with interrupts_as_keyboard_interrupt() as received:
         try:
-            history = model.fit(seq, epochs=cfg.epochs, initial_epoch=start,
-                                callbacks=epoch_callbacks(cfg, run, val_pairs, drive_pairs, dataset.table, state),
-                                verbose=1 if sys.stdout.isatty() else 2)
+            for phase in progressive.phases(cfg, start):  # one phase unless --progressive
+                if phase.first > start:
+                    print(progressive.switch_line(phase))
+                callbacks = epoch_callbacks(cfg, run, val_pairs, drive_pairs, dataset.table, state, model,
+                                            append=cfg.resume or phase.first > start)
+                history = progressive.fit(model, seq, phase, callbacks, verbose=1 if sys.stdout.isatty() else 2)
+                losses += history.history.get("loss", [])
         except KeyboardInterrupt:
             raise save_after_interrupt(model, run, received) from None
     from .model import count_flops
-    losses = history.history.get("loss", [])
     summary = {
         "dataset": dataset.format, "table": dataset.table.name, "classes": list(dataset.table.classes),
         "epochs": state.get("epoch", 0), "train_samples": len(train_s), "val_samples": len(val_s),
@@ -309,6 +315,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
     p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW decay of conv kernels")
     p.add_argument("--input-size", type=_size, default=(96, 128), help="HEIGHTxWIDTH, e.g. 96x128")
+    p.add_argument("--progressive", default="", metavar="HxW:EPOCHS",
+                   help="progressive resizing: train the first EPOCHS epochs at the smaller HxW (same "
+                        "multiples as --input-size), the rest at --input-size; val is scored and "
+                        "checkpoints are saved at --input-size throughout")
     p.add_argument("--width", type=int, default=0,
                    help="filters of the first block (default: resunet 16, seed 32 as the seed's)")
     p.add_argument("--limit", type=int, default=0, help="use only N samples (smoke runs)")
