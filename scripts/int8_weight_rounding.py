@@ -1,0 +1,76 @@
+"""Where int8 loses: only the weights of the convolutions int8 quantizes are rounded, in an fp32 graph.
+
+usage: python scripts/int8_weight_rounding.py models/camvid_accurate.onnx [--data ../shared/data/camvid]
+
+Prints val mIoU of the fp32 graph and of copies whose quantized convolutions (those export's int8
+keeps int8: not the stem, decoder or head) have 7-bit or 8-bit per-channel weights, and 7-bit
+weights with bias correction; activations stay float. The table in docs/EXPORT.md ("Bias
+correction") comes from it.
+"""
+import argparse
+import copy
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import onnx  # noqa: E402
+from onnx import numpy_helper  # noqa: E402
+from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
+
+from realtime_seg.datasets.metrics import summarize  # noqa: E402
+from realtime_seg.datasets.readers import load_split  # noqa: E402
+from realtime_seg.export.bias_correction import (FULL_RANGE, REDUCED_RANGE, correct_biases,  # noqa: E402
+                                                  quantized_weights)
+from realtime_seg.export.graph import subpixel_conv_transpose  # noqa: E402
+from realtime_seg.export.quantize import Int8Config, _float_nodes, calibration_frames  # noqa: E402
+from realtime_seg.runtime.engine import load_model  # noqa: E402
+from realtime_seg.runtime.scoring import evaluate  # noqa: E402
+
+VARIANTS = {"fp32": None, "7-bit weights": REDUCED_RANGE, "8-bit weights": FULL_RANGE,
+            "7-bit weights, bias-corrected": REDUCED_RANGE}
+
+
+def rounded(model, convs: list[str], qrange) -> onnx.ModelProto:
+    """A copy of `model` whose named convolutions' weights are what int8 would store."""
+    out = copy.deepcopy(model)
+    inits = {i.name: i for i in out.graph.initializer}
+    for node in out.graph.node:
+        if node.name in convs:
+            w = inits[node.input[1]]
+            w.CopyFrom(numpy_helper.from_array(quantized_weights(numpy_helper.to_array(w), qrange), w.name))
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", type=Path, help="an fp32 export")
+    p.add_argument("--data", default="../shared/data/camvid")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        src, pre = Path(tmp) / "src.onnx", Path(tmp) / "pre.onnx"
+        onnx.save(subpixel_conv_transpose(onnx.load(str(args.model))), src)  # as quantize() sees it
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        model = onnx.load(str(pre))
+        floats = set(_float_nodes(model.graph))
+        convs = [n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in floats]
+        size = tuple(json.loads({m.key: m.value for m in model.metadata_props}["input_size"]))
+        frames = calibration_frames(Int8Config(args.data), size)
+        fmt, val = load_split(args.data, "val")
+        print(f"{len(convs)} of {sum(n.op_type == 'Conv' for n in model.graph.node)} convolutions quantized")
+        for name, qrange in VARIANTS.items():
+            variant = model
+            if "bias-corrected" in name:
+                variant, _ = correct_biases(model, convs, frames, qrange)
+            if qrange is not None:
+                variant = rounded(variant, convs, qrange)
+            path = Path(tmp) / "variant.onnx"
+            onnx.save(variant, path)
+            miou = summarize(evaluate(load_model(path, "cpu"), val, fmt))["miou"]
+            print(f"| {name} | {miou * 100:.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
