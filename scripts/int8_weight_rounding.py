@@ -17,14 +17,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import onnx  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
-from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
 
 from realtime_seg.datasets.metrics import summarize  # noqa: E402
 from realtime_seg.datasets.readers import load_split  # noqa: E402
 from realtime_seg.export.bias_correction import (FULL_RANGE, REDUCED_RANGE, correct_biases,  # noqa: E402
                                                   quantized_weights)
-from realtime_seg.export.graph import subpixel_conv_transpose  # noqa: E402
-from realtime_seg.export.quantize import Int8Config, _float_nodes, calibration_frames  # noqa: E402
+from realtime_seg.export.quantize import Int8Config, calibration_frames, prepared, quantized_convs  # noqa: E402
 from realtime_seg.runtime.engine import load_model  # noqa: E402
 from realtime_seg.runtime.scoring import evaluate  # noqa: E402
 
@@ -49,12 +47,8 @@ def main() -> int:
     p.add_argument("--data", default="../shared/data/camvid")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        src, pre = Path(tmp) / "src.onnx", Path(tmp) / "pre.onnx"
-        onnx.save(subpixel_conv_transpose(onnx.load(str(args.model))), src)  # as quantize() sees it
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        model = onnx.load(str(pre))
-        floats = set(_float_nodes(model.graph))
-        convs = [n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in floats]
+        model = onnx.load(str(prepared(onnx.load(str(args.model)), Path(tmp))))  # as quantize() sees it
+        convs = quantized_convs(model.graph)
         size = tuple(json.loads({m.key: m.value for m in model.metadata_props}["input_size"]))
         frames = calibration_frames(Int8Config(args.data), size)
         fmt, val = load_split(args.data, "val")

@@ -112,6 +112,23 @@ class _Reader:
         return None if batch is None else {INPUT: batch}
 
 
+def prepared(proto, folder: Path) -> Path:
+    """The fp32 graph as quantization sees it (transposed convolutions as sub-pixel ones, shapes
+    inferred by onnxruntime's pre-processing), saved in `folder`; returns its path."""
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    src, pre = folder / "fp32.onnx", folder / "pre.onnx"
+    onnx.save(subpixel_conv_transpose(copy.deepcopy(proto)), src)  # its convs quantize; ConvTranspose did not
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    return pre
+
+
+def quantized_convs(graph) -> list[str]:
+    """Names of the convolutions int8 quantizes: every Conv but the float ones (`_float_nodes`)."""
+    floats = set(_float_nodes(graph))
+    return [n.name for n in graph.node if n.op_type == "Conv" and n.name not in floats]
+
+
 def quantize(proto, frames: list[np.ndarray], bias_correction: bool = True):
     """fp32 ModelProto (uint8 input) -> (int8 QDQ ModelProto, convs bias-corrected); metadata is the caller's.
 
@@ -119,17 +136,13 @@ def quantize(proto, frames: list[np.ndarray], bias_correction: bool = True):
     rounded weights into its float bias first; the weights themselves quantize as before."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
     with tempfile.TemporaryDirectory(prefix="realtime_seg_int8_") as tmp:
-        src, pre, out = (Path(tmp) / name for name in ("fp32.onnx", "pre.onnx", "int8.onnx"))
-        onnx.save(subpixel_conv_transpose(copy.deepcopy(proto)), src)  # its convs quantize; ConvTranspose did not
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        pre, out = prepared(proto, Path(tmp)), Path(tmp) / "int8.onnx"
         model = onnx.load(str(pre))
         exclude = _float_nodes(model.graph)
         corrected = 0
         if bias_correction:
-            convs = [n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in set(exclude)]
-            model, corrected = correct_biases(model, convs, frames, REDUCED_RANGE)
+            model, corrected = correct_biases(model, quantized_convs(model.graph), frames, REDUCED_RANGE)
             onnx.save(model, pre)
         quantize_static(str(pre), str(out), _Reader(frames), quant_format=QuantFormat.QDQ,
                         per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
