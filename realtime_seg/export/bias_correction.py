@@ -36,8 +36,8 @@ def input_means(model, conv_names: list[str], frames: list[np.ndarray]) -> dict[
     """Per-channel mean of each named Conv's input over `frames` (fp32 graph, NCHW tensors) -> (Cin,)."""
     import onnx
     import onnxruntime as ort
-    probe = copy.deepcopy(model)
-    convs = [n for n in probe.graph.node if n.name in set(conv_names)]
+    probe, named = copy.deepcopy(model), set(conv_names)
+    convs = [n for n in probe.graph.node if n.name in named]
     wanted = list(dict.fromkeys(c.input[0] for c in convs))
     for name in wanted:
         probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
