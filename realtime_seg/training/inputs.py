@@ -81,5 +81,7 @@ def pixel_weights(dataset: Dataset, pairs, mode: str) -> np.ndarray:
 
 def decode_pairs(dataset: Dataset, samples, desc: str) -> list:
     """Decode and check every pair up front, so bad files fail before training starts."""
+    if not samples:
+        return []
     with progress(samples, desc=desc) as bar:  # closed (its line ended) before an error is shown
         return [load_pair(s, dataset.format, dataset.table) for s in bar]
