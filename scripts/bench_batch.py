@@ -94,8 +94,7 @@ def bench_codecs(args) -> None:
 
 def bench_presets(args) -> None:
     """FPS of the viewer's pipeline (bench's `product_pipeline`) with each x264 preset, rounds alternating."""
-    from realtime_seg.commands.bench.loops import product_pipeline
-    from realtime_seg.commands.bench.stages import read_clip
+    from realtime_seg.commands.bench.measure import product_pipeline, read_clip
     from realtime_seg.runtime.models import open_selected
     clip = read_clip(str(VIDEO), args.frames)
     default = CODECS["h264"]
