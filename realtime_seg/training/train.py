@@ -28,7 +28,7 @@ from .backend import accelerator, choose_precision, import_keras  # Keras loads 
 from .epochs import HINT, epoch_callbacks, interrupts_as_keyboard_interrupt, save_after_interrupt
 from .inputs import CLASS_WEIGHTS, decode_pairs, pixel_weights, sequence_class
 from . import progressive
-from .options import ARCHS, ENCODER_BN, OPTIMIZERS, PRECISIONS, SCHEDULES, TRAIN_SPLITS
+from .options import ARCHS, COMPUTE_DTYPES, ENCODER_BN, OPTIMIZERS, SCHEDULES, TRAIN_SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def _freeze_encoder_bn(model) -> None:
 def check_config(cfg: TrainConfig) -> None:
     """Usage errors in the settings, and a run folder that cannot be made, before any work."""
     choices = {"arch": ARCHS, "schedule": SCHEDULES, "optimizer": OPTIMIZERS,
-               "train_split": TRAIN_SPLITS, "precision": PRECISIONS, "class_weights": CLASS_WEIGHTS,
+               "train_split": TRAIN_SPLITS, "precision": COMPUTE_DTYPES, "class_weights": CLASS_WEIGHTS,
                "encoder_bn": ENCODER_BN}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
@@ -341,7 +341,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.keras")
     p.add_argument("--init", default="", help="start from this .keras checkpoint's weights (fine-tune)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+    p.add_argument("--precision", default="auto", choices=COMPUTE_DTYPES,
                    help="auto: mixed bfloat16 on GPUs (JAX), and on CPUs with AVX512_BF16/AMX for the archs "
                         "that run faster in it there (seed, resunet); else float32")
     p.add_argument("--mixed-precision", action="store_true", help="same as --precision float16")
