@@ -1,6 +1,6 @@
 """Keras checkpoint -> ONNX with metadata, checked against Keras on real frames.
 
-usage: python -m export runs/x/best.keras -o models/x.onnx [--fp16 | --int8 [--calib DATA]] [--head argmax|logits]
+usage: python -m realtime_seg export runs/x/best.keras -o models/x.onnx [--fp16 | --int8 [--calib DATA]] [--head argmax|logits]
 
 Graph: input `image` uint8 (N, H, W, 3) RGB, scaled to [0, 1] inside the graph; outputs `class_map`
 uint8 (N, H, W) and `probs` float32 (N, H, W, C) softmax (head argmax, the default: see
@@ -265,7 +265,7 @@ def _int8_config(cfg: ExportConfig, info: dict, checkpoint: Path) -> Int8Config:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m export", description=__doc__,
+    p = ArgumentParser(prog="python -m realtime_seg export", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a .keras file written by `python -m realtime_seg train`")
     p.add_argument("-o", "--output", required=True, help="where to write the .onnx file")
