@@ -206,3 +206,24 @@ def test_no_module_over_500_lines():
     long = {_rel(name, modules): n for name, path in modules.items()
             if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not long, f"split these modules (over {MAX_LINES} lines): {long}"
+
+
+# --- scripts/: what regenerates a doc's figure or a benchmark, run as modules, each cited ---
+
+SCRIPTS = ROOT / "scripts"
+
+
+def test_scripts_run_as_modules_and_a_doc_cites_each():
+    """`python -m scripts.NAME` from the repository (or against the installed package): no script puts
+    a folder on sys.path by hand, and a page of docs/ (or a README) says what each one regenerates."""
+    assert (SCRIPTS / "__init__.py").is_file()
+    pages = [*(ROOT / "docs").glob("*.md"), ROOT / "README.md", ROOT / "models" / "README.md"]
+    cited = "\n".join(page.read_text() for page in pages)
+    scripts = sorted(p for p in SCRIPTS.glob("*.py") if p.name != "__init__.py")
+    assert len(scripts) > 5
+    edits = [f"{p.name}:{node.lineno}" for p in scripts for node in ast.walk(ast.parse(p.read_text()))
+             if isinstance(node, ast.Attribute) and node.attr == "path"
+             and isinstance(node.value, ast.Name) and node.value.id == "sys"]
+    assert not edits, f"sys.path edited in {edits}: run the script as `python -m scripts.NAME`"
+    uncited = [p.name for p in scripts if f"scripts.{p.stem}" not in cited and f"scripts/{p.name}" not in cited]
+    assert not uncited, f"no page of docs/ cites {uncited}"

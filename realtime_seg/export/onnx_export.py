@@ -107,7 +107,7 @@ def convert(model, head: str):
     return proto
 
 
-def _drop_output(proto, name: str):
+def drop_output(proto, name: str):
     """Remove a graph output kept only for the parity check (onnxruntime prunes its nodes)."""
     keep = [o for o in proto.graph.output if o.name != name]
     del proto.graph.output[:]
@@ -234,7 +234,7 @@ def export_model(cfg: ExportConfig) -> dict:
         raise UserError(f"export of {checkpoint} agrees with Keras on only "
                         f"{checks['agreement'] * 100:.2f}% of pixels (< {need * 100:.1f}%); nothing written")
     if cfg.head == "argmax":
-        proto = _drop_output(proto, LOGITS)
+        proto = drop_output(proto, LOGITS)
     set_metadata(proto, _metadata(cfg, info, (h, w), checks, checkpoint))
     if int8 is not None:
         from .quantize import int8_variant

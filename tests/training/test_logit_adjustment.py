@@ -91,7 +91,7 @@ def test_adjustment_brings_rare_class_pixels_back_to_their_share(camvid_dir):
 
 
 def _adjust(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "adjust_logits.py"), *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "scripts.adjust_logits", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
 
