@@ -55,3 +55,16 @@ def area_resize(frame: np.ndarray, size: tuple[int, int], dst: np.ndarray) -> No
         cv2.resize(twice, (w, h), dst=dst, interpolation=cv2.INTER_AREA)
     else:
         cv2.resize(frame, (w, h), dst=dst, interpolation=cv2.INTER_AREA)
+
+
+ASPECT_TOLERANCE = 0.15  # frames within 15% of the model's aspect are resized whole, as trained
+
+
+def keep_aspect_size(shape: tuple[int, ...], size: tuple[int, int], multiple: int = 32) -> tuple[int, int]:
+    """The input size for a frame of `shape` (H, W, ...) that keeps its aspect: `size` itself when the
+    aspects are within ASPECT_TOLERANCE (CamVid's 360x480 at 352x480), else `size`'s height and the
+    width that matches the frame's, a multiple of `multiple` (KITTI's 375x1242 at 352 high: 352x1152)."""
+    (h, w), (fh, fw) = size, shape[:2]
+    if abs((fw / fh) / (w / h) - 1) <= ASPECT_TOLERANCE:
+        return tuple(size)
+    return h, max(multiple, round(h * fw / fh / multiple) * multiple)

@@ -23,6 +23,13 @@ class UsageError(UserError):
     exit_code = 2
 
 
+class DataError(UserError):
+    """A dataset that cannot be read as asked (no layout, unpaired image, label of another size or with
+    an id outside its table): bad input, exit code 2 like a usage error."""
+
+    exit_code = 2
+
+
 TRAIN_HINT = "install the training requirements: pip install -r requirements-train.txt"
 
 

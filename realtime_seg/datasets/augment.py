@@ -8,6 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..contract import ASPECT_TOLERANCE
+
 VOID = 255  # padding id past every class table: the loss weights it 0
 
 
@@ -29,11 +31,24 @@ def sample_scale(rng: np.random.Generator, scale_range: tuple[float, float]) -> 
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
+def cover_size(shape: tuple[int, ...], size: tuple[int, int]) -> tuple[float, float]:
+    """The (height, width) a frame of `shape` is resized to at scale 1: `size` when the aspects are
+    within ASPECT_TOLERANCE (as eval and the viewer feed it), else the frame's own aspect just
+    covering `size` (KITTI's 375x1242 into 352x480: 352x1166, cropped at random, never squashed)."""
+    (h, w), (fh, fw) = size, shape[:2]
+    if abs((fw / fh) / (w / h) - 1) <= ASPECT_TOLERANCE:
+        return float(h), float(w)
+    fit = max(h / fh, w / fw)
+    return fh * fit, fw * fit
+
+
 def _scale_crop(image: np.ndarray, mask: np.ndarray, size: tuple[int, int], scale: float,
                 void: int, rng: np.random.Generator):
-    """The frame resized to `size` x `scale`, then a random `size` window; padding is void."""
+    """The frame resized to its cover size (cover_size) x `scale`, then a random `size` window;
+    padding is void."""
     h, w = size
-    th, tw = max(1, round(h * scale)), max(1, round(w * scale))
+    ch, cw = cover_size(mask.shape, size)
+    th, tw = max(1, round(ch * scale)), max(1, round(cw * scale))
     shrink = th * tw < mask.size
     image = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     mask = cv2.resize(mask, (tw, th), interpolation=cv2.INTER_NEAREST)
@@ -135,7 +150,8 @@ def augment(image: np.ndarray, mask: np.ndarray, size: tuple[int, int],
     Geometric ones move labels with pixels: rotation (up to ROTATION_DEGREES) of the whole frame,
     random scale about the run's resolution with crop/pad, horizontal flip; corners and padding
     are `void` (ignored by the loss). Photometric ones change pixel values only, at the run size.
-    Scale 1 with no rotation is the whole frame resized to `size` (what eval and the viewer feed).
+    Scale 1 with no rotation is the whole frame resized to `size` (what eval and the viewer feed)
+    when its aspect is close to `size`'s; a wider or taller frame keeps its aspect (cover_size).
     """
     if "rotate" in ops:
         image, mask = _rotate(image, mask, rng.uniform(-ROTATION_DEGREES, ROTATION_DEGREES), void)

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class ClassTable:
@@ -69,6 +71,32 @@ CITYSCAPES = ClassTable(
              (0, 80, 100), (0, 0, 230), (119, 11, 32)),
     void=255,
 )
+
+# Cityscapes labelIds (0-33; the public table's `id`), for datasets in the Cityscapes format (Cityscapes,
+# KITTI semantics), and where each lands in a class set. Anything not listed is void.
+CITYSCAPES_LABEL_IDS = 34
+_TRAIN_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)  # trainIds 0-18
+_ONTO_CAMVID = {  # CamVid's own grouping of its 32 classes (../shared/data/kitti/README)
+    "Sky": (23,), "Building": (11, 12, 15, 16), "Pole": (17, 18), "Road": (7,), "Pavement": (8,),
+    "Tree": (21, 22), "SignSymbol": (19, 20), "Fence": (13, 14), "Car": (26, 27, 28, 29, 30, 31),
+    "Pedestrian": (24,), "Bicyclist": (25, 32, 33)}
+LABEL_ID_MAPS = {  # class set name -> {labelId: class id}
+    "cityscapes": {label: i for i, label in enumerate(_TRAIN_IDS)},
+    "camvid": {label: CAMVID.classes.index(name) for name, labels in _ONTO_CAMVID.items() for label in labels},
+}
+
+
+def label_id_lookup(classes: tuple[str, ...], void: int = 255) -> np.ndarray | None:
+    """A 256-entry lookup from Cityscapes labelIds to the ids of a class set with these names
+    (CamVid's 11 or Cityscapes' 19), unlisted ids -> `void`; None for any other class set."""
+    for name, mapping in LABEL_ID_MAPS.items():
+        if tuple(classes) == CLASS_SETS[name].classes:
+            lut = np.full(256, void, np.uint8)
+            for label, class_id in mapping.items():
+                lut[label] = class_id
+            return lut
+    return None
+
 
 # the class sets a foreign model can be given by name (`import --classes`); any other is a file
 CLASS_SETS = {t.name: t for t in (CAMVID, CITYSCAPES, CARLA13, CARLA23)}

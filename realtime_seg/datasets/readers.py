@@ -1,4 +1,4 @@
-"""Dataset readers (CARLA captures, CamVid) and augmentation, with NumPy and OpenCV only.
+"""Dataset readers (CARLA captures, CamVid, Cityscapes and KITTI semantics) with NumPy and OpenCV only.
 
 A dataset is a list of `Sample(image, mask)` paths; `load_pair` decodes one into
 RGB uint8 (H, W, 3) and class ids uint8 (H, W); `augment` and `resize_pair`
@@ -18,14 +18,16 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .classes import CAMVID, CARLA13, CARLA23, ClassTable
-from ..errors import UsageError, UserError
+from .classes import CAMVID, CARLA13, CARLA23, CITYSCAPES, CITYSCAPES_LABEL_IDS, ClassTable, label_id_lookup
+from ..errors import DataError, UsageError, UserError
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp"}
 CARLA_MASK_DIRS = ("CameraMask", "CameraSeg")
 SPLITS = ("train", "val", "test", "all")
+CLASS_SETS = ("auto", "camvid", "cityscapes", "carla13", "carla23")  # train --classes
+LABEL_ID_VOID = 255  # Cityscapes-format labelIds that no class of the run's set takes
 DEFAULT_SPLIT = {"val_fraction": 0.1, "seed": 0}  # CARLA: the held-out fraction and shuffle seed
 
 
@@ -51,11 +53,15 @@ def _images(folder: Path) -> dict[str, Path]:
 
 def _pair(image_dir: Path, mask_dir: Path) -> list[Sample]:
     """Pair images and masks by file stem; an image without a mask is an error."""
-    images, masks = _images(image_dir), _images(mask_dir)
+    return _pair_keys(_images(image_dir), _images(mask_dir), mask_dir)
+
+
+def _pair_keys(images: dict[str, Path], masks: dict[str, Path], mask_dir: Path) -> list[Sample]:
+    """Pair images and masks that share a key; an image without a mask is an error."""
     missing = sorted(set(images) - set(masks))
     if missing:
-        raise UserError(f"image {images[missing[0]]} has no mask in {mask_dir} "
-                        f"({len(missing)} unpaired); add the mask or remove the image")
+        raise DataError(f"image {images[missing[0]]} has no label in {mask_dir} "
+                        f"({len(missing)} unpaired); add the label or remove the image")
     return [Sample(images[k], masks[k]) for k in sorted(images)]
 
 
@@ -65,7 +71,7 @@ def detect_format(root: Path) -> str:
     for name, reader in READERS.items():
         if reader.found_in(root):
             return name
-    raise UserError(f"{root} is neither {' nor '.join(r.layout for r in READERS.values())}; point --data at one")
+    raise DataError(f"{root} is neither {' nor '.join(r.layout for r in READERS.values())}; point --data at one")
 
 
 def _carla_captures(root: Path) -> list[Path]:
@@ -97,12 +103,43 @@ def camvid_samples(root: Path, split: str) -> list[Sample]:
     return _pair(image_dir, mask_dir)
 
 
+def _kitti_root(root: Path) -> Path | None:
+    """The folder holding KITTI semantics' `image_2/` + `semantic/`: `root` or its `training/`."""
+    for folder in (root, root / "training"):
+        if (folder / "image_2").is_dir() and (folder / "semantic").is_dir():
+            return folder
+    return None
+
+
+def kitti_samples(root: Path) -> list[Sample]:
+    """Pairs of `image_2/` and `semantic/` (labelIds) by file name."""
+    folder = _kitti_root(root)
+    return _pair(folder / "image_2", folder / "semantic")
+
+
+def _is_cityscapes(root: Path) -> bool:
+    return (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir()
+
+
+def cityscapes_samples(root: Path, split: str) -> list[Sample]:
+    """`leftImg8bit/SPLIT/CITY/X_leftImg8bit.png` with `gtFine/SPLIT/CITY/X_gtFine_labelIds.png`."""
+    image_dir, label_dir = root / "leftImg8bit" / split, root / "gtFine" / split
+    if not image_dir.is_dir():
+        raise DataError(f"{root} has no Cityscapes split {split!r} (leftImg8bit/{split}/); pick one that exists")
+    images = {p.relative_to(image_dir).as_posix()[:-len("_leftImg8bit.png")]: p
+              for p in sorted(image_dir.glob("*/*_leftImg8bit.png"))}
+    labels = {p.relative_to(label_dir).as_posix()[:-len("_gtFine_labelIds.png")]: p
+              for p in sorted(label_dir.glob("*/*_gtFine_labelIds.png"))}
+    return _pair_keys(images, labels, label_dir)
+
+
 def check_data_folder(root: Path) -> None:
     """`root` is an existing folder (not a file): a clear error otherwise."""
     if not root.exists():
-        raise UserError(f"dataset folder {root} does not exist; pass a CamVid or CARLA folder")
+        raise UserError(f"dataset folder {root} does not exist; pass a CamVid, CARLA, KITTI or Cityscapes folder")
     if not root.is_dir():
-        raise UserError(f"--data {root} is a file, not a dataset folder; pass a CamVid or CARLA folder")
+        raise UserError(f"--data {root} is a file, not a dataset folder; pass a CamVid, CARLA, KITTI or "
+                        f"Cityscapes folder")
     try:
         os.listdir(root)
     except PermissionError:
@@ -131,9 +168,26 @@ def _camvid_split(root: Path, split: str, val_fraction: float, seed: int) -> lis
 
 def _carla_split(root: Path, split: str, val_fraction: float, seed: int) -> list[Sample]:
     """CARLA's deterministic held-out split of all its pairs; it has no test split."""
+    return _fraction_split("CARLA folders", carla_samples(root), split, val_fraction, seed)
+
+
+def _kitti_split(root: Path, split: str, val_fraction: float, seed: int) -> list[Sample]:
+    """KITTI semantics' training frames, split like CARLA's (its test frames have no labels)."""
+    return _fraction_split("KITTI folders", kitti_samples(root), split, val_fraction, seed)
+
+
+def _cityscapes_split(root: Path, split: str, val_fraction: float, seed: int) -> list[Sample]:
+    """Cityscapes' split folders by name (`all`: train and val)."""
+    if split == "all":
+        return cityscapes_samples(root, "train") + cityscapes_samples(root, "val")
+    return cityscapes_samples(root, split)
+
+
+def _fraction_split(what: str, samples: list[Sample], split: str, val_fraction: float,
+                    seed: int) -> list[Sample]:
+    """A deterministic held-out fraction as val; no test split."""
     if split == "test":
-        raise UserError("CARLA folders have no test split; use --split val (held out), train or all")
-    samples = carla_samples(root)
+        raise UserError(f"{what} have no test split; use --split val (held out), train or all")
     train, val = _split(samples, val_fraction, seed)
     return {"train": train, "val": val, "all": samples}[split]
 
@@ -155,6 +209,28 @@ def load_dataset(root: str | Path, fmt: str = "auto", classes: str = "auto",
     if not train:
         raise UserError(f"no image/mask pairs found under {root}; expected PNG or JPEG files")
     return Dataset(fmt, table, train, val)
+
+
+def load_datasets(roots: list[str], fmt: str = "auto", classes: str = "auto", val_fraction: float = 0.1,
+                  seed: int = 0) -> list[Dataset]:
+    """Several dataset folders trained as one, in one class set: `classes`, or with auto the one
+    they share (CamVid's 11 when CamVid is among them: Cityscapes-format labels map onto it)."""
+    if len(roots) == 1:
+        return [load_dataset(roots[0], fmt, classes, val_fraction, seed)]
+    formats = []
+    for root in roots:
+        check_data_folder(Path(root))
+        formats.append(detect_format(Path(root)) if fmt == "auto" else fmt)
+    if classes == "auto" and "camvid" in formats:
+        classes = "camvid"
+    elif classes == "auto" and all(READERS[f].label_ids for f in formats):
+        classes = "cityscapes"
+    sets = [load_dataset(root, f, classes, val_fraction, seed) for root, f in zip(roots, formats)]
+    for root, ds in zip(roots[1:], sets[1:]):
+        if ds.table != sets[0].table:
+            raise DataError(f"--data {root} has {ds.table.name}'s classes but {roots[0]} has "
+                            f"{sets[0].table.name}'s; train datasets of one class set together (--classes)")
+    return sets
 
 
 def drives(samples: list[Sample], fmt: str) -> dict[str, int]:
@@ -189,12 +265,26 @@ def _split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list,
     return order[n_val:], order[:n_val]
 
 
+def _camvid_table(samples: list[Sample], classes: str) -> ClassTable:
+    """CamVid's labels are its 11 classes."""
+    if classes not in ("auto", "camvid"):
+        raise UsageError(f"--classes {classes}: CamVid labels are CamVid's 11 classes; use --classes camvid")
+    return CAMVID
+
+
+def _label_id_table(samples: list[Sample], classes: str) -> ClassTable:
+    """Cityscapes labelIds map onto Cityscapes' 19 training classes (auto) or CamVid's 11."""
+    if classes not in ("auto", "cityscapes", "camvid"):
+        raise UsageError(f"--classes {classes}: Cityscapes-format labels map onto cityscapes or camvid")
+    return CAMVID if classes == "camvid" else CITYSCAPES
+
+
 def _carla_table(samples: list[Sample], classes: str) -> ClassTable:
     """CARLA 0.8 (13 classes) or 0.9.10+ (23): as asked, or from the largest id in the masks."""
     if classes in ("carla13", "carla23"):
         return CARLA13 if classes == "carla13" else CARLA23
     if classes != "auto":
-        raise UserError(f"unknown CARLA class table {classes!r}; allowed: auto, carla13, carla23")
+        raise UsageError(f"--classes {classes}: CARLA labels are CARLA's tags; allowed: auto, carla13, carla23")
     top = max(int(read_mask(s.mask, "carla").max()) for s in samples) if samples else 0
     return CARLA13 if top < CARLA13.num_classes else CARLA23
 
@@ -218,29 +308,52 @@ def read_mask(path: Path, fmt: str) -> np.ndarray:
 
 
 def load_pair(sample: Sample, fmt: str, table: ClassTable) -> tuple[np.ndarray, np.ndarray]:
-    """Decode and check one sample: sizes agree and every id is in the class table."""
+    """Decode and check one sample: sizes agree and every id is in the class table (Cityscapes
+    labelIds are mapped onto it first)."""
     image, mask = read_image(sample.image), read_mask(sample.mask, fmt)
     if image.shape[:2] != mask.shape:
-        raise UserError(f"mask {sample.mask} is {mask.shape[1]}x{mask.shape[0]} but its image is "
-                        f"{image.shape[1]}x{image.shape[0]}; masks must match their images")
+        raise DataError(f"label {sample.mask} is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                        f"{image.shape[1]}x{image.shape[0]}; labels must match their images")
+    if READERS[fmt].label_ids:
+        return image, _map_label_ids(mask, sample.mask, table)
     top = int(mask.max())
     if top >= table.num_classes and top != table.void:
         allowed = f"0-{table.num_classes - 1}" + (f" or {table.void} (void)" if table.void else "")
-        raise UserError(f"mask {sample.mask} has class id {top}, outside the {table.name} table "
+        raise DataError(f"mask {sample.mask} has class id {top}, outside the {table.name} table "
                         f"({allowed}); check that the data matches (--format, --classes, or the model)")
     return image, mask
+
+
+def _map_label_ids(raw: np.ndarray, path: Path, table: ClassTable) -> np.ndarray:
+    """Cityscapes labelIds -> the table's class ids (void: LABEL_ID_VOID); an id past 33 is an error."""
+    top = int(raw.max())
+    if top >= CITYSCAPES_LABEL_IDS:
+        raise DataError(f"label {path} has labelId {top}, outside the Cityscapes table (0-"
+                        f"{CITYSCAPES_LABEL_IDS - 1}); use *_gtFine_labelIds.png labels, not colour or trainId ones")
+    lookup = label_id_lookup(table.classes, LABEL_ID_VOID)
+    if lookup is None:
+        raise UsageError(f"Cityscapes-format labels map onto the camvid or cityscapes class set, not "
+                         f"{table.name}'s {table.num_classes} classes; train or import a model with one of those")
+    return lookup[raw]
 
 
 def _describe_camvid(split: str, settings: dict, origin: str) -> str:
     return f"CamVid {split}" + (" (train/ + val/)" if split == "all" else f" ({split}/ folder)")
 
 
-def _describe_carla(split: str, settings: dict, origin: str) -> str:
-    if split == "all":
-        return "every CARLA pair"
-    part = f"{settings['val_fraction']:.0%}" if split == "val" else f"{1 - settings['val_fraction']:.0%}"
-    return (f"CARLA {split}: the {'held-out' if split == 'val' else 'training'} {part}, seed "
-            f"{settings['seed']} (split settings from {origin})")
+def _describe_fraction(name: str):
+    """How a format split by a held-out fraction (CARLA, KITTI) describes its scored images."""
+    def describe(split: str, settings: dict, origin: str) -> str:
+        if split == "all":
+            return f"every {name} pair"
+        part = f"{settings['val_fraction']:.0%}" if split == "val" else f"{1 - settings['val_fraction']:.0%}"
+        return (f"{name} {split}: the {'held-out' if split == 'val' else 'training'} {part}, seed "
+                f"{settings['seed']} (split settings from {origin})")
+    return describe
+
+
+def _describe_cityscapes(split: str, settings: dict, origin: str) -> str:
+    return f"Cityscapes {split}" + (" (train + val)" if split == "all" else f" (leftImg8bit/{split}/)")
 
 
 @dataclass(frozen=True)
@@ -255,16 +368,23 @@ class Format:
     void: int | None                                        # the id that eval ignores
     describe: Callable[[str, dict, str], str]               # the scored images in words: (split, settings, origin)
     drive: Callable[[Sample], str]                          # the recording a frame comes from (held out whole)
+    label_ids: bool = False                                 # labels are Cityscapes labelIds, mapped per class set
 
 
 # Detection tries them in this order.
 READERS = {
     "camvid": Format("a CamVid folder (train/ + trainannot/)", _is_camvid, _camvid_split,
-                     lambda samples, classes: CAMVID, 0, CAMVID.void, _describe_camvid,
+                     _camvid_table, 0, CAMVID.void, _describe_camvid,
                      lambda s: s.image.stem.split("_")[0]),  # 0016E5_08640.png: drive 0016E5
     "carla": Format("a CARLA capture (CameraRGB/ + CameraMask/ or CameraSeg/)",
                     lambda root: bool(_carla_captures(root)), _carla_split, _carla_table,
-                    2, None, _describe_carla,   # the class id is in the red channel (BGR index 2)
+                    2, None, _describe_fraction("CARLA"),  # the class id is in the red channel (BGR index 2)
                     lambda s: s.image.parent.parent.name),  # a capture folder is one drive
+    "kitti": Format("a KITTI semantics folder (image_2/ + semantic/)", lambda root: _kitti_root(root) is not None,
+                    _kitti_split, _label_id_table, 0, LABEL_ID_VOID, _describe_fraction("KITTI"),
+                    lambda s: s.image.stem.split("_")[0], label_ids=True),  # 000042_10.png: scene 000042
+    "cityscapes": Format("a Cityscapes folder (leftImg8bit/ + gtFine/)", _is_cityscapes, _cityscapes_split,
+                         _label_id_table, 0, LABEL_ID_VOID, _describe_cityscapes,
+                         lambda s: s.image.parent.name, label_ids=True),  # a city is one drive
 }
 FORMATS = ("auto", *READERS)

@@ -64,10 +64,12 @@ def draw_curves(path: Path, rows: dict[int, dict[str, float]], lrs: dict[int, fl
     loss.set_ylabel("train loss")
     scored = [rows[e].get("val_miou", math.nan) for e in epochs]
     miou.plot(x, [v * 100 for v in scored], "o-", color="tab:blue", ms=3, label="val")
-    held = [rows[e].get("holdout_miou", math.nan) for e in epochs]
-    if not all(math.isnan(v) for v in held):  # --holdout-drive: the unseen drive beside val
-        miou.plot(x, [v * 100 for v in held], "s-", color="tab:purple", ms=3, label="held-out drive")
-        miou.legend(loc="lower right")
+    for key, label, style in (("holdout_miou", "held-out drive", "s-"), ("camera_miou", "held-out camera", "^-")):
+        held = [rows[e].get(key, math.nan) for e in epochs]
+        if not all(math.isnan(v) for v in held):  # the unseen drive or camera beside val
+            miou.plot(x, [v * 100 for v in held], style, color="tab:purple" if key == "holdout_miou" else "tab:orange",
+                      ms=3, label=label)
+            miou.legend(loc="lower right")
     miou.set_ylabel("mIoU (%)")
     if lrs:
         lr.plot(x, [lrs.get(e, math.nan) for e in epochs], "o-", color="tab:green", ms=3)

@@ -15,6 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..contract import keep_aspect_size
 from ..datasets.augment import resize_image
 from ..datasets.metrics import iou_per_class, score, summarize
 from ..errors import Interrupted
@@ -25,11 +26,25 @@ from .backend import import_keras  # Keras loads when called
 HINT = "free space or choose another --out"
 
 
-def keras_predictor(model, size: tuple[int, int]):
-    """RGB images of any size -> class maps at the model's `size`, preprocessed as the runtime does."""
-    def predict(images: list[np.ndarray]) -> np.ndarray:
-        x = np.stack([resize_image(image, size) for image in images]).astype(np.float32) / 255.0
-        return np.argmax(np.asarray(model(x, training=False)), axis=-1)   # (N, H, W) class ids
+def keras_predictor(model, size: tuple[int, int], aspect: str = "keep"):
+    """RGB images of any size -> class maps, preprocessed as the runtime does: resized whole to `size`
+    (squash), or (keep) at `size`'s height and the frame's own aspect, through a view of the model
+    that shares its weights (progressive.small_view)."""
+    from .progressive import small_view
+    views = {tuple(size): model}
+
+    def run(x: np.ndarray) -> np.ndarray:
+        at = x.shape[1:3]
+        if at not in views:
+            views[at] = small_view(model, at)
+        return np.argmax(np.asarray(views[at](x, training=False)), axis=-1)   # (N, H, W) class ids
+
+    def predict(images: list[np.ndarray]) -> list[np.ndarray]:
+        sizes = [keep_aspect_size(i.shape, size) if aspect == "keep" else tuple(size) for i in images]
+        if len(set(sizes)) == 1:
+            x = np.stack([resize_image(i, sizes[0]) for i in images]).astype(np.float32) / 255.0
+            return list(run(x))
+        return [run(resize_image(i, s)[None].astype(np.float32) / 255.0)[0] for i, s in zip(images, sizes)]
     return predict
 
 
@@ -75,9 +90,13 @@ def _score(model, size, pairs, num_classes: int, prefix: str, logs: dict, state:
         logs["val_per_class_iou"] = per_class
 
 
-def epoch_callbacks(cfg, run: Path, val_pairs, holdout_pairs, table, state: dict, model=None,
+SCORED = {"val": "val", "holdout": "held-out drive", "camera": "held-out camera"}  # log prefix -> words
+
+
+def epoch_callbacks(cfg, run: Path, scored: dict[str, list], table, state: dict, model=None,
                     append: bool | None = None):
-    """Keras callbacks: val (and held-out drives) scored after each epoch, checkpoints, metrics.csv.
+    """Keras callbacks: the `scored` sets (SCORED's prefixes: val, held-out drives, held-out cameras)
+    scored after each epoch, checkpoints, metrics.csv.
 
     `model` is the one scored and saved (default: the one being fitted; progressive resizing fits a
     smaller view of it). metrics.csv is appended to when `append` (default: with --resume); each
@@ -101,11 +120,11 @@ def epoch_callbacks(cfg, run: Path, val_pairs, holdout_pairs, table, state: dict
                 logs["seconds"] = round(time.perf_counter() - self.started, 2)
                 logs["input_height"], logs["input_width"] = (int(s) for s in self.model.inputs[0].shape[1:3])
             target = model if model is not None else self.model
-            for prefix, pairs in (("val", val_pairs), ("holdout", holdout_pairs)):
+            for prefix, pairs in scored.items():
                 if pairs:
                     _score(target, cfg.input_size, pairs, table.num_classes, prefix, logs, state)
             state["epoch"] = epoch + 1
-            miou = logs.get("val_miou", logs.get("holdout_miou", -logs.get("loss", 0.0)))
+            miou = next((logs[f"{p}_miou"] for p in SCORED if f"{p}_miou" in logs), -logs.get("loss", 0.0))
             if miou > state.get("best_miou", -np.inf):
                 state.update(best_miou=float(miou), best_epoch=epoch + 1,
                              best_per_class=[float(v) for v in logs.get("val_per_class_iou", [])])
@@ -129,8 +148,8 @@ def _print_scores(logs: dict, state: dict) -> None:
     parts = []
     if "val_miou" in logs:
         parts.append(f"val mIoU {logs['val_miou']:.4f}  pixel acc {logs['val_pixel_accuracy']:.4f}")
-    if "holdout_miou" in logs:
-        parts.append(f"held-out drive mIoU {logs['holdout_miou']:.4f}")
+    parts += [f"{words} mIoU {logs[f'{p}_miou']:.4f}" for p, words in SCORED.items()
+              if p != "val" and f"{p}_miou" in logs]
     if parts:
         print("  " + "  ".join(parts) + f"  (best {state['best_miou']:.4f} @ epoch {state['best_epoch']})",
               flush=True)

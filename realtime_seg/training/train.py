@@ -1,7 +1,9 @@
-"""Train a U-Net (the seed's or the residual one) on a CARLA or CamVid folder (Keras 3; TensorFlow or JAX).
+"""Train a U-Net on CARLA, CamVid, KITTI or Cityscapes folders, one or several (Keras 3; TensorFlow or JAX).
 
 usage: python -m realtime_seg train --data DIR --out RUN_DIR [--arch resunet|seed|lite0] [--epochs 40] [--limit 16]
        python -m realtime_seg train --data ../shared/data/camvid --out RUN_DIR --arch lite0 --holdout-drive 0006R0
+       python -m realtime_seg train --data CAMVID --data KITTI --out RUN_DIR     # two cameras, CamVid's classes
+       python -m realtime_seg train --data CAMVID --holdout-data KITTI --out RUN_DIR  # KITTI: a camera never seen
 Writes RUN_DIR/best.keras (best val mIoU), last.keras, metrics.csv, curves.png, summary.json, config.json.
 """
 from __future__ import annotations
@@ -21,8 +23,9 @@ from typing import Iterator
 import numpy as np
 
 from ..datasets.augment import AUGMENTATIONS, VOID, parse_augmentations
-from ..datasets.readers import FORMATS, hold_out, load_dataset, parse_drives
-from ..errors import ArgumentParser, Renamed, UsageError, UserError, check_at_least, first_line
+from ..datasets.readers import (CLASS_SETS, FORMATS, READERS, Dataset, drives, hold_out, load_datasets,
+                                load_split, parse_drives)
+from ..errors import ArgumentParser, DataError, Renamed, UsageError, UserError, check_at_least, first_line
 from ..system import check_creatable, cpu_flags, write_json
 from .backend import accelerator, choose_precision, import_keras  # Keras loads when called
 from .epochs import HINT, epoch_callbacks, interrupts_as_keyboard_interrupt, save_after_interrupt
@@ -34,10 +37,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    data: str
+    data: str | list[str]           # one dataset folder, or several trained as one (one class set)
     out: str
     format: str = "auto"
-    classes: str = "auto"           # CARLA table: auto, carla13, carla23
+    classes: str = "auto"           # the run's class set: auto, camvid, cityscapes, carla13, carla23
+    data_weights: str = ""          # N,M,...: each --data's frames drawn N, M... times an epoch (default 1)
+    holdout_data: list[str] = field(default_factory=list)  # dataset folders never trained on, scored each epoch
     arch: str = "resunet"           # resunet | seed (the seed's exact U-Net) | lite0/1/2 (ImageNet encoder)
     epochs: int = 40
     batch_size: int = 8
@@ -159,21 +164,55 @@ def check_config(cfg: TrainConfig) -> None:
     progressive.check(cfg)
     if not 0 <= cfg.val_fraction < 1:
         raise UsageError(f"--val-fraction must be at least 0 and below 1, got {cfg.val_fraction:g}")
-    data, out = Path(cfg.data).resolve(), Path(cfg.out).resolve()
-    if out == data or data in out.parents:
-        raise UsageError(f"--out {cfg.out} is {'' if out == data else 'inside '}the dataset folder "
-                         f"{cfg.data}; choose a run folder outside it")
+    if cfg.classes not in CLASS_SETS:
+        raise UsageError(f"unknown --classes {cfg.classes!r}; allowed: {', '.join(CLASS_SETS)}")
+    data_weights(cfg)
+    out = Path(cfg.out).resolve()
+    for root in data_roots(cfg) + list(cfg.holdout_data):
+        data = Path(root).resolve()
+        if out == data or data in out.parents:
+            raise UsageError(f"--out {cfg.out} is {'' if out == data else 'inside '}the dataset folder "
+                             f"{root}; choose a run folder outside it")
+    if set(map(_resolved, cfg.holdout_data)) & set(map(_resolved, data_roots(cfg))):
+        raise UsageError("--holdout-data names a folder that --data trains on; a held-out camera must be "
+                         "one the run never sees")
     check_creatable(Path(cfg.out), "--out")
 
 
-def run_samples(cfg: TrainConfig, dataset) -> tuple[list, list, list]:
-    """The (train, val, held-out drive) samples a run uses.
+def _resolved(root: str) -> Path:
+    return Path(root).resolve()
 
-    --holdout-drive takes every frame of those drives out of train and val (scored apart: a drive
-    the model never saw), then --limit applies, then val joins train for trainval.
+
+def data_roots(cfg: TrainConfig) -> list[str]:
+    """The --data folders, in order (one folder given as a string is a list of one)."""
+    return [cfg.data] if isinstance(cfg.data, (str, Path)) else [str(d) for d in cfg.data]
+
+
+def data_weights(cfg: TrainConfig) -> list[int]:
+    """How many times an epoch each --data folder's frames are drawn: --data-weights, else 1 each."""
+    n = len(data_roots(cfg))
+    if not cfg.data_weights:
+        return [1] * n
+    try:
+        weights = [int(w) for w in cfg.data_weights.split(",")]
+    except ValueError:
+        weights = []
+    if len(weights) != n or min(weights) < 1:
+        raise UsageError(f"--data-weights {cfg.data_weights}: give {n} whole number(s) >= 1, one per --data "
+                         f"(how many times an epoch its frames are drawn)")
+    return weights
+
+
+def run_samples(cfg: TrainConfig, dataset, names: tuple[str, ...] | None = None) -> tuple[list, list, list]:
+    """The (train, val, held-out drive) samples a run uses of one dataset.
+
+    --holdout-drive (or `names`, the drives of this dataset among them) takes every frame of those
+    drives out of train and val (scored apart: a drive the model never saw), then --limit applies,
+    then val joins train for trainval.
     """
     where = f"{cfg.data} (train + val)"
-    kept, held = hold_out(dataset.train + dataset.val, dataset.format, parse_drives(cfg.holdout_drive), where)
+    names = parse_drives(cfg.holdout_drive) if names is None else names
+    kept, held = hold_out(dataset.train + dataset.val, dataset.format, names, where)
     kept = set(kept)
     train_s, val_s = [s for s in dataset.train if s in kept], [s for s in dataset.val if s in kept]
     if not train_s:
@@ -187,14 +226,57 @@ def run_samples(cfg: TrainConfig, dataset) -> tuple[list, list, list]:
     return train_s, val_s, held
 
 
+def _holdout_names(cfg: TrainConfig, datasets: list[Dataset]) -> list[tuple[str, ...]]:
+    """--holdout-drive's names split by the dataset whose drive each is; an unknown name is a usage error."""
+    names = parse_drives(cfg.holdout_drive)
+    if len(datasets) == 1:
+        return [names]
+    known = [drives(ds.train + ds.val, ds.format) for ds in datasets]
+    unknown = [n for n in names if not any(n in k for k in known)]
+    if unknown:
+        listed = ", ".join(f"{root}: {', '.join(k) if len(k) <= 6 else f'{len(k)} drives'}"
+                           for root, k in zip(data_roots(cfg), known))
+        raise UsageError(f"unknown --holdout-drive {unknown[0]!r}; the drives are {listed}")
+    return [tuple(n for n in names if n in k) for k in known]
+
+
+def decode_run(cfg: TrainConfig, datasets: list[Dataset]) -> tuple[tuple, tuple]:
+    """((train, val, drive, camera) sample counts, the same four as decoded pairs) of every dataset:
+    trained, scored as val, held out by drive, held out whole (--holdout-data); train repeated per
+    --data-weights."""
+    counts, pairs = [0, 0, 0, 0], ([], [], [], [])
+    roots = data_roots(cfg)
+    for root, ds, names, repeat in zip(roots, datasets, _holdout_names(cfg, datasets), data_weights(cfg)):
+        where = f" ({Path(root).name})" if len(roots) > 1 else ""
+        for i, (samples, name) in enumerate(zip(run_samples(cfg, ds, names), ("train", "val", "held-out drive"))):
+            counts[i] += len(samples)
+            pairs[i].extend(decode_pairs(ds, samples, f"decode {name}{where}") * (repeat if i == 0 else 1))
+    for root in cfg.holdout_data:
+        camera = _held_out_camera(root, datasets[0].table)
+        counts[3] += len(camera.train)
+        pairs[3].extend(decode_pairs(camera, camera.train, f"decode held-out camera ({Path(root).name})"))
+    return tuple(counts), pairs
+
+
+def _held_out_camera(root: str, table) -> Dataset:
+    """Every labelled frame of `root` in the run's class set (a dataset the run never trains on)."""
+    fmt, samples = load_split(root, "all")
+    if not samples:
+        raise DataError(f"--holdout-data {root} has no image/label pairs; point it at a labelled dataset")
+    theirs = READERS[fmt].table(samples, table.name)
+    if theirs != table:
+        raise DataError(f"--holdout-data {root} has {theirs.name}'s classes, not the run's {table.name}; "
+                        f"hold out a dataset whose labels map onto {table.name}")
+    return Dataset(fmt, table, samples, [])
+
+
 def train(cfg: TrainConfig) -> dict:
     """Run a training job; returns the summary written to RUN_DIR/summary.json."""
     check_config(cfg)
-    dataset = load_dataset(cfg.data, cfg.format, cfg.classes, cfg.val_fraction, cfg.seed)
-    samples = run_samples(cfg, dataset)  # (train, val, held-out drives)
+    datasets = load_datasets(data_roots(cfg), cfg.format, cfg.classes, cfg.val_fraction, cfg.seed)
     # before the run folder and Keras (seconds to load): a bad file fails at once, leaving nothing
-    pairs = tuple(decode_pairs(dataset, s, f"decode {name}") for s, name in
-                  zip(samples, ("train", "val", "held-out drive")))
+    samples, pairs = decode_run(cfg, datasets)
+    dataset = Dataset(" + ".join(ds.format for ds in datasets), datasets[0].table, [], [])
     weights = pixel_weights(dataset, pairs[0], cfg.class_weights)
     run = Path(cfg.out)
     try:
@@ -224,10 +306,12 @@ def global_policy(keras, policy: str) -> Iterator[None]:
 def _fit(cfg: TrainConfig, keras, dataset, samples, pairs, weights, run: Path, policy: str,
          device: str) -> dict:
     """Build (or resume) the model, fit it with checkpoints, write summary.json."""
-    (train_s, val_s, drive_s), (train_pairs, val_pairs, drive_pairs) = samples, pairs
+    (n_train, n_val, n_drive, n_camera), (train_pairs, val_pairs, drive_pairs, camera_pairs) = samples, pairs
     held_out = "held out" if cfg.train_split == "train" else "also trained on: not held out"
-    drive = f" / {len(drive_s)} of held-out drive {cfg.holdout_drive}" if drive_s else ""
-    print(f"{dataset.format} data: {len(train_s)} train / {len(val_s)} val ({held_out}){drive}, "
+    drive = f" / {n_drive} of held-out drive {cfg.holdout_drive}" if n_drive else ""
+    camera = f" / {n_camera} of held-out camera {', '.join(cfg.holdout_data)}" if n_camera else ""
+    drawn = f" ({len(train_pairs)} drawn an epoch: --data-weights {cfg.data_weights})" if cfg.data_weights else ""
+    print(f"{dataset.format} data: {n_train} train{drawn} / {n_val} val ({held_out}){drive}{camera}, "
           f"{dataset.table.num_classes} classes ({dataset.table.name}), backend {keras.backend.backend()} "
           f"on {device}, {policy}")
     state_path = run / "state.json"
@@ -250,7 +334,8 @@ def _fit(cfg: TrainConfig, keras, dataset, samples, pairs, weights, run: Path, p
             for phase in progressive.phases(cfg, start):  # one phase unless --progressive
                 if phase.first > start:
                     print(progressive.switch_line(phase))
-                callbacks = epoch_callbacks(cfg, run, val_pairs, drive_pairs, dataset.table, state, model,
+                callbacks = epoch_callbacks(cfg, run, {"val": val_pairs, "holdout": drive_pairs,
+                                            "camera": camera_pairs}, dataset.table, state, model,
                                             append=cfg.resume or phase.first > start)
                 history = progressive.fit(model, seq, phase, callbacks, verbose=1 if sys.stdout.isatty() else 2)
                 losses += history.history.get("loss", [])
@@ -259,14 +344,17 @@ def _fit(cfg: TrainConfig, keras, dataset, samples, pairs, weights, run: Path, p
     from .model import count_flops
     summary = {
         "dataset": dataset.format, "table": dataset.table.name, "classes": list(dataset.table.classes),
-        "epochs": state.get("epoch", 0), "train_samples": len(train_s), "val_samples": len(val_s),
+        "epochs": state.get("epoch", 0), "train_samples": n_train, "val_samples": n_val,
         "best_val_miou": state.get("best_miou"), "best_epoch": state.get("best_epoch"),
         "best_per_class_iou": dict(zip(dataset.table.classes, state.get("best_per_class", []))),
         "last_val_miou": state.get("last_miou"),
         "last_per_class_iou": dict(zip(dataset.table.classes, state.get("last_per_class", []))),
-        "holdout_drive": cfg.holdout_drive, "holdout_samples": len(drive_s),
+        "holdout_drive": cfg.holdout_drive, "holdout_samples": n_drive,
         "last_holdout_miou": state.get("last_holdout_miou"),
         "last_holdout_per_class_iou": dict(zip(dataset.table.classes, state.get("last_holdout_per_class", []))),
+        "holdout_data": list(cfg.holdout_data), "camera_samples": n_camera,
+        "last_camera_miou": state.get("last_camera_miou"),
+        "last_camera_per_class_iou": dict(zip(dataset.table.classes, state.get("last_camera_per_class", []))),
         "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
         "arch": cfg.arch, "params": model.count_params(), "gflops": round(count_flops(model) / 1e9, 3),
         "val_held_out": cfg.train_split == "train", "policy": policy, "seconds": round(time.time() - t0, 1),
@@ -274,7 +362,8 @@ def _fit(cfg: TrainConfig, keras, dataset, samples, pairs, weights, run: Path, p
     }
     write_json(run / "summary.json", summary, hint=HINT)
     last = [f"{name} {summary[key]:.4f}" for name, key in (("val mIoU", "last_val_miou"),
-            ("held-out drive mIoU", "last_holdout_miou")) if summary[key] is not None]
+            ("held-out drive mIoU", "last_holdout_miou"), ("held-out camera mIoU", "last_camera_miou"))
+            if summary[key] is not None]
     print(f"done: {summary['epochs']} epochs in {summary['seconds']:.0f}s; last epoch: "
           f"{', '.join(last) or 'not scored'} -> {run / 'last.keras'}")
     return summary
@@ -299,10 +388,18 @@ def _size(text: str) -> tuple[int, int]:
 def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m realtime_seg train", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="CamVid folder or CARLA capture folder(s)")
+    p.add_argument("--data", required=True, action="append",
+                   help="a CamVid, CARLA, KITTI semantics or Cityscapes folder; repeat it to train on several "
+                        "at once in one class set (wide frames are cropped at random, never squashed)")
+    p.add_argument("--data-weights", default="", metavar="N,M",
+                   help="how many times an epoch each --data folder's frames are drawn (default 1 each)")
+    p.add_argument("--holdout-data", action="append", default=[], metavar="DIR",
+                   help="a labelled dataset (another camera) never trained on, scored after every epoch")
     p.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
     p.add_argument("--format", default="auto", choices=FORMATS)
-    p.add_argument("--classes", default="auto", choices=("auto", "carla13", "carla23"))
+    p.add_argument("--classes", default="auto", choices=CLASS_SETS,
+                   help="the run's class set; auto: CamVid's 11 with a CamVid folder, Cityscapes' 19 for "
+                        "Cityscapes-format data alone (KITTI, Cityscapes), CARLA's 13 or 23 tags by the masks")
     p.add_argument("--arch", default="resunet", choices=ARCHS,
                    help="resunet (residual, BN, dilated context), seed (the seed's exact U-Net), or "
                         "lite0/lite1/lite2 (ImageNet-pretrained EfficientNet-Lite encoder)")
