@@ -45,7 +45,7 @@ def bf16_supported(device: str, flags: set[str]) -> bool:
 
 
 def choose_precision(precision: str, device: str, flags: set[str], cpu_bf16: bool = True) -> str:
-    """The Keras dtype policy for --precision auto|float32|bfloat16|float16.
+    """The Keras dtype policy for --compute-dtype auto|float32|bfloat16|float16.
 
     auto picks mixed bfloat16 where the hardware has it, except on a CPU for architectures that
     run slower in bf16 there (`cpu_bf16` False: depthwise convolutions).

@@ -25,13 +25,13 @@ import numpy as np
 from ..datasets.augment import AUGMENTATIONS, VOID, parse_augmentations
 from ..datasets.readers import (CLASS_SETS, FORMATS, READERS, Dataset, drives, hold_out, load_datasets,
                                 load_split, parse_drives)
-from ..errors import ArgumentParser, DataError, UsageError, UserError, check_at_least, first_line
+from ..errors import ArgumentParser, DataError, Renamed, UsageError, UserError, check_at_least, first_line
 from ..system import check_creatable, cpu_flags, write_json
 from .backend import accelerator, choose_precision, import_keras  # Keras loads when called
 from .epochs import HINT, epoch_callbacks, interrupts_as_keyboard_interrupt, save_after_interrupt
 from .inputs import CLASS_WEIGHTS, decode_pairs, pixel_weights, sequence_class
 from . import progressive
-from .options import ARCHS, ENCODER_BN, OPTIMIZERS, PRECISIONS, SCHEDULES, TRAIN_SPLITS
+from .options import ARCHS, COMPUTE_DTYPES, ENCODER_BN, OPTIMIZERS, SCHEDULES, TRAIN_SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ class TrainConfig:
     seed: int = 0
     resume: bool = False
     init: str = ""                  # start from this checkpoint's weights (fine-tuning)
-    precision: str = "auto"         # auto (bfloat16 where supported) | float32 | bfloat16 | float16
-    mixed_precision: bool = False   # old spelling of --precision float16
+    compute_dtype: str = "auto"     # auto (bfloat16 where supported) | float32 | bfloat16 | float16
     workers: int = 2
     encoder_lr: float = 0.1         # a pretrained encoder's learning rate, as a fraction of --lr
     encoder_bn: str = "frozen"      # a pretrained encoder's batch norm: frozen (ImageNet statistics) | train
@@ -133,7 +132,7 @@ def _freeze_encoder_bn(model) -> None:
 def check_config(cfg: TrainConfig) -> None:
     """Usage errors in the settings, and a run folder that cannot be made, before any work."""
     choices = {"arch": ARCHS, "schedule": SCHEDULES, "optimizer": OPTIMIZERS,
-               "train_split": TRAIN_SPLITS, "precision": PRECISIONS, "class_weights": CLASS_WEIGHTS,
+               "train_split": TRAIN_SPLITS, "compute_dtype": COMPUTE_DTYPES, "class_weights": CLASS_WEIGHTS,
                "encoder_bn": ENCODER_BN}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
@@ -287,7 +286,7 @@ def train(cfg: TrainConfig) -> dict:
     keras = import_keras()
     keras.utils.set_random_seed(cfg.seed)
     device = accelerator(keras.backend.backend())
-    policy = choose_precision("float16" if cfg.mixed_precision else cfg.precision, device, cpu_flags(),
+    policy = choose_precision(cfg.compute_dtype, device, cpu_flags(),
                               ARCHS[cfg.arch].cpu_bf16)
     with global_policy(keras, policy):  # the caller's policy is back when train() returns
         return _fit(cfg, keras, dataset, samples, pairs, weights, run, policy, device)
@@ -438,10 +437,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.keras")
     p.add_argument("--init", default="", help="start from this .keras checkpoint's weights (fine-tune)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto: mixed bfloat16 on GPUs (JAX), and on CPUs with AVX512_BF16/AMX for the archs "
-                        "that run faster in it there (seed, resunet); else float32")
-    p.add_argument("--mixed-precision", action="store_true", help="same as --precision float16")
+    p.add_argument("--compute-dtype", default="auto", choices=COMPUTE_DTYPES,
+                   help="training's number format. auto: mixed bfloat16 on GPUs (JAX), and on CPUs with "
+                        "AVX512_BF16/AMX for the archs that run faster in it there (seed, resunet); else float32")
+    p.add_argument("--precision", action=Renamed, hint="train: --precision is the run-time precision of a model; "
+                   "training's number format is --compute-dtype float32|bfloat16|float16")
+    p.add_argument("--mixed-precision", action=Renamed, nargs=0,
+                   hint="train: --mixed-precision is now --compute-dtype float16")
     p.add_argument("--workers", type=int, default=2, help="data loader threads")
     p.add_argument("--encoder-lr", type=float, default=0.1,
                    help="lite archs: the pretrained encoder's learning rate as a fraction of --lr")

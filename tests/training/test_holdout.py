@@ -62,7 +62,7 @@ def test_training_scores_the_held_out_drive_every_epoch(tmp_path, camvid_dir):
     pytest.importorskip("keras")
     from realtime_seg.training.train import train
     run = tmp_path / "run"
-    summary = train(tiny_config(camvid_dir, run, holdout_drive="0006R0", precision="float32"))
+    summary = train(tiny_config(camvid_dir, run, holdout_drive="0006R0", compute_dtype="float32"))
     assert summary["holdout_samples"] == 2 and summary["train_samples"] == 6 and summary["val_samples"] == 3
     assert 0 <= summary["last_holdout_miou"] <= 1
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
