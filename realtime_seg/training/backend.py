@@ -8,6 +8,7 @@ raised by the import are not hidden: stderr is restored before they propagate.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -25,6 +26,9 @@ def import_keras():
             import keras
     except ImportError as e:  # installed but broken (a missing one is caught at command start: __main__)
         raise UserError(f"cannot import keras ({first_line(e)}); {TRAIN_HINT}") from None
+    # scoring frames of several sizes (each at its own aspect) traces one predict step per size, by
+    # design: TensorFlow's "triggered tf.function retracing" warning would say so after every epoch
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return keras
 
 

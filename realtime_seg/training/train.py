@@ -31,6 +31,7 @@ from .backend import accelerator, choose_precision, import_keras  # Keras loads 
 from .epochs import HINT, epoch_callbacks, interrupts_as_keyboard_interrupt, save_after_interrupt
 from .inputs import CLASS_WEIGHTS, decode_pairs, pixel_weights, sequence_class
 from . import progressive
+from .presets import OVERRIDABLE, PRESETS, get_preset, stage_settings
 from .options import ARCHS, COMPUTE_DTYPES, ENCODER_BN, OPTIMIZERS, SCHEDULES, TRAIN_SPLITS
 
 log = logging.getLogger(__name__)
@@ -396,6 +397,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout-data", action="append", default=[], metavar="DIR",
                    help="a labelled dataset (another camera) never trained on, scored after every epoch")
     p.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
+    p.add_argument("--preset", default="", metavar="NAME",
+                   help=f"train a shipped model's recipe end to end, every stage ({', '.join(PRESETS)}; "
+                        f"models/README.md); only --epochs, --limit, --workers, --seed, --batch-size, "
+                        f"--compute-dtype and --resume may be set beside it")
     p.add_argument("--format", default="auto", choices=FORMATS)
     p.add_argument("--classes", default="auto", choices=CLASS_SETS,
                    help="the run's class set; auto: CamVid's 11 with a CamVid folder, Cityscapes' 19 for "
@@ -452,7 +457,40 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_preset(args: argparse.Namespace, defaults: dict) -> Path:
+    """Train every stage of --preset in OUT/STAGE/, each from the stage before's last.keras; a stage
+    already finished (its summary.json) is kept. Returns the last stage's last.keras."""
+    try:
+        preset = get_preset(args.preset)
+    except ValueError as e:
+        raise UsageError(f"--preset: {e}") from None
+    given = {k: v for k, v in vars(args).items() if v != defaults.get(k) and k not in ("preset", "data", "out")}
+    fixed = sorted(set(given) - set(OVERRIDABLE))
+    if fixed:
+        raise UsageError(f"--preset {preset.name} sets --{fixed[0].replace('_', '-')} itself; drop it, or train "
+                         f"without --preset (allowed with it: {', '.join('--' + o.replace('_', '-') for o in OVERRIDABLE)})")
+    out, init = Path(args.out), ""
+    for i, stage in enumerate(preset.stages, 1):
+        run = out / stage.name
+        settings = {**stage_settings(preset, stage, args.data), **given, "out": str(run), "init": init}
+        init = str(run / "last.keras")
+        if (run / "summary.json").is_file():
+            print(f"preset {preset.name}, stage {i}/{len(preset.stages)} {stage.name}: done before, kept ({run})")
+            continue
+        print(f"preset {preset.name}, stage {i}/{len(preset.stages)} {stage.name}: {stage.purpose}")
+        settings["resume"] = bool(given.get("resume")) and (run / "last.keras").is_file()
+        train(TrainConfig(**settings))
+    print(f"preset {preset.name}: {init}; export it with "
+          f"python -m realtime_seg export {init} -o models/mine.onnx [--int8 --calib {args.data[0]}]")
+    return Path(init)
+
+
 def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.preset:
+        run_preset(args, {k: p.get_default(k) for k in vars(args)})
+        return 0
+    del args.preset
     train(TrainConfig(**vars(args)))
     return 0
