@@ -40,13 +40,14 @@ _ACCURATE = (
           purpose="from ImageNet on CamVid train (val held out: the recipe's val score)"),
     Stage("trainval", "first", {"train_split": "trainval", "input_size": (352, 480), "epochs": 12, "lr": 5e-4},
           purpose="CamVid train+val, all three drives"),
-    Stage("cameras", "all", {"train_split": "trainval", "input_size": (352, 480), "epochs": 12, "lr": 5e-4},
+    Stage("cameras", "all", {"train_split": "trainval", "input_size": (352, 480), "epochs": 6, "lr": 5e-4,
+                             "progressive": "256x352:4"},
           repeat=2, purpose="a second camera: CamVid train+val and KITTI, KITTI drawn twice an epoch"),
 )
 PRESETS = {
     "accurate": Preset("accurate", "lite0", _ACCURATE),
     "fast": Preset("fast", "lite0", _ACCURATE + (
-        Stage("fast", "all", {"train_split": "trainval", "input_size": (224, 320), "epochs": 8, "lr": 5e-4},
+        Stage("fast", "all", {"train_split": "trainval", "input_size": (224, 320), "epochs": 3, "lr": 5e-4},
               repeat=2, purpose="accurate's weights at the fast input size"),)),
 }
 # what a user may still set with --preset (a smoke run, the machine); anything else is the recipe's
@@ -69,12 +70,14 @@ def stage_settings(preset: Preset, stage: Stage, data: list[str]) -> dict:
 
 def recipe_table(name: str) -> str:
     """The preset's stages as the Markdown table its model card shows."""
-    rows = ["| stage | data | split | input | epochs | peak lr | starts from |", "|---|---|---|---|---:|---:|---|"]
+    rows = ["| stage | data | split | input | epochs | peak lr | starts from |", "|---|---|---|---|---|---:|---|"]
     previous = "ImageNet (EfficientNet-Lite0)"
     for stage in get_preset(name).stages:
         s = stage.settings
         data = "CamVid" if stage.data == "first" else f"every --data, the rest x{stage.repeat}"
+        small = s.get("progressive", "")
+        epochs = f"{s['epochs']} (first {small.split(':')[1]} at {small.split(':')[0]})" if small else str(s["epochs"])
         rows.append(f"| {stage.name} | {data} | {s['train_split']} | {s['input_size'][0]}x{s['input_size'][1]} | "
-                    f"{s['epochs']} | {s['lr']:g} | {previous} |")
+                    f"{epochs} | {s['lr']:g} | {previous} |")
         previous = f"{stage.name}'s last.keras"
     return "\n".join(rows)
