@@ -457,6 +457,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _fit_progressive(text: str, epochs: int) -> str:
+    """A stage's progressive phase fitted to --epochs given beside --preset: at most all but the
+    last epoch small; none for a one-epoch run."""
+    if not text:
+        return ""
+    size, small = text.split(":")
+    small = min(int(small), epochs - 1)
+    return f"{size}:{small}" if small >= 1 else ""
+
+
 def run_preset(args: argparse.Namespace, defaults: dict) -> Path:
     """Train every stage of --preset in OUT/STAGE/, each from the stage before's last.keras; a stage
     already finished (its summary.json) is kept. Returns the last stage's last.keras."""
@@ -473,6 +483,7 @@ def run_preset(args: argparse.Namespace, defaults: dict) -> Path:
     for i, stage in enumerate(preset.stages, 1):
         run = out / stage.name
         settings = {**stage_settings(preset, stage, args.data), **given, "out": str(run), "init": init}
+        settings["progressive"] = _fit_progressive(settings.get("progressive", ""), settings["epochs"])
         init = str(run / "last.keras")
         if (run / "summary.json").is_file():
             print(f"preset {preset.name}, stage {i}/{len(preset.stages)} {stage.name}: done before, kept ({run})")
