@@ -20,7 +20,8 @@ from realtime_seg.system import write_atomic, write_json
 from realtime_seg.training.checkpoint import load_keras
 from realtime_seg.training.inputs import decode_pairs, pixel_weights
 from realtime_seg.training.epochs import keras_predictor
-from realtime_seg.training.train import TrainConfig, run_samples
+from realtime_seg.training.inputs import run_samples
+from realtime_seg.training.train import TrainConfig
 
 
 def run_config(checkpoint: Path, data: str | None) -> tuple[TrainConfig, dict]:

@@ -1,4 +1,4 @@
-"""The round-7 recipe table of docs/TRAINING.md: each run's last epoch on val and on its held-out drive,
+"""The held-out-drive recipe table of docs/TRAINING.md: each run's last epoch on val and on its held-out drive,
 with and without the logit adjustment.
 
 usage: python -m scripts.holdout_table RUN_DIR [RUN_DIR ...]   (runs trained with --holdout-drive)
@@ -16,7 +16,7 @@ from realtime_seg.datasets.readers import load_dataset
 from realtime_seg.training.checkpoint import load_keras
 from realtime_seg.training.epochs import keras_predictor
 from realtime_seg.training.inputs import decode_pairs
-from realtime_seg.training.train import run_samples
+from realtime_seg.training.inputs import run_samples
 from scripts.adjust_logits import run_config
 
 

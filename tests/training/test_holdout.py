@@ -37,7 +37,7 @@ def test_carla_drives_are_capture_folders(tmp_path, carla13_dir):
 
 @pytest.mark.parametrize("split", ["train", "trainval"])
 def test_no_frame_of_the_held_out_drive_is_trained_on(camvid_dir, tmp_path, split):
-    from realtime_seg.training.train import run_samples
+    from realtime_seg.training.inputs import run_samples
     ds = load_dataset(camvid_dir)
     cfg = tiny_config(camvid_dir, tmp_path / "run", holdout_drive="0006R0", train_split=split)
     train_s, val_s, held = run_samples(cfg, ds)
