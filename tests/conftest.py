@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:  # the package need not be installed to be tested
 
 # a tqdm bar: "decode train: 67%|███ | 2/3 [00:00<...", or one without a total: "total: 0frame [00:00, ..."
 PROGRESS = re.compile(r"\| *\d+/\d+ \[|: *\d+\w* \[\d+:\d+")
-TINY = dict(width=4, input_size=(32, 48), epochs=2, batch_size=2, workers=1)
+TINY = dict(arch="resunet", augmentations="all", width=4, input_size=(32, 48), epochs=2, batch_size=2, workers=1)
 
 
 def tiny_config(data, out, **overrides):

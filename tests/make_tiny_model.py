@@ -39,7 +39,8 @@ if __name__ == "__main__":
     if "--family" not in sys.argv:
         run = Path(tempfile.mkdtemp()) / "tiny"
         train(TrainConfig(data=str(HERE.parent.parent.parent / "shared/data/camvid"), out=str(run),
-                          width=4, input_size=(48, 64), epochs=6, limit=64, lr=3e-3))
+                          arch="resunet", augmentations="all", width=4, input_size=(48, 64), epochs=6, limit=64,
+                          lr=3e-3))
         export_model(ExportConfig(str(run / "best.keras"), str(HERE / "tiny_camvid.onnx")))
         shutil.copy(run / "best.keras", HERE / "tiny_camvid.keras")
     make_family(HERE / "tiny_camvid.keras", HERE / "tiny_family")

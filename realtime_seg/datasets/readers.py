@@ -156,6 +156,9 @@ def load_split(root: str | Path, split: str, fmt: str = "auto", val_fraction: fl
         raise UserError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     check_data_folder(root)
     fmt = detect_format(root) if fmt == "auto" else fmt
+    if not READERS[fmt].found_in(root):
+        raise DataError(f"{root} is not {READERS[fmt].layout}, as --format {fmt} says; fix --format or "
+                        f"leave it at auto")
     return fmt, READERS[fmt].split(root, split, val_fraction, seed)
 
 

@@ -43,21 +43,22 @@ class TrainConfig:
     classes: str = "auto"           # the run's class set: auto, camvid, cityscapes, carla13, carla23
     data_weights: str = ""          # N,M,...: each --data's frames drawn N, M... times an epoch (default 1)
     holdout_data: list[str] = field(default_factory=list)  # dataset folders never trained on, scored each epoch
-    arch: str = "resunet"           # resunet | seed (the seed's exact U-Net) | lite0/1/2 (ImageNet encoder)
-    epochs: int = 40
+    # the defaults are the presets' first stage: what a new user should get (training/presets.py)
+    arch: str = "lite0"             # lite0/1/2 (ImageNet encoder) | resunet | seed (the seed's exact U-Net)
+    epochs: int = 45
     batch_size: int = 8
     lr: float = 1e-3
     schedule: str = "poly"          # poly | cosine | constant, stepped per batch
     warmup_epochs: float = 1.0      # linear warm-up from lr/10
     optimizer: str = "adamw"        # adamw | adam
     weight_decay: float = 1e-4      # AdamW's decoupled decay (kernels only)
-    input_size: tuple[int, int] = (96, 128)  # (height, width), multiples of 16
+    input_size: tuple[int, int] = (352, 480)  # (height, width), multiples of 16 (32 for lite*)
     progressive: str = ""           # HxW:EPOCHS: the first EPOCHS epochs at HxW, the rest at input_size
     width: int = 0                  # n_filters of the first block (0: the arch's default)
     limit: int = 0                  # use only N samples (0: all)
     class_weights: str = "median"   # none | median | sqrt (square root of median frequency)
     augment: bool = True
-    augmentations: str = "all"      # datasets/augment.py AUGMENTATIONS, comma-separated, or all | basic | none
+    augmentations: str = "basic"    # datasets/augment.py AUGMENTATIONS, comma-separated, or all | basic | none
     scale_range: tuple[float, float] = (0.5, 2.0)  # random scale about the run's resolution
     train_split: str = "train"      # train | trainval (CamVid: also train on val; val no longer held out)
     holdout_drive: str = ""         # drives (comma-separated) kept out of training whole, scored each epoch
@@ -313,17 +314,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", default="auto", choices=CLASS_SETS,
                    help="the run's class set; auto: CamVid's 11 with a CamVid folder, Cityscapes' 19 for "
                         "Cityscapes-format data alone (KITTI, Cityscapes), CARLA's 13 or 23 tags by the masks")
-    p.add_argument("--arch", default="resunet", choices=ARCHS,
-                   help="resunet (residual, BN, dilated context), seed (the seed's exact U-Net), or "
-                        "lite0/lite1/lite2 (ImageNet-pretrained EfficientNet-Lite encoder)")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--arch", default=TrainConfig.arch, choices=ARCHS,
+                   help="lite0/lite1/lite2 (ImageNet-pretrained EfficientNet-Lite encoder; lite0 is the "
+                        "presets'), resunet (residual, BN, dilated context) or seed (the seed's exact U-Net)")
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     p.add_argument("--schedule", default="poly", choices=SCHEDULES, help="decay after warm-up, per step")
     p.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up from lr/10")
     p.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
     p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW decay of conv kernels")
-    p.add_argument("--input-size", type=_size, default=(96, 128), help="HEIGHTxWIDTH, e.g. 96x128")
+    p.add_argument("--input-size", type=_size, default=TrainConfig.input_size,
+                   help="HEIGHTxWIDTH, e.g. 352x480 (the default; multiples of 32 for lite*, 16 otherwise)")
     p.add_argument("--progressive", default="", metavar="HxW:EPOCHS",
                    help="progressive resizing: train the first EPOCHS epochs at the smaller HxW (same "
                         "multiples as --input-size), the rest at --input-size; val is scored and "
@@ -336,9 +338,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-logit-adjustment", dest="logit_adjustment", action="store_false",
                    help="keep the class weights' bias at inference (more rare-class pixels, lower IoU)")
     p.add_argument("--no-augment", dest="augment", action="store_false")
-    p.add_argument("--augment-ops", dest="augmentations", default="all", metavar="OPS",
-                   help=f"comma-separated, from {','.join(AUGMENTATIONS)}; or all (default), basic "
-                        f"(scale,flip,colour: the presets' pick), none")
+    p.add_argument("--augment-ops", dest="augmentations", default=TrainConfig.augmentations, metavar="OPS",
+                   help=f"comma-separated, from {','.join(AUGMENTATIONS)}; or all, basic (scale,flip,colour: "
+                        f"the default, the presets' pick), none")
     p.add_argument("--scale-range", type=_range, default=(0.5, 2.0),
                    help="LOW,HIGH random scale of the frame about the run's size (log-uniform; pads with void)")
     p.add_argument("--train-split", default="train", choices=TRAIN_SPLITS,

@@ -388,7 +388,7 @@ def test_eval_and_train_on_a_data_folder_with_spaces_and_accents(tmp_path):
     assert scores[0]["miou"] == scores[1]["miou"] and scores[0]["confusion"] == scores[1]["confusion"]
     run = tmp_path / "run ü é"
     proc = run_cmd(["realtime_seg", "train", "--data", str(data), "--out", str(run), "--epochs", "1",
-                    "--width", "4", "--input-size", "32x48", "--workers", "1"], timeout=180)
+                    "--arch", "resunet", "--width", "4", "--input-size", "32x48", "--workers", "1"], timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (run / "best.keras").is_file() and json.loads((run / "summary.json").read_text())["epochs"] == 1
 
@@ -400,7 +400,7 @@ def test_training_interrupt_saves_last_and_resumes(sig, tmp_path):
     pytest.importorskip("keras")
     run = tmp_path / "run"
     args = [sys.executable, "-m", "realtime_seg", "train", "--data", str(CAMVID), "--out", str(run),
-            "--width", "4", "--input-size", "32x48", "--batch-size", "2", "--workers", "1"]
+            "--arch", "resunet", "--width", "4", "--input-size", "32x48", "--batch-size", "2", "--workers", "1"]
     proc = subprocess.Popen([*args, "--epochs", "1000"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:

@@ -122,7 +122,7 @@ def test_wide_frames_are_cropped_never_squashed():
 
 
 def _train(tmp_path, *args):
-    return run_cli("realtime_seg", "train", "--out", str(tmp_path / "run"), "--epochs", "1", "--width", "4",
+    return run_cli("realtime_seg", "train", "--out", str(tmp_path / "run"), "--epochs", "1", "--arch", "resunet", "--width", "4",
                    "--input-size", "32x48", *args)
 
 
@@ -158,3 +158,8 @@ def test_eval_scores_kitti_with_camvid_classes():
                    "--split", "all")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "scoring 3 images" in proc.stdout and "every KITTI pair" in proc.stdout and "mIoU" in proc.stdout
+
+
+def test_a_format_the_folder_is_not_is_one_line_exit_2(tmp_path, camvid_dir):
+    line = assert_one_line_error(_train(tmp_path, "--data", str(camvid_dir), "--format", "kitti"), 2)
+    assert "is not a KITTI semantics folder (image_2/ + semantic/), as --format kitti says" in line

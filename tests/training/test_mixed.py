@@ -26,7 +26,7 @@ def _kitti(tmp_path, name: str, frames: list[str]):
 
 
 def _train(tmp_path, *args, timeout=600):
-    return run_cli("realtime_seg", "train", "--out", str(tmp_path / "run"), "--width", "4", "--input-size",
+    return run_cli("realtime_seg", "train", "--out", str(tmp_path / "run"), "--arch", "resunet", "--width", "4", "--input-size",
                    "32x64", "--batch-size", "2", "--workers", "1", *args,
                    timeout=timeout)
 

@@ -162,7 +162,8 @@ def test_schedule_lines():
 ])
 def test_bad_values_get_one_line(tmp_path, camvid_dir, value, extra, message):
     proc = run_cli("realtime_seg", "train", "--data", str(camvid_dir), "--out", str(tmp_path / "r"),
-                   "--limit", "1", "--width", "4", "--progressive", value, *extra)  # tiny, were it to train
+                   "--limit", "1", "--arch", "resunet", "--input-size", "96x128", "--epochs", "40", "--width", "4",
+                   "--progressive", value, *extra)  # tiny, were it to train
     line = assert_one_line_error(proc, 2)
     assert "--progressive" in line and message in line, line
     assert not (tmp_path / "r").exists()

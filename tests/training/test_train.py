@@ -135,7 +135,7 @@ def test_mixed_precision_policy_does_not_leak(tmp_path, camvid_dir):
 def test_cli_trains_on_carla13(tmp_path, carla13_dir):
     out = tmp_path / "cli_run"
     proc = run_cli("realtime_seg", "train", "--data", str(carla13_dir), "--epochs", "1",
-                   "--width", "4", "--input-size", "32x48", "--workers", "1", "--out", str(out))
+                   "--arch", "resunet", "--width", "4", "--input-size", "32x48", "--workers", "1", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["table"] == "carla13" and summary["dataset"] == "carla"
@@ -157,7 +157,7 @@ def test_cli_bad_data_file(tmp_path, carla13_dir):
     shutil.copytree(carla13_dir, root)
     (root / "CameraRGB" / "val_1.png").write_bytes(b"broken")
     proc = run_cli("realtime_seg", "train", "--data", str(root), "--out", str(tmp_path / "out"),
-                   "--epochs", "1", "--width", "4", "--input-size", "32x48")
+                   "--epochs", "1", "--arch", "resunet", "--width", "4", "--input-size", "32x48")
     assert "val_1.png" in assert_one_line_error(proc, 1)
     assert not (tmp_path / "out").exists()  # failed before creating the run folder
 
@@ -180,7 +180,7 @@ def test_cli_usage_errors_exit_2(tmp_path, camvid_dir, args):
 def test_jax_backend_trains_without_tensorflow(tmp_path, camvid_dir):
     out = tmp_path / "jax_run"
     proc = run_cli("realtime_seg", "train", "--data", str(camvid_dir), "--epochs", "1",
-                   "--width", "4", "--input-size", "32x48", "--limit", "4", "--out", str(out),
+                   "--arch", "resunet", "--width", "4", "--input-size", "32x48", "--limit", "4", "--out", str(out),
                    env={"KERAS_BACKEND": "jax"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -228,6 +228,6 @@ def test_init_fine_tunes_from_a_checkpoint_at_another_size(tiny_run, tmp_path, c
 def test_init_with_another_width_is_a_clear_error(tiny_run, tmp_path, camvid_dir):
     run, _ = tiny_run
     result = run_cli("realtime_seg", "train", "--data", str(camvid_dir), "--out", str(tmp_path / "x"),
-                     "--width", "8", "--input-size", "32x48", "--epochs", "1",
+                     "--arch", "resunet", "--width", "8", "--input-size", "32x48", "--epochs", "1",
                      "--init", str(run / "best.keras"))
     assert "--init" in assert_one_line_error(result)
