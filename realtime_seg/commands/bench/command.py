@@ -56,21 +56,22 @@ def _choice(spec: str, cfg: BenchConfig) -> ModelChoice:
     return choose_model(spec, None if spec in PRESETS else cfg.foreign)
 
 
-def _same(model: SegModel, choice: ModelChoice) -> ModelChoice | str:
-    """What opens `model` again: its file, or the foreign choice it was imported from."""
-    return choice if choice.foreign is not None else str(model.path)
+def _same(model: SegModel, choice: ModelChoice) -> ModelChoice:
+    """What opens `model` again, at its aspect: its file, or the foreign choice it was imported from."""
+    return choice if choice.foreign is not None else replace(choice, path=model.path, preset=False)
 
 
 def load_rows(cfg: BenchConfig) -> list[Row]:
-    """Every model at every precision asked for (`auto` once, as the product picks it); no row twice."""
+    """Every model at every precision and aspect asked for (`auto` once, as the product picks it); no row twice."""
     rows: list[Row] = []
     for spec in cfg.models:
-        choice = _choice(spec, cfg)
-        choice = replace(choice, path=family_base(choice.path))  # a variant given: its family's rows
-        for precision in dict.fromkeys(cfg.precisions):
-            model = open_choice(choice, precision, cfg.device, cfg.threads, cfg.spinning)
-            if all(r.model.path != model.path for r in rows):
-                rows.append(Row(choice.name, spec, choice.path, model, choice))
+        for aspect in dict.fromkeys(cfg.aspects):
+            choice = replace(_choice(spec, cfg), aspect=aspect)
+            choice = replace(choice, path=family_base(choice.path))  # a variant given: its family's rows
+            for precision in dict.fromkeys(cfg.precisions):
+                model = open_choice(choice, precision, cfg.device, cfg.threads, cfg.spinning)
+                if all((r.model.path, r.model.aspect) != (model.path, model.aspect) for r in rows):
+                    rows.append(Row(choice.name, spec, choice.path, model, choice))
     return rows
 
 
@@ -95,7 +96,8 @@ def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: P
             "throughput_ips": throughput_ips, "pipeline_fps": pipeline_fps,
             "pipeline_stages_ms": pipeline_stages_ms, "pipeline_cpu_ms": pipeline_cpu_ms,
             "pipeline_plan": {"threads": plan.threads, "workers": plan.workers},
-            "naive_ort_fps": naive, "flicker": {**flicker, "pipeline": pipeline_flicker}}
+            "naive_ort_fps": naive, "flicker": {**flicker, "pipeline": pipeline_flicker},
+            "input_size": model.size_for(clip.frames[0].shape)}
 
 
 def run(cfg: BenchConfig) -> dict:
@@ -179,7 +181,7 @@ def config(args: argparse.Namespace) -> BenchConfig:
         raise UsageError("--keras names one Keras file: use it with --model, not --models")
     return BenchConfig(args.video, models, args.keras, args.device, args.frames, args.threads,
                        args.spin, tuple(args.batches), not args.no_keras, args.json, tuple(args.precision),
-                       foreign_spec(args), args.plot)
+                       foreign_spec(args), args.plot, tuple(args.aspect or (None,)))
 
 
 def main(argv: list[str]) -> int:

@@ -23,3 +23,4 @@ class BenchConfig:
     precisions: tuple[str, ...] = ("auto",)  # one row per precision of each model
     foreign: ForeignSpec | None = None       # --classes, --mean, ...: the model files are foreign, imported in memory
     plot: str | None = None                   # --plot FILE.png: the stage times per model
+    aspects: tuple[str | None, ...] = (None,)  # --aspect: one row per aspect of each model (None: its own)

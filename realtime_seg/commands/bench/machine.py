@@ -69,8 +69,9 @@ def versions() -> dict[str, str]:
     return found
 
 
-def onnx_conv_flops(path: str | Path) -> int | None:
-    """Multiply-adds x2 of the Conv/ConvTranspose nodes for one image, by ONNX shape inference.
+def onnx_conv_flops(path: str | Path, size: tuple[int, int] | None = None) -> int | None:
+    """Multiply-adds x2 of the Conv/ConvTranspose nodes for one image (at `size` (H, W) when the graph
+    takes any size), by ONNX shape inference.
 
     None when the `onnx` package is not installed or a shape cannot be inferred.
     """
@@ -79,10 +80,11 @@ def onnx_conv_flops(path: str | Path) -> int | None:
     except ImportError:
         return None
     proto = onnx.load(str(path))
-    for inp in proto.graph.input:  # batch 1, so every shape is concrete
+    for inp in proto.graph.input:  # batch 1 (and `size`), so every shape is concrete
         dims = inp.type.tensor_type.shape.dim
-        if dims and not dims[0].HasField("dim_value"):
-            dims[0].dim_value = 1
+        for axis, value in enumerate([1, *(size or ())]):
+            if len(dims) > axis and not dims[axis].HasField("dim_value"):
+                dims[axis].dim_value = value
     graph = onnx.shape_inference.infer_shapes(proto).graph
     shapes = {t.name: list(t.dims) for t in graph.initializer}
     for vi in [*graph.input, *graph.value_info, *graph.output]:
