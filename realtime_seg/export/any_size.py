@@ -10,8 +10,6 @@ graph's height and width instead of fixing them, and export checks the result at
 """
 from __future__ import annotations
 
-from realtime_seg.training.model import POOL_UP
-
 
 def _broadcast_layer():
     """A Keras layer: [small (N, 1, 1, C), like (N, H, W, _)] -> small broadcast to (N, H, W, C)."""
@@ -34,6 +32,7 @@ def size_free(model):
     """`model` (sharing its layers and weights) with each POOL_UP broadcast by the pooled tensor's
     shape, not by a fixed size; `model` itself when it has none (the seed U-Net)."""
     import keras
+    from realtime_seg.training.model import POOL_UP  # Keras loads with it: only once a model is converted
     if not any(layer.name.endswith(POOL_UP) for layer in model.layers):
         return model
     broadcast, pooled = _broadcast_layer(), {}
