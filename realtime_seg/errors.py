@@ -56,6 +56,22 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see `{self.prog} --help`")
 
 
+class Renamed(argparse.Action):
+    """A flag's old spelling, kept only to say what to use instead: a one-line usage error (exit 2).
+
+    `hint` is the whole message; the flag takes at most one value, or none with nargs=0. It sets
+    nothing, and `--help` does not list it.
+    """
+
+    def __init__(self, option_strings, dest, hint: str, nargs="?", **kwargs):
+        super().__init__(option_strings, argparse.SUPPRESS, nargs=nargs, default=argparse.SUPPRESS,
+                         help=argparse.SUPPRESS, **kwargs)
+        self.hint = hint
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise UsageError(self.hint)
+
+
 def check_at_least(option: str, value: int | None, low: int) -> None:
     """A usage error unless `value` (when given) is at least `low`."""
     if value is not None and value < low:

@@ -1,6 +1,6 @@
 """Give a checkpoint trained before `train` had logit adjustment the same layer, and rescore val.
 
-usage: python scripts/adjust_logits.py RUN/last.keras --out RUN_adjusted [--data DIR]
+usage: python -m scripts.adjust_logits RUN/last.keras --out RUN_adjusted [--data DIR]
 
 Reads the run's config.json (dataset, split, class weights), recomputes the class weights from
 the run's train samples, appends `LogitAdjustment(log weight)` (model.with_logit_adjustment,
@@ -13,15 +13,15 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from realtime_seg.datasets.metrics import iou_per_class, score, summarize  # noqa: E402
-from realtime_seg.datasets.readers import load_dataset  # noqa: E402
-from realtime_seg.errors import UserError  # noqa: E402
-from realtime_seg.system import write_atomic, write_json  # noqa: E402
-from realtime_seg.training.checkpoint import load_keras  # noqa: E402
-from realtime_seg.training.inputs import decode_pairs, pixel_weights  # noqa: E402
-from realtime_seg.training.epochs import keras_predictor  # noqa: E402
-from realtime_seg.training.train import TrainConfig, run_samples  # noqa: E402
+from realtime_seg.datasets.metrics import iou_per_class, score, summarize
+from realtime_seg.datasets.readers import load_dataset
+from realtime_seg.errors import UserError
+from realtime_seg.system import write_atomic, write_json
+from realtime_seg.training.checkpoint import load_keras
+from realtime_seg.training.inputs import decode_pairs, pixel_weights
+from realtime_seg.training.epochs import keras_predictor
+from realtime_seg.training.inputs import run_samples
+from realtime_seg.training.train import TrainConfig
 
 
 def run_config(checkpoint: Path, data: str | None) -> tuple[TrainConfig, dict]:

@@ -1,9 +1,9 @@
 """Measurements behind the batch-export defaults (docs/BATCH.md).
 
-    python scripts/bench_batch.py codecs   [--frames 221]     encoders (the product's writer): ms/frame, MB
-    python scripts/bench_batch.py presets  [--models fast accurate] [--rounds 2]   x264 presets in the viewer's pipeline
-    python scripts/bench_batch.py batching [--models A.onnx ...]  inference batch sizes
-    python scripts/bench_batch.py workers  [--copies 2]        files in parallel, session sharing
+    python -m scripts.bench_batch codecs   [--frames 221]     encoders (the product's writer): ms/frame, MB
+    python -m scripts.bench_batch presets  [--models fast accurate] [--rounds 2]   x264 presets in the viewer's pipeline
+    python -m scripts.bench_batch batching [--models A.onnx ...]  inference batch sizes
+    python -m scripts.bench_batch workers  [--copies 2]        files in parallel, session sharing
 
 Every row gives wall time and CPU time (all threads): on a busy machine the wall time
 depends on the neighbours, the CPU time much less. The load average is printed too.
@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -24,13 +23,12 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm at import
 
-from realtime_seg.commands.batch import BatchConfig, run_batch  # noqa: E402
-from realtime_seg.runtime.engine import load_model  # noqa: E402
-from realtime_seg.runtime.video import CODECS, DEFAULT_CODEC, VideoOutput, describe  # noqa: E402
+from realtime_seg.commands.batch import BatchConfig, run_batch  # noqa: E402  (after the environment it reads)
+from realtime_seg.runtime.engine import load_model  # noqa: E402  (after the environment it reads)
+from realtime_seg.runtime.video import CODECS, DEFAULT_CODEC, VideoOutput, describe  # noqa: E402  (after the environment it reads)
 
 VIDEO = ROOT / "videos" / "dashcam_highway.mp4"
 TINY = ROOT / "tests" / "fixtures" / "tiny_camvid.onnx"
@@ -94,8 +92,7 @@ def bench_codecs(args) -> None:
 
 def bench_presets(args) -> None:
     """FPS of the viewer's pipeline (bench's `product_pipeline`) with each x264 preset, rounds alternating."""
-    from realtime_seg.commands.bench.loops import product_pipeline
-    from realtime_seg.commands.bench.stages import read_clip
+    from realtime_seg.commands.bench.measure import product_pipeline, read_clip
     from realtime_seg.runtime.models import open_selected
     clip = read_clip(str(VIDEO), args.frames)
     default = CODECS["h264"]

@@ -1,7 +1,7 @@
 """What --compare and --serve cost per frame: the headless viewer on the demo video, alone, comparing
 two models, and serving to browsers that read the stream; one summary line per run.
 
-usage: python scripts/bench_compare_serve.py [--video V] [--frames N] [--clients N]
+usage: python -m scripts.bench_compare_serve [--video V] [--frames N] [--clients N]
 
 Each configuration runs the viewer as a user would (`--no-show`, flat out, every frame) and reads
 its exit summary: mean FPS and the milliseconds of each stage. The serve runs have N clients read

@@ -1,6 +1,6 @@
 """Export variants for docs/EXPORT.md: argmax head vs logits + NumPy argmax, NHWC vs NCHW input.
 
-usage: python scripts/bench_export_variants.py [KERAS ...] [--random 16x192x256] [--threads 0]
+usage: python -m scripts.bench_export_variants [KERAS ...] [--random 16x192x256] [--threads 0]
                                                [--rounds 5] [--frames 20] [--json out.json]
 
 Each Keras model (default: tests/fixtures/tiny_camvid.keras and a random-weight width-16
@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from realtime_seg.contract import preprocess  # noqa: E402
+from realtime_seg.contract import preprocess  # noqa: E402  (after the environment it reads)
 
 VARIANTS = (("argmax", "NHWC"), ("logits", "NHWC"), ("argmax", "NCHW"), ("logits", "NCHW"))
 VIDEO = ROOT / "videos" / "dashcam_highway.mp4"
@@ -50,7 +49,7 @@ class VariantResult:
 
 def convert(model, head: str, layout: str):
     """The product's converter for NHWC; the same traced function with inputs_as_nchw for NCHW."""
-    from realtime_seg.export.onnx_export import OPSET, _drop_output
+    from realtime_seg.export.onnx_export import OPSET, drop_output
     from realtime_seg.export.onnx_export import convert as product_convert
     if layout == "NHWC":
         proto = product_convert(model, head)
@@ -69,7 +68,7 @@ def convert(model, head: str, layout: str):
 
         proto, _ = tf2onnx.convert.from_function(forward, input_signature=spec, opset=OPSET,
                                                  inputs_as_nchw=["image:0"])
-    return _drop_output(proto, "logits") if head == "argmax" else proto
+    return drop_output(proto, "logits") if head == "argmax" else proto
 
 
 def session(proto, threads: int):

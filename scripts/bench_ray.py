@@ -1,6 +1,6 @@
 """Throughput of `batch` with local threads and with `--ray` on this machine (docs/BATCH.md).
 
-    python scripts/bench_ray.py [--copies 2] [--model fast] [--ext webm] [--rounds 2]
+    python -m scripts.bench_ray [--copies 2] [--model fast] [--ext webm] [--rounds 2]
 
 Runs the same batch (COPIES copies of the dash-cam video, 221 frames each, 960x540) as the real
 command in a subprocess, in alternating order each round: local `--workers 1` and `2`, `--ray`
@@ -19,11 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.ray_cluster import ENV, start_cluster
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from ray_cluster import ENV, start_cluster
-
 VIDEO = ROOT / "videos" / "dashcam_highway.mp4"
 FRAMES = 221
 

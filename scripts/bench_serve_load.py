@@ -2,7 +2,7 @@
 frames, once with nobody watching and once under load; the FPS of each and their ratio, and the
 loaded run's memory and threads.
 
-usage: python scripts/bench_serve_load.py [--frames 2000] [--model accurate] [--streams 16] [--silent 16]
+usage: python -m scripts.bench_serve_load [--frames 2000] [--model accurate] [--streams 16] [--silent 16]
                                           [--max-clients 16] [--video videos/dashcam_highway.mp4]
 
 Both runs serve on 127.0.0.1 with a token (--serve-token), so every request is checked as it would

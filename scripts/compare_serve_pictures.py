@@ -1,6 +1,6 @@
 """The README's pictures of --compare and --serve, from real runs on the demo video.
 
-usage: python scripts/compare_serve_pictures.py [--frame 150] [--out docs/]
+usage: python -m scripts.compare_serve_pictures [--frame 150] [--out docs/]
 
 - compare.png and compare_diff.png: frame N of `--model accurate --compare fast` as the viewer draws
   it (side by side, and the disagreement view), through the viewer's own pipeline and drawing,
@@ -19,20 +19,18 @@ from pathlib import Path
 
 import cv2
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
+from realtime_seg.cli import comparison, look_options
+from realtime_seg.commands.view import parser
+from realtime_seg.paths import DEMO_VIDEO
+from realtime_seg.runtime.display import FpsMeter
+from realtime_seg.runtime.models import open_choice
+from realtime_seg.runtime.pipeline import StageTimes, segment_stream
+from realtime_seg.runtime.player import ViewState, render
+from realtime_seg.runtime.sources import open_video
+from realtime_seg.runtime.temporal import TemporalSmoother
+from tests import browser
 
-import browser  # noqa: E402
-from realtime_seg.cli import comparison, look_options  # noqa: E402
-from realtime_seg.commands.view import parser  # noqa: E402
-from realtime_seg.paths import DEMO_VIDEO  # noqa: E402
-from realtime_seg.runtime.display import FpsMeter  # noqa: E402
-from realtime_seg.runtime.models import open_choice  # noqa: E402
-from realtime_seg.runtime.pipeline import StageTimes, segment_stream  # noqa: E402
-from realtime_seg.runtime.player import ViewState, render  # noqa: E402
-from realtime_seg.runtime.sources import open_video  # noqa: E402
-from realtime_seg.runtime.temporal import TemporalSmoother  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def compare_frames(frame: int, out: Path) -> None:

@@ -1,6 +1,6 @@
 """Regenerate every variant of the shipped presets from their .keras files: fp32, int8, fp16.
 
-usage: python scripts/export_presets.py [accurate fast] [--calib ../shared/data/camvid] [--models-dir models]
+usage: python -m scripts.export_presets [accurate fast] [--calib ../shared/data/camvid] [--models-dir models]
                                         [--precisions fp32 int8 fp16]
 
 For each preset NAME, from MODELS_DIR/camvid_NAME.keras (its run's config.json and summary.json
@@ -17,16 +17,15 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from realtime_seg.export import ExportConfig, export_model
+from realtime_seg.export.quantize import Int8Config
+from realtime_seg.paths import MODELS_DIR
+from realtime_seg.runtime.models import PRESETS
+from realtime_seg.contract import PRECISIONS
+from realtime_seg.errors import UserError
+from realtime_seg.runtime.precision import variant_path
 
-from realtime_seg.export import ExportConfig, export_model  # noqa: E402
-from realtime_seg.export.quantize import Int8Config  # noqa: E402
-from realtime_seg.paths import MODELS_DIR  # noqa: E402
-from realtime_seg.runtime.models import PRESETS  # noqa: E402
-from realtime_seg.contract import PRECISIONS  # noqa: E402
-from realtime_seg.errors import UserError  # noqa: E402
-from realtime_seg.runtime.precision import variant_path  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def export_family(name: str, models_dir: Path, calib: str | None, precisions: list[str]) -> dict[str, str]:

@@ -1,7 +1,7 @@
-"""The round-7 recipe table of docs/TRAINING.md: each run's last epoch on val and on its held-out drive,
+"""The held-out-drive recipe table of docs/TRAINING.md: each run's last epoch on val and on its held-out drive,
 with and without the logit adjustment.
 
-usage: python scripts/holdout_table.py RUN_DIR [RUN_DIR ...]   (runs trained with --holdout-drive)
+usage: python -m scripts.holdout_table RUN_DIR [RUN_DIR ...]   (runs trained with --holdout-drive)
 
 Prints one Markdown row per run: val mIoU and held-out-drive mIoU, raw logits / adjusted (as
 `train` scores it), and the training seconds from summary.json.
@@ -11,14 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from realtime_seg.datasets.metrics import score, summarize  # noqa: E402
-from realtime_seg.datasets.readers import load_dataset  # noqa: E402
-from realtime_seg.training.checkpoint import load_keras  # noqa: E402
-from realtime_seg.training.epochs import keras_predictor  # noqa: E402
-from realtime_seg.training.inputs import decode_pairs  # noqa: E402
-from realtime_seg.training.train import run_samples  # noqa: E402
-from adjust_logits import run_config  # noqa: E402
+from realtime_seg.datasets.metrics import score, summarize
+from realtime_seg.datasets.readers import load_dataset
+from realtime_seg.training.checkpoint import load_keras
+from realtime_seg.training.epochs import keras_predictor
+from realtime_seg.training.inputs import decode_pairs
+from realtime_seg.training.inputs import run_samples
+from scripts.adjust_logits import run_config
 
 
 def row(run: Path) -> str:

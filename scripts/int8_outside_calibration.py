@@ -1,6 +1,6 @@
 """What int8 loses against fp32 on frames its calibration never saw: val, and each drive of the dataset.
 
-usage: python scripts/int8_outside_calibration.py models/camvid_accurate.onnx [--data ../shared/data/camvid]
+usage: python -m scripts.int8_outside_calibration models/camvid_accurate.onnx [--data ../shared/data/camvid]
 
 Reads NAME.onnx and NAME.int8.onnx, rebuilds the int8 file's calibration set (its `calibration`
 metadata: how many train images, spread evenly, as export picks them) and scores both models on
@@ -12,12 +12,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from realtime_seg.datasets.metrics import summarize  # noqa: E402
-from realtime_seg.datasets.readers import READERS, load_split  # noqa: E402
-from realtime_seg.export.quantize import Int8Config, calibration_samples  # noqa: E402
-from realtime_seg.runtime.engine import load_model  # noqa: E402
-from realtime_seg.runtime.scoring import evaluate  # noqa: E402
+from realtime_seg.datasets.metrics import summarize
+from realtime_seg.datasets.readers import READERS, load_split
+from realtime_seg.export.quantize import Int8Config, calibration_samples
+from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.scoring import evaluate
 
 
 def main() -> int:

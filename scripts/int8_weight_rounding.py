@@ -1,6 +1,6 @@
 """Where int8 loses: only the weights of the convolutions int8 quantizes are rounded, in an fp32 graph.
 
-usage: python scripts/int8_weight_rounding.py models/camvid_accurate.onnx [--data ../shared/data/camvid]
+usage: python -m scripts.int8_weight_rounding models/camvid_accurate.onnx [--data ../shared/data/camvid]
 
 Prints val mIoU of the fp32 graph and of copies whose quantized convolutions (those export's int8
 keeps int8: not the stem, decoder or head) have 7-bit or 8-bit per-channel weights, and 7-bit
@@ -14,17 +14,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import onnx  # noqa: E402
-from onnx import numpy_helper  # noqa: E402
+import onnx
+from onnx import numpy_helper
 
-from realtime_seg.datasets.metrics import summarize  # noqa: E402
-from realtime_seg.datasets.readers import load_split  # noqa: E402
-from realtime_seg.export.bias_correction import (FULL_RANGE, REDUCED_RANGE, correct_biases,  # noqa: E402
+from realtime_seg.datasets.metrics import summarize
+from realtime_seg.datasets.readers import load_split
+from realtime_seg.export.bias_correction import (FULL_RANGE, REDUCED_RANGE, correct_biases,
                                                   quantized_weights)
-from realtime_seg.export.quantize import Int8Config, calibration_frames, prepared, quantized_convs  # noqa: E402
-from realtime_seg.runtime.engine import load_model  # noqa: E402
-from realtime_seg.runtime.scoring import evaluate  # noqa: E402
+from realtime_seg.export.quantize import Int8Config, calibration_frames, prepared, quantized_convs
+from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.scoring import evaluate
 
 VARIANTS = {"fp32": None, "7-bit weights": REDUCED_RANGE, "8-bit weights": FULL_RANGE,
             "7-bit weights, bias-corrected": REDUCED_RANGE}

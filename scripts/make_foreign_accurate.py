@@ -2,7 +2,7 @@
 normalised with ImageNet's mean and std, NCHW logits out (optionally at half resolution), no metadata,
 a batch fixed at 1. What docs/FOREIGN_MODELS.md measures `import` and `eval` on.
 
-usage: python scripts/make_foreign_accurate.py OUT_DIR
+usage: python -m scripts.make_foreign_accurate OUT_DIR
 writes OUT_DIR/accurate_nchw.onnx and OUT_DIR/accurate_nchw_half.onnx; import them with
     python -m realtime_seg import OUT_DIR/accurate_nchw.onnx -o OUT_DIR/accurate_imported.onnx --classes camvid \
         --mean 123.675,116.28,103.53 --std 58.395,57.12,57.375

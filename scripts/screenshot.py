@@ -1,6 +1,6 @@
 """Screenshot the viewer's window under a virtual X server (Xvfb), e.g. for the README.
 
-usage: python scripts/screenshot.py [--model accurate] [--video V] [--out docs/screenshot.png]
+usage: python -m scripts.screenshot [--model accurate] [--video V] [--out docs/screenshot.png]
 
 Needs `Xvfb` and `xdotool` (Debian/Ubuntu: apt-get install xvfb xdotool). The viewer plays the
 video at its own pace for --seconds, is paused (space) and its window is cut out of Xvfb's
@@ -17,12 +17,10 @@ from pathlib import Path
 
 import cv2
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
+from realtime_seg.runtime.models import PRESETS
+from tests.xwindow import find_window, grab_window, missing_tools, park_cursor, xdotool, xvfb
 
-from realtime_seg.runtime.models import PRESETS  # noqa: E402
-from xwindow import find_window, grab_window, missing_tools, park_cursor, xdotool, xvfb  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def viewer_command(video: Path, model: Path, *extra: str) -> list[str]:

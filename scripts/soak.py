@@ -1,6 +1,6 @@
 """Soak test: run the viewer headless for many frames and watch its memory and threads stay flat.
 
-usage: python scripts/soak.py [--frames 20000] [--model fast] [--video videos/dashcam_highway.mp4]
+usage: python -m scripts.soak [--frames 20000] [--model fast] [--video videos/dashcam_highway.mp4]
                               [--interval 1.0] [--warmup 0.1] [--json soak.json] [-- VIEWER ARGS...]
 
 The viewer runs in a child process (`python -m realtime_seg --video V --loop --max-frames N

@@ -1,19 +1,17 @@
 """Write docs/val_example.png: a CamVid val frame, the model's prediction and the ground truth.
 
-usage: python scripts/val_example.py [--model accurate] [--data ../shared/data/camvid] [--frame 0001TP_008550]
+usage: python -m scripts.val_example [--model accurate] [--data ../shared/data/camvid] [--frame 0001TP_008550]
 """
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from realtime_seg.datasets.classes import CAMVID  # noqa: E402
-from realtime_seg.runtime.models import choose_model  # noqa: E402
-from realtime_seg.runtime.engine import load_model  # noqa: E402
-from realtime_seg.runtime.render import colorize  # noqa: E402
+from realtime_seg.datasets.classes import CAMVID
+from realtime_seg.runtime.models import choose_model
+from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.render import colorize
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Figures for docs/VISUALS.md: edges before/after, palettes, outlines and flicker per frame.
 
-usage: python scripts/visuals.py [--model models/camvid_accurate.onnx] [--video videos/dashcam_highway.mp4]
+usage: python -m scripts.visuals [--model models/camvid_accurate.onnx] [--video videos/dashcam_highway.mp4]
                                  [--smooth 0.7] [--out docs] [--json docs/flicker_dashcam.json] [--costs]
 
 Runs the model once over the video (every frame), then derives everything from its class
@@ -21,16 +21,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime_seg.runtime.edges import dense_upsample, smooth_upsample
+from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.palettes import choose_palette
+from realtime_seg.runtime.render import Overlay, colorize
+from realtime_seg.runtime.temporal import FlickerMeter, TemporalSmoother, argmax_classes, one_hot
+from realtime_seg.system import write_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from realtime_seg.runtime.edges import dense_upsample, smooth_upsample  # noqa: E402
-from realtime_seg.runtime.engine import load_model  # noqa: E402
-from realtime_seg.runtime.palettes import choose_palette  # noqa: E402
-from realtime_seg.runtime.render import Overlay, colorize  # noqa: E402
-from realtime_seg.runtime.temporal import FlickerMeter, TemporalSmoother, argmax_classes, one_hot  # noqa: E402
-from realtime_seg.system import write_atomic  # noqa: E402
-
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 

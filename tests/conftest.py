@@ -93,7 +93,7 @@ def tiny_run(tmp_path_factory, camvid_dir) -> tuple[Path, dict]:
     from realtime_seg.training.train import train
     run = tmp_path_factory.mktemp("tiny_run")
     summary = train(tiny_config(camvid_dir, run, augment=False, lr=3e-3, schedule="constant",
-                                precision="float32"))
+                                compute_dtype="float32"))
     return run, summary
 
 

@@ -122,13 +122,13 @@ def _noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # Pixel-value transforms in the order they apply; labels never change.
 _PHOTOMETRIC = {"colour": _colour, "gamma": _gamma, "hue": _hue, "blur": _blur, "noise": _noise}
 AUGMENTATIONS = ("scale", "flip", "rotate", *_PHOTOMETRIC)
-BASIC = ("scale", "flip", "colour")   # the recipe of rounds 2-6
-DEFAULT_AUGMENT = AUGMENTATIONS        # round 7 on (docs/TRAINING.md)
+BASIC = ("scale", "flip", "colour")   # the presets' recipe (docs/TRAINING.md)
+DEFAULT_AUGMENT = AUGMENTATIONS        # a batch sequence built without naming its ops
 ROTATION_DEGREES = 5.0
 
 
 def parse_augmentations(text: str) -> tuple[str, ...]:
-    """`scale,flip,colour` -> the names, checked; `none` -> (); `all` -> every one; `basic` -> rounds 2-6's."""
+    """`scale,flip,colour` -> the names, checked; `none` -> (); `all` -> every one; `basic` -> the presets'."""
     text = text.strip().lower()
     if text in ("none", ""):
         return ()

@@ -221,10 +221,8 @@ def load_datasets(roots: list[str], fmt: str = "auto", classes: str = "auto", va
     for root in roots:
         check_data_folder(Path(root))
         formats.append(detect_format(Path(root)) if fmt == "auto" else fmt)
-    if classes == "auto" and "camvid" in formats:
-        classes = "camvid"
-    elif classes == "auto" and all(READERS[f].label_ids for f in formats):
-        classes = "cityscapes"
+    if classes == "auto" and all(f == "camvid" or READERS[f].label_ids for f in formats):
+        classes = "camvid" if "camvid" in formats else "cityscapes"
     sets = [load_dataset(root, f, classes, val_fraction, seed) for root, f in zip(roots, formats)]
     for root, ds in zip(roots[1:], sets[1:]):
         if ds.table != sets[0].table:

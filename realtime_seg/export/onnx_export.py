@@ -1,7 +1,7 @@
 """Keras checkpoint -> ONNX with metadata, checked against Keras on real frames.
 
-usage: python -m export runs/x/best.keras -o models/x.onnx [--fp16 | --int8 [--calib DATA]] [--head argmax|logits]
-                        [--aspect keep|squash]
+usage: python -m realtime_seg export runs/x/best.keras -o models/x.onnx [--fp16 | --int8 [--calib DATA]] [--head argmax|logits]
+                                    [--aspect keep|squash]
 
 Graph: input `image` uint8 (N, H, W, 3) RGB, scaled to [0, 1] inside the graph; outputs `class_map`
 uint8 (N, H, W) and `probs` float32 (N, H, W, C) softmax (head argmax, the default: see
@@ -115,7 +115,7 @@ def convert(model, head: str):
     return free_spatial_dims(proto)
 
 
-def _drop_output(proto, name: str):
+def drop_output(proto, name: str):
     """Remove a graph output kept only for the parity check (onnxruntime prunes its nodes)."""
     keep = [o for o in proto.graph.output if o.name != name]
     del proto.graph.output[:]
@@ -264,7 +264,7 @@ def export_model(cfg: ExportConfig) -> dict:
         proto = written.convert(proto)
     checks = checked_parity(model, proto, frames, (h, w), cfg.min_agreement or written.min_agreement, checkpoint)
     if cfg.head == "argmax":
-        proto = _drop_output(proto, LOGITS)
+        proto = drop_output(proto, LOGITS)
     set_metadata(proto, _metadata(cfg, info, (h, w), checks, checkpoint))
     if int8 is not None:
         from .quantize import int8_variant
@@ -295,7 +295,7 @@ def _int8_config(cfg: ExportConfig, info: dict, checkpoint: Path) -> Int8Config:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m export", description=__doc__,
+    p = ArgumentParser(prog="python -m realtime_seg export", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a .keras file written by `python -m realtime_seg train`")
     p.add_argument("-o", "--output", required=True, help="where to write the .onnx file")

@@ -62,7 +62,7 @@ class SegModel:
             raise UserError(f"unknown aspect {aspect!r}; allowed: {', '.join(ASPECTS)}")
         if aspect == "keep" and not self.any_size:
             log.warning("model %s takes %dx%d only: frames of another aspect are squashed (re-export it "
-                        "with `python -m export` to keep their aspect)", self.path.name, *self.input_size)
+                        "with `python -m realtime_seg export` to keep their aspect)", self.path.name, *self.input_size)
             return
         self.aspect = aspect
 
@@ -126,7 +126,7 @@ def read_metadata(path: Path, session) -> dict[str, str]:
                         f"--bgr, --input-size as it was trained) or import it with `python -m realtime_seg import`")
     if missing:
         raise UserError(f"model {path} lacks metadata {', '.join(missing)}; "
-                        f"export it with `python -m export CHECKPOINT.keras -o {path.name}`")
+                        f"export it with `python -m realtime_seg export CHECKPOINT.keras -o {path.name}`")
     return meta
 
 
@@ -156,7 +156,7 @@ def _session(path: Path, wanted: list[str], threads: int, spinning: bool = False
         return ort.InferenceSession(graph if graph is not None else str(path), opts, providers=wanted)
     except Exception as e:  # onnxruntime raises its own types for a bad or non-ONNX file
         raise UserError(f"cannot load model {path}: not a valid ONNX file ({first_line(e)}); "
-                        f"pass a model exported by `python -m export`") from None
+                        f"pass a model exported by `python -m realtime_seg export`") from None
 
 
 def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinning: bool = False,
@@ -188,12 +188,12 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinnin
     if (len(inp.shape) != 4 or inp.shape[3] != 3 or (tuple(inp.shape[1:3]) != size and not any_size)
             or inp.type not in INPUT_DTYPES):
         raise UserError(f"model {path} takes input {inp.shape} {inp.type}, expected (N, {size[0]}, {size[1]}, 3) "
-                        f"uint8 or float32 RGB; re-export it with `python -m export`")
+                        f"uint8 or float32 RGB; re-export it with `python -m realtime_seg export`")
     aspect = file_aspect(path, meta, any_size)
     precision = meta.get(PRECISION, "fp32")
     if precision not in PRECISIONS:
         raise UserError(f"model {path} has precision {precision!r} in its metadata; allowed: "
-                        f"{', '.join(PRECISIONS)}; re-export it with `python -m export`")
+                        f"{', '.join(PRECISIONS)}; re-export it with `python -m realtime_seg export`")
     classes = json.loads(meta["classes"])
     palette = np.array(json.loads(meta["palette"]), np.uint8).reshape(-1, 3)
     if len(palette) != len(classes):
@@ -211,5 +211,5 @@ def file_aspect(path: Path, meta: dict[str, str], any_size: bool) -> str:
     aspect = meta.get(ASPECT, "squash")
     if aspect not in ASPECTS:
         raise UserError(f"model {path} has aspect {aspect!r} in its metadata; allowed: {', '.join(ASPECTS)}; "
-                        f"re-export it with `python -m export`")
+                        f"re-export it with `python -m realtime_seg export`")
     return aspect if any_size else "squash"

@@ -89,7 +89,7 @@ def open_model(path: Path, precision: str = "auto", preset: bool = False, device
         if model.precision == precision:
             return model
         raise UserError(f"model {path} is {model.precision} and there is no {wanted.name} beside it; "
-                        f"export it (python -m export ... --{precision}) or pass --precision auto")
+                        f"export it (python -m realtime_seg export ... --{precision}) or pass --precision auto")
     model = load_model(wanted, device, threads, spinning)
     if model.precision != precision:
         raise UserError(f"model {wanted} is {model.precision}, not {precision} (its metadata says so); "

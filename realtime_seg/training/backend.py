@@ -8,6 +8,7 @@ raised by the import are not hidden: stderr is restored before they propagate.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -25,6 +26,9 @@ def import_keras():
             import keras
     except ImportError as e:  # installed but broken (a missing one is caught at command start: __main__)
         raise UserError(f"cannot import keras ({first_line(e)}); {TRAIN_HINT}") from None
+    # scoring frames of several sizes (each at its own aspect) traces one predict step per size, by
+    # design: TensorFlow's "triggered tf.function retracing" warning would say so after every epoch
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return keras
 
 
@@ -45,7 +49,7 @@ def bf16_supported(device: str, flags: set[str]) -> bool:
 
 
 def choose_precision(precision: str, device: str, flags: set[str], cpu_bf16: bool = True) -> str:
-    """The Keras dtype policy for --precision auto|float32|bfloat16|float16.
+    """The Keras dtype policy for --compute-dtype auto|float32|bfloat16|float16.
 
     auto picks mixed bfloat16 where the hardware has it, except on a CPU for architectures that
     run slower in bf16 there (`cpu_bf16` False: depthwise convolutions).

@@ -44,7 +44,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .options import ARCHS as ARCH_INFO  # default widths
+from .options import ARCHS  # the architectures: names, default widths, how each trains
 
 
 def _conv(n_filters: int, name: str) -> layers.Conv2D:
@@ -273,8 +273,9 @@ def with_logit_adjustment(model: keras.Model, class_weights) -> keras.Model:
 
 # --- one builder ------------------------------------------------------------------------------
 
-ARCHS = {"resunet": resunet_model, "seed": unet_model,
-         "lite0": _lite("lite0"), "lite1": _lite("lite1"), "lite2": _lite("lite2")}
+# the Keras builder of each architecture in options.ARCHS (the one table; it loads before Keras)
+_BUILDERS = {"resunet": resunet_model, "seed": unet_model,
+             "lite0": _lite("lite0"), "lite1": _lite("lite1"), "lite2": _lite("lite2")}
 
 
 def get_model(arch: str = "resunet", input_size: tuple[int, ...] = (96, 128), num_classes: int = 11,
@@ -283,7 +284,7 @@ def get_model(arch: str = "resunet", input_size: tuple[int, ...] = (96, 128), nu
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; allowed: {', '.join(ARCHS)}")
     size = tuple(input_size) if len(input_size) == 3 else (*input_size, 3)
-    return ARCHS[arch](size, width or ARCH_INFO[arch].width, num_classes)
+    return _BUILDERS[arch](size, width or ARCHS[arch].width, num_classes)
 
 
 def count_flops(model: keras.Model) -> int:

@@ -1,6 +1,8 @@
 """The training choices users pick from, known before Keras loads (so usage errors come first).
 
-Add an architecture here and in model.ARCHS; its row says how it trains best.
+`ARCHS` is the one table of architectures: add one here (its row says how it trains best) and its
+Keras builder in model.py's `_BUILDERS`. `COMPUTE_DTYPES` are training's number formats
+(`--compute-dtype`), unrelated to a model file's run-time precision (contract.PRECISIONS).
 """
 from __future__ import annotations
 
@@ -25,5 +27,5 @@ ARCHS = {
 SCHEDULES = ("poly", "cosine", "constant")
 OPTIMIZERS = ("adamw", "adam")
 TRAIN_SPLITS = ("train", "trainval")
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")  # training's number format (backend.choose_precision)
 ENCODER_BN = ("frozen", "train")

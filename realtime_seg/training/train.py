@@ -23,15 +23,15 @@ from typing import Iterator
 import numpy as np
 
 from ..datasets.augment import AUGMENTATIONS, VOID, parse_augmentations
-from ..datasets.readers import (CLASS_SETS, FORMATS, READERS, Dataset, drives, hold_out, load_datasets,
-                                load_split, parse_drives)
-from ..errors import ArgumentParser, DataError, UsageError, UserError, check_at_least, first_line
+from ..datasets.readers import CLASS_SETS, FORMATS, Dataset, load_datasets
+from ..errors import ArgumentParser, Renamed, UsageError, UserError, check_at_least, first_line
 from ..system import check_creatable, cpu_flags, write_json
 from .backend import accelerator, choose_precision, import_keras  # Keras loads when called
 from .epochs import HINT, epoch_callbacks, interrupts_as_keyboard_interrupt, save_after_interrupt
-from .inputs import CLASS_WEIGHTS, decode_pairs, pixel_weights, sequence_class
+from .inputs import CLASS_WEIGHTS, data_roots, data_weights, decode_run, pixel_weights, sequence_class
 from . import progressive
-from .options import ARCHS, ENCODER_BN, OPTIMIZERS, PRECISIONS, SCHEDULES, TRAIN_SPLITS
+from .presets import OVERRIDABLE, PRESETS, get_preset, stage_settings
+from .options import ARCHS, COMPUTE_DTYPES, ENCODER_BN, OPTIMIZERS, SCHEDULES, TRAIN_SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ class TrainConfig:
     seed: int = 0
     resume: bool = False
     init: str = ""                  # start from this checkpoint's weights (fine-tuning)
-    precision: str = "auto"         # auto (bfloat16 where supported) | float32 | bfloat16 | float16
-    mixed_precision: bool = False   # old spelling of --precision float16
+    compute_dtype: str = "auto"     # auto (bfloat16 where supported) | float32 | bfloat16 | float16
     workers: int = 2
     encoder_lr: float = 0.1         # a pretrained encoder's learning rate, as a fraction of --lr
     encoder_bn: str = "frozen"      # a pretrained encoder's batch norm: frozen (ImageNet statistics) | train
@@ -133,7 +132,7 @@ def _freeze_encoder_bn(model) -> None:
 def check_config(cfg: TrainConfig) -> None:
     """Usage errors in the settings, and a run folder that cannot be made, before any work."""
     choices = {"arch": ARCHS, "schedule": SCHEDULES, "optimizer": OPTIMIZERS,
-               "train_split": TRAIN_SPLITS, "precision": PRECISIONS, "class_weights": CLASS_WEIGHTS,
+               "train_split": TRAIN_SPLITS, "compute_dtype": COMPUTE_DTYPES, "class_weights": CLASS_WEIGHTS,
                "encoder_bn": ENCODER_BN}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
@@ -174,101 +173,10 @@ def check_config(cfg: TrainConfig) -> None:
         if out == data or data in out.parents:
             raise UsageError(f"--out {cfg.out} is {'' if out == data else 'inside '}the dataset folder "
                              f"{root}; choose a run folder outside it")
-    if set(map(_resolved, cfg.holdout_data)) & set(map(_resolved, data_roots(cfg))):
+    if {Path(r).resolve() for r in cfg.holdout_data} & {Path(r).resolve() for r in data_roots(cfg)}:
         raise UsageError("--holdout-data names a folder that --data trains on; a held-out camera must be "
                          "one the run never sees")
     check_creatable(Path(cfg.out), "--out")
-
-
-def _resolved(root: str) -> Path:
-    return Path(root).resolve()
-
-
-def data_roots(cfg: TrainConfig) -> list[str]:
-    """The --data folders, in order (one folder given as a string is a list of one)."""
-    return [cfg.data] if isinstance(cfg.data, (str, Path)) else [str(d) for d in cfg.data]
-
-
-def data_weights(cfg: TrainConfig) -> list[int]:
-    """How many times an epoch each --data folder's frames are drawn: --data-weights, else 1 each."""
-    n = len(data_roots(cfg))
-    if not cfg.data_weights:
-        return [1] * n
-    try:
-        weights = [int(w) for w in cfg.data_weights.split(",")]
-    except ValueError:
-        weights = []
-    if len(weights) != n or min(weights) < 1:
-        raise UsageError(f"--data-weights {cfg.data_weights}: give {n} whole number(s) >= 1, one per --data "
-                         f"(how many times an epoch its frames are drawn)")
-    return weights
-
-
-def run_samples(cfg: TrainConfig, dataset, names: tuple[str, ...] | None = None) -> tuple[list, list, list]:
-    """The (train, val, held-out drive) samples a run uses of one dataset.
-
-    --holdout-drive (or `names`, the drives of this dataset among them) takes every frame of those
-    drives out of train and val (scored apart: a drive the model never saw), then --limit applies,
-    then val joins train for trainval.
-    """
-    where = f"{cfg.data} (train + val)"
-    names = parse_drives(cfg.holdout_drive) if names is None else names
-    kept, held = hold_out(dataset.train + dataset.val, dataset.format, names, where)
-    kept = set(kept)
-    train_s, val_s = [s for s in dataset.train if s in kept], [s for s in dataset.val if s in kept]
-    if not train_s:
-        raise UsageError(f"--holdout-drive {cfg.holdout_drive} leaves no training frames in {cfg.data}; "
-                         f"hold out fewer drives")
-    if cfg.limit:
-        train_s, val_s, held = (train_s[:cfg.limit], val_s[:max(1, cfg.limit // 4)],
-                                held[:max(1, cfg.limit // 4)])
-    if cfg.train_split == "trainval":  # the shipping recipe: val still scored, but no longer held out
-        train_s = train_s + val_s
-    return train_s, val_s, held
-
-
-def _holdout_names(cfg: TrainConfig, datasets: list[Dataset]) -> list[tuple[str, ...]]:
-    """--holdout-drive's names split by the dataset whose drive each is; an unknown name is a usage error."""
-    names = parse_drives(cfg.holdout_drive)
-    if len(datasets) == 1:
-        return [names]
-    known = [drives(ds.train + ds.val, ds.format) for ds in datasets]
-    unknown = [n for n in names if not any(n in k for k in known)]
-    if unknown:
-        listed = ", ".join(f"{root}: {', '.join(k) if len(k) <= 6 else f'{len(k)} drives'}"
-                           for root, k in zip(data_roots(cfg), known))
-        raise UsageError(f"unknown --holdout-drive {unknown[0]!r}; the drives are {listed}")
-    return [tuple(n for n in names if n in k) for k in known]
-
-
-def decode_run(cfg: TrainConfig, datasets: list[Dataset]) -> tuple[tuple, tuple]:
-    """((train, val, drive, camera) sample counts, the same four as decoded pairs) of every dataset:
-    trained, scored as val, held out by drive, held out whole (--holdout-data); train repeated per
-    --data-weights."""
-    counts, pairs = [0, 0, 0, 0], ([], [], [], [])
-    roots = data_roots(cfg)
-    for root, ds, names, repeat in zip(roots, datasets, _holdout_names(cfg, datasets), data_weights(cfg)):
-        where = f" ({Path(root).name})" if len(roots) > 1 else ""
-        for i, (samples, name) in enumerate(zip(run_samples(cfg, ds, names), ("train", "val", "held-out drive"))):
-            counts[i] += len(samples)
-            pairs[i].extend(decode_pairs(ds, samples, f"decode {name}{where}") * (repeat if i == 0 else 1))
-    for root in cfg.holdout_data:
-        camera = _held_out_camera(root, datasets[0].table)
-        counts[3] += len(camera.train)
-        pairs[3].extend(decode_pairs(camera, camera.train, f"decode held-out camera ({Path(root).name})"))
-    return tuple(counts), pairs
-
-
-def _held_out_camera(root: str, table) -> Dataset:
-    """Every labelled frame of `root` in the run's class set (a dataset the run never trains on)."""
-    fmt, samples = load_split(root, "all")
-    if not samples:
-        raise DataError(f"--holdout-data {root} has no image/label pairs; point it at a labelled dataset")
-    theirs = READERS[fmt].table(samples, table.name)
-    if theirs != table:
-        raise DataError(f"--holdout-data {root} has {theirs.name}'s classes, not the run's {table.name}; "
-                        f"hold out a dataset whose labels map onto {table.name}")
-    return Dataset(fmt, table, samples, [])
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -287,7 +195,7 @@ def train(cfg: TrainConfig) -> dict:
     keras = import_keras()
     keras.utils.set_random_seed(cfg.seed)
     device = accelerator(keras.backend.backend())
-    policy = choose_precision("float16" if cfg.mixed_precision else cfg.precision, device, cpu_flags(),
+    policy = choose_precision(cfg.compute_dtype, device, cpu_flags(),
                               ARCHS[cfg.arch].cpu_bf16)
     with global_policy(keras, policy):  # the caller's policy is back when train() returns
         return _fit(cfg, keras, dataset, samples, pairs, weights, run, policy, device)
@@ -397,6 +305,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout-data", action="append", default=[], metavar="DIR",
                    help="a labelled dataset (another camera) never trained on, scored after every epoch")
     p.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
+    p.add_argument("--preset", default="", metavar="NAME",
+                   help=f"train a shipped model's recipe end to end, every stage ({', '.join(PRESETS)}; "
+                        f"models/README.md); only --epochs, --limit, --workers, --seed, --batch-size, "
+                        f"--compute-dtype and --resume may be set beside it")
     p.add_argument("--format", default="auto", choices=FORMATS)
     p.add_argument("--classes", default="auto", choices=CLASS_SETS,
                    help="the run's class set; auto: CamVid's 11 with a CamVid folder, Cityscapes' 19 for "
@@ -426,7 +338,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", dest="augment", action="store_false")
     p.add_argument("--augment-ops", dest="augmentations", default="all", metavar="OPS",
                    help=f"comma-separated, from {','.join(AUGMENTATIONS)}; or all (default), basic "
-                        f"(rounds 2-6: scale,flip,colour), none")
+                        f"(scale,flip,colour: the presets' pick), none")
     p.add_argument("--scale-range", type=_range, default=(0.5, 2.0),
                    help="LOW,HIGH random scale of the frame about the run's size (log-uniform; pads with void)")
     p.add_argument("--train-split", default="train", choices=TRAIN_SPLITS,
@@ -438,10 +350,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.keras")
     p.add_argument("--init", default="", help="start from this .keras checkpoint's weights (fine-tune)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto: mixed bfloat16 on GPUs (JAX), and on CPUs with AVX512_BF16/AMX for the archs "
-                        "that run faster in it there (seed, resunet); else float32")
-    p.add_argument("--mixed-precision", action="store_true", help="same as --precision float16")
+    p.add_argument("--compute-dtype", default="auto", choices=COMPUTE_DTYPES,
+                   help="training's number format. auto: mixed bfloat16 on GPUs (JAX), and on CPUs with "
+                        "AVX512_BF16/AMX for the archs that run faster in it there (seed, resunet); else float32")
+    p.add_argument("--precision", action=Renamed, hint="train: --precision is the run-time precision of a model; "
+                   "training's number format is --compute-dtype float32|bfloat16|float16")
+    p.add_argument("--mixed-precision", action=Renamed, nargs=0,
+                   hint="train: --mixed-precision is now --compute-dtype float16")
     p.add_argument("--workers", type=int, default=2, help="data loader threads")
     p.add_argument("--encoder-lr", type=float, default=0.1,
                    help="lite archs: the pretrained encoder's learning rate as a fraction of --lr")
@@ -450,7 +365,51 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _fit_progressive(text: str, epochs: int) -> str:
+    """A stage's progressive phase fitted to --epochs given beside --preset: at most all but the
+    last epoch small; none for a one-epoch run."""
+    if not text:
+        return ""
+    size, small = text.split(":")
+    small = min(int(small), epochs - 1)
+    return f"{size}:{small}" if small >= 1 else ""
+
+
+def run_preset(args: argparse.Namespace, defaults: dict) -> Path:
+    """Train every stage of --preset in OUT/STAGE/, each from the stage before's last.keras; a stage
+    already finished (its summary.json) is kept. Returns the last stage's last.keras."""
+    try:
+        preset = get_preset(args.preset)
+    except ValueError as e:
+        raise UsageError(f"--preset: {e}") from None
+    given = {k: v for k, v in vars(args).items() if v != defaults.get(k) and k not in ("preset", "data", "out")}
+    fixed = sorted(set(given) - set(OVERRIDABLE))
+    if fixed:
+        raise UsageError(f"--preset {preset.name} sets --{fixed[0].replace('_', '-')} itself; drop it, or train "
+                         f"without --preset (allowed with it: {', '.join('--' + o.replace('_', '-') for o in OVERRIDABLE)})")
+    out, init = Path(args.out), ""
+    for i, stage in enumerate(preset.stages, 1):
+        run = out / stage.name
+        settings = {**stage_settings(preset, stage, args.data), **given, "out": str(run), "init": init}
+        settings["progressive"] = _fit_progressive(settings.get("progressive", ""), settings["epochs"])
+        init = str(run / "last.keras")
+        if (run / "summary.json").is_file():
+            print(f"preset {preset.name}, stage {i}/{len(preset.stages)} {stage.name}: done before, kept ({run})")
+            continue
+        print(f"preset {preset.name}, stage {i}/{len(preset.stages)} {stage.name}: {stage.purpose}")
+        settings["resume"] = bool(given.get("resume")) and (run / "last.keras").is_file()
+        train(TrainConfig(**settings))
+    print(f"preset {preset.name}: {init}; export it with "
+          f"python -m realtime_seg export {init} -o models/mine.onnx [--int8 --calib {args.data[0]}]")
+    return Path(init)
+
+
 def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.preset:
+        run_preset(args, {k: p.get_default(k) for k in vars(args)})
+        return 0
+    del args.preset
     train(TrainConfig(**vars(args)))
     return 0

@@ -96,7 +96,7 @@ def test_batch_without_ray_never_imports_it(tmp_path):
 
 
 def test_the_storage_probe_names_what_a_node_cannot_reach(tmp_path):
-    from realtime_seg.commands.batch.cluster_worker import check_node
+    from realtime_seg.commands.batch.cluster import check_node
     out = tmp_path / "out"
     out.mkdir()
     assert check_node([str(SHORT)], str(out), ".probe") == []

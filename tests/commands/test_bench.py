@@ -128,7 +128,7 @@ def test_bench_rows_per_precision(tmp_path):
         check_model_result(r, 8)
         assert r["seed_keras_note"] == "skipped: --no-keras"
     assert "CPU int8" in stdout and "CPU bound" in stdout and "pipeline / CPU bound" in stdout
-    from realtime_seg.commands.bench.plot import HEIGHT, ROW_HEIGHT, WIDTH
+    from realtime_seg.commands.bench.report import HEIGHT, ROW_HEIGHT, WIDTH
     picture = cv2.imread(str(plot))  # one bar per row
     assert picture is not None and picture.shape == (HEIGHT + 2 * ROW_HEIGHT, WIDTH, 3)
 

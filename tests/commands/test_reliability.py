@@ -598,7 +598,7 @@ def test_truncated_file_is_broken_not_looped(inputs):
 
 def test_short_soak_has_flat_memory_and_threads(tmp_path):
     report = tmp_path / "soak.json"
-    proc = subprocess.run([sys.executable, "scripts/soak.py", "--frames", "1500", "--model", str(TINY),
+    proc = subprocess.run([sys.executable, "-m", "scripts.soak", "--frames", "1500", "--model", str(TINY),
                            "--interval", "0.2", "--max-growth", "10", "--json", str(report)],
                           cwd=ROOT, capture_output=True, text=True, timeout=240)
     result = json.loads(report.read_text())

@@ -63,7 +63,7 @@ def test_carla23_can_be_forced_and_13_rejects_its_ids(carla23_dir):
     with pytest.raises(UserError, match="outside the carla13 table"):
         for s in ds.train + ds.val:
             load_pair(s, ds.format, ds.table)
-    with pytest.raises(UserError, match="unknown CARLA class table"):
+    with pytest.raises(UserError, match="--classes carla99: CARLA labels are CARLA.s tags"):
         load_dataset(carla23_dir, classes="carla99")
 
 
@@ -176,7 +176,7 @@ def _decode_all(root: Path, **kw):
 def test_image_without_mask(tmp_path, carla13_dir):
     root = _copy(carla13_dir, tmp_path)
     (root / "CameraSeg" / "train_1.png").unlink()
-    with pytest.raises(UserError, match=r"train_1\.png has no mask"):
+    with pytest.raises(UserError, match=r"train_1\.png has no label"):
         load_dataset(root)
 
 
@@ -260,7 +260,7 @@ def test_corrupt_file(tmp_path, carla13_dir, which, damage):
 
 def test_unknown_format(carla13_dir):
     with pytest.raises(UserError, match="unknown format"):
-        load_dataset(carla13_dir, fmt="cityscapes")
+        load_dataset(carla13_dir, fmt="mapillary")
 
 
 def test_split_is_deterministic_and_disjoint(carla13_dir):

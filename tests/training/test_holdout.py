@@ -37,7 +37,7 @@ def test_carla_drives_are_capture_folders(tmp_path, carla13_dir):
 
 @pytest.mark.parametrize("split", ["train", "trainval"])
 def test_no_frame_of_the_held_out_drive_is_trained_on(camvid_dir, tmp_path, split):
-    from realtime_seg.training.train import run_samples
+    from realtime_seg.training.inputs import run_samples
     ds = load_dataset(camvid_dir)
     cfg = tiny_config(camvid_dir, tmp_path / "run", holdout_drive="0006R0", train_split=split)
     train_s, val_s, held = run_samples(cfg, ds)
@@ -62,7 +62,7 @@ def test_training_scores_the_held_out_drive_every_epoch(tmp_path, camvid_dir):
     pytest.importorskip("keras")
     from realtime_seg.training.train import train
     run = tmp_path / "run"
-    summary = train(tiny_config(camvid_dir, run, holdout_drive="0006R0", precision="float32"))
+    summary = train(tiny_config(camvid_dir, run, holdout_drive="0006R0", compute_dtype="float32"))
     assert summary["holdout_samples"] == 2 and summary["train_samples"] == 6 and summary["val_samples"] == 3
     assert 0 <= summary["last_holdout_miou"] <= 1
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")

@@ -65,7 +65,7 @@ def test_no_logit_adjustment_trains_without_the_layer(tmp_path, camvid_dir):
     from realtime_seg.training.train import parser, train
     assert parser().parse_args(["--data", "d", "--out", "o", "--no-logit-adjustment"]).logit_adjustment is False
     train(tiny_config(camvid_dir, tmp_path / "run", epochs=1, limit=4, logit_adjustment=False,
-                      precision="float32"))
+                      compute_dtype="float32"))
     names = [layer.name for layer in load_keras(tmp_path / "run" / "last.keras").layers]
     assert ADJUSTMENT not in names and names[-1] == "logits"
 
@@ -91,7 +91,7 @@ def test_adjustment_brings_rare_class_pixels_back_to_their_share(camvid_dir):
 
 
 def _adjust(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "adjust_logits.py"), *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "scripts.adjust_logits", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -10,7 +10,7 @@ from tests.conftest import assert_one_line_error, run_cli, tiny_config
 
 FULL, SMALL = (64, 96), (32, 48)
 STEPS = 2  # --limit 4, --batch-size 2
-RUN = dict(input_size=FULL, progressive="32x48:2", epochs=3, limit=4, precision="float32")
+RUN = dict(input_size=FULL, progressive="32x48:2", epochs=3, limit=4, compute_dtype="float32")
 
 
 def _rows(path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 from realtime_seg.system import cpu_flags
 from realtime_seg.training.backend import bf16_supported, choose_precision
 
@@ -90,9 +90,29 @@ def test_trainval_also_trains_on_val_and_says_so(tmp_path, camvid_dir):
 
 @pytest.mark.parametrize("args", [["--arch", "segnet"], ["--scale-range", "2,0.5"],
                                   ["--scale-range", "x"], ["--train-split", "test"],
-                                  ["--precision", "int8"], ["--class-weights", "inverse"]])
+                                  ["--compute-dtype", "int8"], ["--class-weights", "inverse"]])
 def test_bad_recipe_options_exit_2(tmp_path, camvid_dir, args):
     proc = run_cli("realtime_seg", "train", "--data", str(camvid_dir), "--out", str(tmp_path / "o"), *args)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr and proc.stderr.strip()
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, new", [(["--precision", "float16"], "--compute-dtype float32|bfloat16|float16"),
+                                       (["--precision"], "--compute-dtype float32|bfloat16|float16"),
+                                       (["--mixed-precision"], "--compute-dtype float16")])
+def test_the_old_precision_flags_say_to_use_compute_dtype(tmp_path, camvid_dir, args, new):
+    """--precision is a model file's run-time precision elsewhere: in train it only points to --compute-dtype."""
+    proc = run_cli("realtime_seg", "train", "--data", str(camvid_dir), "--out", str(tmp_path / "o"), *args)
+    line = assert_one_line_error(proc, 2)
+    assert line.startswith(f"error: train: {args[0]} ") and new in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_compute_dtype_is_what_the_run_trains_in(tmp_path, camvid_dir):
+    pytest.importorskip("keras")
+    from conftest import tiny_config
+    from realtime_seg.training.train import parser, train
+    assert parser().parse_args(["--data", "d", "--out", "o", "--compute-dtype", "bfloat16"]).compute_dtype == "bfloat16"
+    summary = train(tiny_config(camvid_dir, tmp_path / "f16", epochs=1, limit=2, compute_dtype="float16"))
+    assert summary["policy"] == "mixed_float16"

@@ -6,7 +6,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from realtime_seg.training.model import ARCHS, count_flops, get_model  # noqa: E402
+from realtime_seg.training import model as model_module  # noqa: E402
+from realtime_seg.training.model import count_flops, get_model  # noqa: E402
+from realtime_seg.training.options import ARCHS  # noqa: E402  (the one table, read before Keras loads)
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +24,8 @@ def test_get_model_seed_is_the_seed_unet():
 def test_unknown_arch_lists_the_allowed_ones():
     with pytest.raises(ValueError, match="allowed: resunet, seed, lite0, lite1, lite2"):
         get_model("segnet", (64, 96), 11, 8)
-    from realtime_seg.training.options import ARCHS as CLI_ARCHS  # checked before Keras loads
-    assert tuple(ARCHS) == tuple(CLI_ARCHS) == ("resunet", "seed", "lite0", "lite1", "lite2")
+    assert tuple(ARCHS) == ("resunet", "seed", "lite0", "lite1", "lite2")
+    assert model_module._BUILDERS.keys() == ARCHS.keys()  # a builder for every architecture, no other
 
 
 def test_resunet_shapes_and_named_layers(resunet):

@@ -116,13 +116,13 @@ def test_mixed_precision_policy_does_not_leak(tmp_path, camvid_dir):
     from realtime_seg.training.train import train
     try:
         keras.mixed_precision.set_global_policy("mixed_float16")  # left by someone before us
-        summary = train(tiny_config(camvid_dir, tmp_path / "plain", epochs=1, limit=2, precision="float32"))
+        summary = train(tiny_config(camvid_dir, tmp_path / "plain", epochs=1, limit=2, compute_dtype="float32"))
         assert summary["policy"] == "float32"
         assert keras.mixed_precision.global_policy().name == "mixed_float16"  # the caller's, restored
         keras.mixed_precision.set_global_policy("float32")
         model = keras.models.load_model(tmp_path / "plain" / "last.keras")
         assert all(layer.dtype_policy.name == "float32" for layer in model.layers)
-        summary = train(tiny_config(camvid_dir, tmp_path / "bf16", epochs=1, limit=2, precision="bfloat16"))
+        summary = train(tiny_config(camvid_dir, tmp_path / "bf16", epochs=1, limit=2, compute_dtype="bfloat16"))
         assert summary["policy"] == "mixed_bfloat16"
         assert keras.mixed_precision.global_policy().name == "float32"
     finally:

@@ -1,37 +1,62 @@
 """`batch --ray [ADDRESS]`: the same per-file work, spread over a Ray cluster's actors.
 
-Tasks are whole files, or frame ranges of long files (`--chunk-frames`, see chunks.py) whose
-outputs are then written from the stored class maps. Each actor holds one onnxruntime session
-(the model's bytes travel once through the object store); actors that die are restarted and
-their task retried. The driver keeps one progress bar for all frames, and the end table.
-Ray is optional: only this module imports it, and only when `--ray` is given.
+The driver (here) connects, checks that every node sees the same storage, starts one actor per
+slot (each holds one onnxruntime session; the model's bytes travel once through the object store)
+and hands out tasks: whole files, or the chunks of long ones (chunks.py), each job's write task
+jumping the queue once its chunks are stored. Actors that die are restarted and their task
+retried; Ctrl-C asks running tasks to stop at their next frame, and those that do not answer
+within `GRACE` seconds are killed and their temporaries removed here. One progress bar counts
+all frames. What runs on the nodes (`SegWorker`, the progress `Board`, `check_node`) is plain
+Python, made Ray actors and tasks by the driver. Ray is optional: only this module imports it,
+only with `--ray`.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
+import hashlib
 import logging
 import os
+import re
 import signal
 import socket
+import tempfile
 import threading
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
 
 from ...errors import UserError, first_line
-from ...runtime.models import open_choice
-from . import cluster_worker as cw
-from .cluster_run import Scheduler
-from .cluster_tasks import Plan, note, plan_tasks, ray_reason
+from ...runtime.engine import SegModel
+from ...runtime.models import Opened, open_choice, open_selected
+from ...runtime.pipeline import segment_stream
+from ...system import progress
+from .chunks import (
+    Chunk,
+    Plan,
+    RangeSource,
+    RecordingModel,
+    ReplayModel,
+    chunk_path,
+    note,
+    plan_tasks,
+    remove_chunks,
+    remove_temporaries,
+)
 from .config import BatchConfig
 from .plan import Job
-from .runner import Result
+from .runner import Result, Runner, report_failure
 
 log = logging.getLogger(__name__)
 
 INSTALL = "pip install -r requirements-cluster.txt"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _RETRIES = 3  # a killed actor is restarted and its task run again, this many times
+GRACE = 10.0  # seconds running tasks get to stop cleanly after Ctrl-C
+
+
+# --- the driver: connect, check, start the actors ---
 
 
 def import_ray(address: str = "local"):
@@ -89,7 +114,7 @@ def check_storage(ray, plans: list[Plan], out: Path) -> None:
     """Every node reads every input and writes the output folder this machine sees, or an error."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
     paths = [str(p.job.source.resolve()) for p in plans]
-    probe_task = ray.remote(num_cpus=0, max_retries=0)(cw.check_node)
+    probe_task = ray.remote(num_cpus=0, max_retries=0)(check_node)
     nodes = [n for n in ray.nodes() if n["Alive"]]
     refs = {}
     for node in nodes:
@@ -138,7 +163,7 @@ def actor_slots(ray, cfg: BatchConfig) -> list[tuple[str, float, float]]:
 def start_board(ray, cfg: BatchConfig) -> tuple[object, str]:
     """The progress board (and its name), holding the model's files put in the object store once."""
     name = f"realtime_seg_board_{uuid.uuid4().hex[:12]}"
-    return ray.remote(cw.Board).options(num_cpus=0, name=name).remote([ray.put(_model_files(cfg))]), name
+    return ray.remote(Board).options(num_cpus=0, name=name).remote([ray.put(_model_files(cfg))]), name
 
 
 def _model_files(cfg: BatchConfig) -> dict[str, bytes]:
@@ -154,7 +179,7 @@ def _model_files(cfg: BatchConfig) -> dict[str, bytes]:
 def start_actors(ray, cfg: BatchConfig, board_name: str) -> list:
     """One SegWorker per slot, each with its own onnxruntime session."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-    worker = ray.remote(cw.SegWorker)
+    worker = ray.remote(SegWorker)
     actors = []
     for node_id, cpus, gpus in actor_slots(ray, cfg):
         device = cfg.device if cfg.device != "auto" else ("cuda" if gpus else "cpu")
@@ -196,3 +221,278 @@ def run_on_ray(todo: list[tuple[int, Job]], cfg: BatchConfig, stop: threading.Ev
     finally:
         with contextlib.suppress(Exception):
             ray.shutdown()
+
+
+# --- the driver: its loop ---
+
+
+def ray_reason(error: BaseException) -> str:
+    """The one-line reason inside a Ray error: the worker's own exception message when it has one."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # Ray colours its messages
+    raised = re.findall(r"^[\w.]*(?:Error|Exception): (.+)$", text, re.MULTILINE)
+    return raised[-1].strip() if raised else first_line(RuntimeError(text))
+
+
+class Scheduler:
+    """Runs the plans' tasks on the actors; `run` returns one Result per job index."""
+
+    def __init__(self, ray, plans: list[Plan], actors: list, board, stop: threading.Event):
+        self.ray, self.plans, self.board, self.stop = ray, plans, board, stop
+        self.free = list(actors)
+        self.actors = list(actors)
+        self.queue: collections.deque = collections.deque()
+        self.running: dict = {}                       # ref -> (actor, kind, plan, chunk)
+        self.results: dict[int, Result] = {}
+        self.left = {p.index: len(p.todo) for p in plans}  # chunks not yet stored
+        self.started: dict[int, float] = {}
+        for p in plans:
+            self.queue.extend(("chunk", p, c) for c in p.todo)
+            if not p.todo:
+                self.queue.append(("file", p, None))
+        self.bar = progress(total=sum(p.expected for p in plans), desc="total", unit="frame", position=0)
+
+    def run(self) -> dict[int, Result]:
+        deadline = None
+        try:
+            while self.running or (self.queue and not self.stop.is_set()):
+                if self.stop.is_set() and deadline is None:
+                    deadline = time.monotonic() + GRACE
+                    self.board.stop.remote()
+                if deadline is not None and time.monotonic() > deadline:
+                    self._abandon()
+                    break
+                self._submit()
+                if self.queue and not self.running and not self.free:
+                    self._no_workers_left()
+                if self.running:
+                    ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=0.2)
+                    for ref in ready:
+                        self._finish(ref)
+                self._update_bar()
+        except BaseException:  # a second Ctrl-C: kill everything, leave no temporaries
+            self._abandon()
+            raise
+        finally:
+            self._update_bar()
+            self.bar.close()
+            for actor in self.actors:
+                self.ray.kill(actor, no_restart=True)
+        for p in self.plans:
+            if p.index not in self.results:
+                begun = p.index in self.started or len(p.todo) < len(p.chunks)
+                self.results[p.index] = Result(p.job.label, "interrupted" if begun else "not started")
+        return self.results
+
+    def _submit(self) -> None:
+        while self.free and self.queue and not self.stop.is_set():
+            kind, plan, chunk = self.queue.popleft()
+            if plan.index in self.results:
+                continue  # the job failed meanwhile
+            actor = self.free.pop()
+            self.started.setdefault(plan.index, time.perf_counter())
+            if kind == "chunk":
+                key = f"{plan.index}:{chunk.start}"
+                ref = actor.segment_chunk.remote(plan.job, chunk, key)
+            else:
+                ref = actor.write_file.remote(plan.job, plan.chunks, f"{plan.index}:write")
+            self.running[ref] = (actor, kind, plan, chunk)
+
+    def _finish(self, ref) -> None:
+        actor, kind, plan, chunk = self.running.pop(ref)
+        try:
+            value = self.ray.get(ref)
+        except self.ray.exceptions.RayActorError as e:  # restarted and retried, and still lost
+            self.actors.remove(actor)
+            self._fail(plan, f"worker lost ({ray_reason(e)})")
+            return
+        except self.ray.exceptions.RayError as e:
+            self.free.append(actor)
+            self._fail(plan, ray_reason(e))
+            return
+        self.free.append(actor)
+        if kind == "chunk":
+            if value is not None:
+                self.left[plan.index] -= 1
+                if self.left[plan.index] == 0 and plan.index not in self.results:
+                    self.queue.appendleft(("file", plan, None))
+            return
+        if plan.chunks:  # the table's rate covers segmenting the chunks too
+            value.seconds = time.perf_counter() - self.started[plan.index]
+        self.results[plan.index] = value
+        if value.failed:
+            self._uncount(plan, value.frames)
+            report_failure(f"{plan.job.source}: {value.status.removeprefix('failed: ')}")
+
+    def _no_workers_left(self) -> None:
+        """Every actor was lost for good (restarts used up): the jobs still queued cannot run."""
+        while self.queue:
+            _, plan, _ = self.queue.popleft()
+            self._fail(plan, "no Ray workers left (all were lost); check the nodes with `ray status`")
+
+    def _fail(self, plan: Plan, reason: str) -> None:
+        log.debug("%s failed: %s", plan.job.source, reason)
+        if plan.index in self.results:
+            return
+        remove_temporaries(plan.job, plan.chunks)
+        reason = reason.replace(str(plan.job.source), plan.job.source.name)
+        self.results[plan.index] = Result(plan.job.label, f"failed: {reason}")
+        self._uncount(plan, 0)
+        report_failure(f"{plan.job.source}: {reason}")
+
+    def _uncount(self, plan: Plan, frames: int) -> None:
+        """Frames the bar expected that will not come (failed or truncated input)."""
+        self.bar.total = max(self.bar.n, self.bar.total - (plan.expected - frames))
+
+    def _update_bar(self) -> None:
+        try:
+            done = self.ray.get(self.board.frames.remote(), timeout=5)
+        except Exception:  # the board is only for display
+            return
+        self.bar.update(min(done, self.bar.total or done) - self.bar.n)  # may go back: a task retried
+
+    def _abandon(self) -> None:
+        """Kill the actors of tasks still running and remove what they were writing."""
+        for ref, (actor, kind, plan, chunk) in list(self.running.items()):
+            self.ray.kill(actor, no_restart=True)
+            remove_temporaries(plan.job, [chunk] if chunk else [])
+        self.running.clear()
+
+
+# --- on the nodes: the worker actor, the progress board, the storage check ---
+
+
+class Board:
+    """Frames done per task (the latest report of its latest attempt), the stop flag, and the
+    model's object reference (held here for actors that restart)."""
+
+    def __init__(self, model: list):
+        self.done: dict[str, int] = {}
+        self.stopping = False
+        self._model = model  # [ObjectRef]: in a list, so Ray passes the reference, not the bytes
+
+    def model(self) -> list:
+        return self._model
+
+    def report(self, key: str, frames: int) -> bool:
+        """Record a task's frames; True when the batch is being stopped."""
+        self.done[key] = frames
+        return self.stopping
+
+    def frames(self) -> int:
+        return sum(self.done.values())
+
+    def stop(self) -> None:
+        self.stopping = True
+
+
+class _Progress:
+    """The `overall` bar the per-file Runner updates, sent to the board a few times a second.
+
+    `total` stays 0 so that the Runner leaves totals alone: the driver owns the one real bar.
+    """
+
+    total = 0
+
+    def __init__(self, board, key: str, stop: threading.Event, every: float = 0.3):
+        self.board, self.key, self.stop, self.every = board, key, stop, every
+        self.n, self._sent = 0, 0.0
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if time.monotonic() - self._sent > self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        import ray
+        self._sent = time.monotonic()
+        if ray.get(self.board.report.remote(self.key, self.n)):
+            self.stop.set()
+
+    def refresh(self) -> None:
+        pass
+
+
+def local_model_copy(files: dict[str, bytes]) -> Path:
+    """The model's files (from the object store: a model and its precision variants, by name) in a
+    folder of their own on this node, written once per node; the folder."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name])
+    folder = Path(tempfile.gettempdir()) / "realtime_seg_models" / digest.hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        path = folder / name
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+    return folder
+
+
+class SegWorker:
+    """One onnxruntime session, created once, used for every task sent to this actor."""
+
+    def __init__(self, cfg: BatchConfig, device: str, cores: int, board_name: str):
+        import ray
+        board = ray.get_actor(board_name)  # by name: a handle among the arguments makes Ray warn
+        files = ray.get(ray.get(board.model.remote())[0])  # the object store: once per node
+        # the precision this actor's device runs best (int8 on CPUs, fp16 on CUDA, where they pay off),
+        # with the threads of the viewer's plan on the actor's cores; one call at a time
+        opened = open_selected(cfg.model.moved(local_model_copy(files)), cfg.precision, device, cfg.threads,
+                               cores=cores)
+        self.model: SegModel = opened.model
+        self.plan = replace(opened.plan, workers=1)
+        self.cfg = replace(cfg, device=device, threads=self.plan.threads, workers=1)
+        self.board = board
+
+    def info(self) -> tuple[str, int, str]:
+        """(node id, process id, provider): where this actor runs."""
+        import ray
+        return ray.get_runtime_context().get_node_id(), os.getpid(), self.model.provider
+
+    def segment_chunk(self, job: Job, chunk: Chunk, key: str) -> int | None:
+        """Segment frames [start, end) into the chunk file; frames stored, None if stopped."""
+        stop = threading.Event()
+        bar = _Progress(self.board, key, stop)
+        recorder = RecordingModel(self.model)
+        source = RangeSource(job.source, chunk)
+        try:
+            stream = segment_stream(source, recorder, queue_size=max(2, self.cfg.batch_size),
+                                    batch_size=self.cfg.batch_size)
+            with contextlib.closing(stream):
+                for _ in stream:
+                    if stop.is_set():
+                        return None
+                    bar.update()
+        finally:
+            source.close()
+        bar.flush()
+        if stop.is_set():
+            return None
+        recorder.save(chunk_path(job, chunk), self.model.input_size)
+        return len(recorder.maps)
+
+    def write_file(self, job: Job, chunks: list[Chunk], key: str) -> Result:
+        """The per-file code of a local batch; with chunks, their stored maps stand in for the model."""
+        stop = threading.Event()
+        bar = _Progress(self.board, key, stop)
+        model = ReplayModel(self.model, job, chunks) if chunks else self.model
+        result = Runner(self.cfg, Opened([model], self.plan), stop, bar).run(job)
+        bar.flush()
+        if chunks and model.recomputed:
+            log.warning("%s: %d frames segmented again (a seek into a chunk did not land exactly)",
+                        job.source, model.recomputed)
+        if chunks and result.status != "interrupted":
+            remove_chunks(job)  # written, or failed for good (e.g. truncated): no resume needed
+        return result
+
+
+def check_node(paths: list[str], out: str, probe_name: str) -> list[str]:
+    """On one node: which inputs it cannot read, and whether it can write the output folder."""
+    problems = [f"cannot read {p}" for p in paths if not os.access(p, os.R_OK)]
+    probe = Path(out) / probe_name
+    try:
+        probe.write_text("realtime_seg batch --ray storage check\n")
+    except OSError as e:
+        problems.append(f"cannot write the output folder {out} ({e.strerror})")
+    return problems

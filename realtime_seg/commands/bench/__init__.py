@@ -17,6 +17,6 @@ See docs/BENCHMARKS.md for what each number means.
 from __future__ import annotations
 
 from .command import BenchConfig, main, run
-from .machine import onnx_conv_flops
+from .report import onnx_conv_flops
 
 __all__ = ["BenchConfig", "main", "onnx_conv_flops", "run"]

@@ -14,28 +14,20 @@ from ...errors import ArgumentParser, UsageError, UserError, check_at_least
 from ...paths import DEMO_VIDEO
 from ...plots import require
 from ...runtime.engine import SegModel
-from ...runtime.models import PRESETS, ModelChoice, choose_model, open_choice, open_selected
+from ...runtime.models import PRESETS, ModelChoice, choose_model, open_choice
 from ...runtime.precision import family_base
 from ...system import check_output_file, write_json
-from .loops import (
+from .measure import (
+    BenchConfig,
     SeedKeras,
-    keras_path_for,
-    product_pipeline,
-    seed_keras,
-    sequential_fps,
-)
-from .config import BenchConfig
-from .machine import load_average, machine_info
-from .report import build_result, report, table
-from .stages import (
-    Clip,
-    _drawer,
-    _status,
+    bench_model,
     check_video,
-    measure_stages,
+    keras_path_for,
     read_clip,
-    throughput,
+    seed_keras,
+    status,
 )
+from .report import build_result, load_average, machine_info, plot_stages, report, table
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +48,6 @@ def _choice(spec: str, cfg: BenchConfig) -> ModelChoice:
     return choose_model(spec, None if spec in PRESETS else cfg.foreign)
 
 
-def _same(model: SegModel, choice: ModelChoice) -> ModelChoice:
-    """What opens `model` again, at its aspect: its file, or the foreign choice it was imported from."""
-    return choice if choice.foreign is not None else replace(choice, path=model.path, preset=False)
-
-
 def load_rows(cfg: BenchConfig) -> list[Row]:
     """Every model at every precision and aspect asked for (`auto` once, as the product picks it); no row twice."""
     rows: list[Row] = []
@@ -73,31 +60,6 @@ def load_rows(cfg: BenchConfig) -> list[Row]:
                 if all((r.model.path, r.model.aspect) != (model.path, model.aspect) for r in rows):
                     rows.append(Row(choice.name, spec, choice.path, model, choice))
     return rows
-
-
-def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: Path, choice: ModelChoice) -> dict:
-    """Stages alone, model alone, product pipeline and naive loop for one ONNX model: the measurements."""
-    _status(f"{name}: stages alone")
-    stages_ms, flicker = measure_stages(model, clip, tmp)
-    _status(f"{name}: stages alone, one thread each")
-    single = open_choice(_same(model, choice), "auto", cfg.device, 1, cfg.spinning)
-    stages_ms_1thread, _ = measure_stages(single, clip, tmp, one_thread=True)
-    _status(f"{name}: model alone at batches {', '.join(map(str, cfg.batches))}")
-    throughput_ips = throughput(model, clip, cfg.batches)
-    _status(f"{name}: product pipeline")
-    # the viewer's own plan: its threads and frames in flight
-    streamed = open_selected(_same(model, choice), "auto", cfg.device, cfg.threads, spinning=cfg.spinning)
-    plan = streamed.plan
-    pipeline_fps, pipeline_stages_ms, pipeline_flicker, pipeline_cpu_ms = product_pipeline(
-        streamed.model, clip, tmp, plan.workers)
-    _status(f"{name}: naive onnxruntime loop")
-    naive, _ = sequential_fps(clip, tmp, "naive_ort", model.prepare, model.infer, _drawer(model))
-    return {"stages_ms": stages_ms, "stages_ms_1thread": stages_ms_1thread,
-            "throughput_ips": throughput_ips, "pipeline_fps": pipeline_fps,
-            "pipeline_stages_ms": pipeline_stages_ms, "pipeline_cpu_ms": pipeline_cpu_ms,
-            "pipeline_plan": {"threads": plan.threads, "workers": plan.workers},
-            "naive_ort_fps": naive, "flicker": {**flicker, "pipeline": pipeline_flicker},
-            "input_size": model.size_for(clip.frames[0].shape)}
 
 
 def run(cfg: BenchConfig) -> dict:
@@ -127,13 +89,13 @@ def run(cfg: BenchConfig) -> dict:
             if row.spec in keras_loops:
                 continue
             if cfg.seed_keras:
-                _status(f"{row.spec}: seed Keras loop")
+                status(f"{row.spec}: seed Keras loop")
                 keras_loops[row.spec] = seed_keras(row.model, clip, Path(tmp), keras_path)
             else:
                 keras_loops[row.spec] = SeedKeras(str(keras_path), note="skipped: --no-keras")
     results = [build_result(r.name, r.model, cfg.threads, cfg.spinning, m, keras_loops[r.spec])
                for r, m in zip(rows, measured)]
-    _status("matrix-multiply rate")
+    status("matrix-multiply rate")
     machine = machine_info(any(r.provider.startswith("CUDA") for r in results), load)
     print(f"bench: {clip.path} ({clip.size[0]}x{clip.size[1]}, {len(clip.frames)} frames), "
           f"{machine['cpu']}, {machine['cores']} cores ({' '.join(machine['flags']) or 'no SIMD flags read'})"
@@ -146,7 +108,6 @@ def run(cfg: BenchConfig) -> dict:
         write_json(Path(cfg.json), doc, hint="choose a writable --json path")
         print(f"wrote {cfg.json}")
     if cfg.plot:
-        from .plot import plot_stages  # matplotlib loads only when a picture is drawn
         print(f"wrote {plot_stages(Path(cfg.plot), results)}")
     return doc
 

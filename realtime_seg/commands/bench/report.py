@@ -1,16 +1,31 @@
-"""One model's results, built once from what was measured; the printed table and the JSON."""
+"""What a `bench` run reports: each model's result, built once from what was measured; the machine
+it ran on (CPU, SIMD flags, GPU, BLAS rate, load, versions; model FLOPs); the printed table, the
+JSON and `--plot`'s picture.
+
+`--plot FILE.png` draws the stage times per model, one bar per row of the run: each bar stacks the
+stages' one-thread CPU ms per frame (`stages_ms_1thread`: the work a frame costs, steadier than
+wall time on a shared machine); its label gives the pipeline's FPS and the CPU bound
+(cores x 1000 / that sum).
+"""
 from __future__ import annotations
 
+import os
+import platform
 import statistics
+import subprocess
+import sys
+import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import cv2
+import numpy as np
+
+from ...plots import figure, save
 from ...runtime.engine import SegModel
 from ...runtime.video import DEFAULT_CODEC, describe
-from ...system import usable_cores
-from .config import BenchConfig
-from .loops import SeedKeras
-from .machine import onnx_conv_flops, versions
-from .stages import Clip, _mean
+from ...system import cpu_flags, cpu_info, usable_cores
+from .measure import BenchConfig, Clip, SeedKeras
 
 STAGES = ("decode", "preprocess", "inference", "smooth", "edges", "draw", "encode")
 ENCODER = describe(DEFAULT_CODEC[".mp4"])  # what the encode stage and the pipeline write, e.g. h264 (libx264 superfast)
@@ -58,6 +73,11 @@ class ModelResult:
     inference_gflops_per_s: float | None
     ratios: dict[str, float | None]
     flicker: dict[str, float | None]     # smooth_0, smooth_<default> (stages' maps), pipeline
+
+
+def _mean(values: list[float]) -> float:
+    """The mean of a stage's ms per frame (0 for a stage with no frames)."""
+    return sum(values) / len(values) if values else 0.0
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -162,3 +182,129 @@ def report(cfg: BenchConfig, clip: Clip, results: list[ModelResult], machine: di
            "spinning": cfg.spinning, "machine": machine, "versions": versions(),
            "models": [asdict(r) for r in results]}
     return {**asdict(results[0]), **doc}
+
+
+# --- the machine ---
+
+CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni",
+             "amx_tile", "amx_bf16", "amx_int8", "asimd", "asimddp", "i8mm", "sve")
+
+
+MATMUL_N = 1024
+
+
+def _gpu_name() -> str | None:
+    """The first NVIDIA GPU's name from nvidia-smi, or None."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
+
+def _seconds(fn) -> float:
+    """Wall seconds one call of `fn` takes."""
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def matmul_gflops(n: int = MATMUL_N, reps: int = 10) -> float:
+    """This machine's float32 matrix-multiply rate with NumPy's BLAS (best of `reps`), GFLOP/s."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), np.float32), rng.random((n, n), np.float32)
+    a @ b  # warm-up: BLAS threads start
+    best = min(_seconds(lambda: a @ b) for _ in range(reps)) * 1e3
+    return 2 * n ** 3 / (best / 1e3) / 1e9
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none): other work distorts timings."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def machine_info(cuda: bool, load: float | None) -> dict:
+    """CPU model, cores, SIMD flags of interest, GPU name (when on CUDA), matmul rate, load."""
+    cpu, flags = cpu_info(), cpu_flags()
+    return {"cpu": cpu.get("model name") or platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags],
+            "platform": platform.platform(), "gpu": _gpu_name() if cuda else None,
+            "matmul_gflops": round(matmul_gflops(), 1), "matmul_n": MATMUL_N,
+            "load_average_at_start": load}
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the libraries that were used (Keras/TF only if loaded)."""
+    import av
+    import onnxruntime
+    found = {"python": platform.python_version(), "numpy": np.__version__,
+             "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__, "av": av.__version__}
+    for name in ("onnx", "keras", "tensorflow"):
+        if name in sys.modules:
+            found[name] = getattr(sys.modules[name], "__version__", "?")
+    return found
+
+
+def onnx_conv_flops(path: str | Path, size: tuple[int, int] | None = None) -> int | None:
+    """Multiply-adds x2 of the Conv/ConvTranspose nodes for one image (at `size` (H, W) when the graph
+    takes any size), by ONNX shape inference.
+
+    None when the `onnx` package is not installed or a shape cannot be inferred.
+    """
+    try:
+        import onnx
+    except ImportError:
+        return None
+    proto = onnx.load(str(path))
+    for inp in proto.graph.input:  # batch 1 (and `size`), so every shape is concrete
+        dims = inp.type.tensor_type.shape.dim
+        for axis, value in enumerate([1, *(size or ())]):
+            if len(dims) > axis and not dims[axis].HasField("dim_value"):
+                dims[axis].dim_value = value
+    graph = onnx.shape_inference.infer_shapes(proto).graph
+    shapes = {t.name: list(t.dims) for t in graph.initializer}
+    for vi in [*graph.input, *graph.value_info, *graph.output]:
+        shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None
+                           for d in vi.type.tensor_type.shape.dim]
+    total = 0
+    for node in graph.node:
+        if node.op_type not in ("Conv", "ConvTranspose"):
+            continue
+        x, w, y = shapes.get(node.input[0]), shapes.get(node.input[1]), shapes.get(node.output[0])
+        if not (x and w and y) or None in x + w + y:
+            return None
+        # Conv: W (C_out, C_in/g, kh, kw), cost per output pixel; ConvTranspose: W (C_in, C_out/g, kh, kw),
+        # each input pixel scatters a kernel. Either way: pixels x prod(W).
+        pixels = int(np.prod(y[2:] if node.op_type == "Conv" else x[2:]))
+        total += 2 * pixels * int(np.prod(w))
+    return total
+
+
+# --- --plot's picture ---
+
+WIDTH, HEIGHT, ROW_HEIGHT = 1000, 170, 70  # pixels: the frame of the picture, and each bar's share
+
+
+def plot_stages(path: Path, results: list[ModelResult]) -> Path:
+    """Draw every row's stages to `path` (PNG, WIDTH x (HEIGHT + ROW_HEIGHT per row) pixels)."""
+    fig, (ax,) = figure((WIDTH, HEIGHT + ROW_HEIGHT * len(results)), sharex=False)
+    stages = list(results[0].stages_ms_1thread)
+    colours = dict(zip(stages, [f"C{i}" for i in range(len(stages))]))
+    names = [f"{r.model} {r.precision}" for r in results][::-1]
+    left = [0.0] * len(results)
+    for stage in stages:
+        ms = [r.stages_ms_1thread.get(stage, 0.0) for r in results][::-1]
+        ax.barh(names, ms, left=left, color=colours[stage], label=stage, height=0.6)
+        left = [a + b for a, b in zip(left, ms)]
+    for y, (r, total) in enumerate(zip(results[::-1], left)):
+        ax.text(total, y, f"  {total:.1f} ms: pipeline {r.pipeline_fps:.1f} FPS, CPU bound {r.cpu_bound_fps:.1f}",
+                va="center", fontsize="small")
+    ax.set_xlim(0, max(left) * 1.7)
+    ax.set_xlabel("one-thread CPU ms per frame, by stage")
+    fig.legend(loc="outside lower center", ncols=len(stages), frameon=False, fontsize="small")
+    ax.set_title(f"bench: {results[0].frames} frames, {results[0].cores} cores")
+    return save(fig, path, hint="choose a writable --plot path")
