@@ -2,12 +2,12 @@
 viewer's defaults) on the 16:9 demo, each setting in turn for several rounds, so that a machine whose
 load drifts slows every setting alike; optionally mIoU on a labelled folder (KITTI) per setting.
 
-usage: python scripts/aspect_fps.py MODEL.onnx [MODEL.onnx ...] [--precision int8] [--rounds 5] [--frames 100]
-                                    [--settings keep squash budget] [--score ../shared/data/kitti/training]
+usage: python -m scripts.aspect_fps MODEL.onnx [MODEL.onnx ...] [--precision int8] [--rounds 5] [--frames 100]
+                                      [--settings keep squash budget] [--score ../shared/data/kitti/training]
 
-Settings: keep and squash are `--aspect`'s; budget is not in the product, measured here against keep:
+Settings: keep and squash are `--aspect`'s; budget, not in the product, is measured beside them:
 the frame's aspect at the trained size's pixel count (both sides multiples of 32: the 16:9 demo at
-288x512 for a 352x480 model, 192x352 for 224x320). Prints one table; docs/BENCHMARKS.md holds it.
+320x576 for a 352x480 model, 192x352 for 224x320). Prints one table; docs/BENCHMARKS.md holds it.
 """
 from __future__ import annotations
 
@@ -18,15 +18,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from realtime_seg.commands.bench.measure import product_pipeline, read_clip  # noqa: E402
-from realtime_seg.datasets.metrics import summarize  # noqa: E402
-from realtime_seg.datasets.readers import load_split  # noqa: E402
-from realtime_seg.paths import DEMO_VIDEO  # noqa: E402
-from realtime_seg.runtime.models import choose_model, open_selected  # noqa: E402
-from realtime_seg.runtime.scoring import evaluate  # noqa: E402
+from realtime_seg.commands.bench.measure import product_pipeline, read_clip
+from realtime_seg.datasets.metrics import summarize
+from realtime_seg.datasets.readers import load_split
+from realtime_seg.paths import DEMO_VIDEO
+from realtime_seg.runtime.models import choose_model, open_selected
+from realtime_seg.runtime.scoring import evaluate
 
 
 def budget_size(shape: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int]:

@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
         scored += f", drive {', '.join(drives)} only"
     if settings.get("train_split") == "trainval" and split in ("val", "all"):
         scored += "; the model was trained on train+val, so this is not a held-out score"
-    print(f"scoring {len(samples)} images with {model.path.name} ({model.runs_on}, aspect {model.aspect}): {scored}")
+    print(f"scoring {len(samples)} images with {model.path.name} ({model.runs_on}), aspect {model.aspect}: {scored}")
     cm = evaluate(model, samples, fmt, args.batch_size, args.edges)
     result = {"model": model.path.name, "data": str(args.data), "precision": model.precision, "aspect": model.aspect,
               "split": split, "holdout_drive": args.holdout_drive, "scored": scored,
