@@ -1,5 +1,5 @@
-"""Options and checks shared by the commands: --model/--device/--threads/--precision (what they
-name is resolved and opened by runtime/models.py), and how masks look (--opacity, --view,
+"""Options and checks shared by the commands: --model/--device/--threads/--precision/--aspect (what
+they name is resolved and opened by runtime/models.py), and how masks look (--opacity, --view,
 --palette, --edges, --shares, --smooth: one `runtime/look.py` Look), and --compare MODEL[:PRECISION]
 (its model opened by runtime/models.py too) and --serve (with its token and cap on viewers).
 
@@ -9,7 +9,9 @@ and `add_serve_option`, so they read and fail the same way.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
+from .contract import ASPECTS
 from .datasets.classes import CLASS_SETS, read_class_set
 from .errors import UsageError, check_at_least
 from .runtime.compare import LAYOUTS, Comparison
@@ -26,13 +28,14 @@ from .runtime.temporal import DEFAULT_SMOOTH, smoother
 
 def add_model_options(p: argparse.ArgumentParser, model: bool = True,
                       threads_help: str = "onnxruntime threads (0: automatic)", several: bool = False) -> None:
-    """--model (unless the command declares its own), --device, --threads and --precision (`several`: a list),
-    and the flags that describe a model from another framework (`add_foreign_options`)."""
+    """--model (unless the command declares its own), --device, --threads, --precision and --aspect
+    (`several`: lists), and the flags that describe a model from another framework (`add_foreign_options`)."""
     if model:
         p.add_argument("--model", help=f"ONNX model or preset ({', '.join(PRESETS)}); default: accurate")
     p.add_argument("--device", default="auto", choices=DEVICES, help="auto prefers CUDA when usable")
     p.add_argument("--threads", type=int, default=0, help=threads_help)
     add_precision_option(p, several)
+    add_aspect_option(p, several)
     add_foreign_options(p.add_argument_group("a model from another framework (docs/FOREIGN_MODELS.md)"),
                         output_flag="--model-output")
 
@@ -71,8 +74,8 @@ def foreign_spec(args: argparse.Namespace) -> ForeignSpec | None:
 
 
 def model_choice(args: argparse.Namespace, spec: str | None = None) -> ModelChoice:
-    """--model (or `spec`) resolved once, with the foreign-model flags when given."""
-    return choose_model(args.model if spec is None else spec, foreign_spec(args))
+    """--model (or `spec`) resolved once, with the foreign-model flags and --aspect when given."""
+    return choose_model(args.model if spec is None else spec, foreign_spec(args), args.aspect)
 
 
 def add_precision_option(p: argparse.ArgumentParser, several: bool = False) -> None:
@@ -81,6 +84,15 @@ def add_precision_option(p: argparse.ArgumentParser, several: bool = False) -> N
                    nargs="+" if several else None,
                    help="preset variant: auto (int8 on a CPU, fp16 on CUDA, where present and faster), "
                         "fp32, fp16 or int8" + ("; several: one row each" if several else ""))
+
+
+def add_aspect_option(p: argparse.ArgumentParser, several: bool = False) -> None:
+    """--aspect keep|squash: what a frame of another aspect than the model's trained size gets."""
+    p.add_argument("--aspect", choices=ASPECTS, nargs="+" if several else None,
+                   help="a frame of another aspect than the model's (a 16:9 dash-cam, KITTI's 3.3:1): keep: the "
+                        "model's height, the width from the frame (multiples of 32); squash: resized whole to "
+                        "the model's size. Default: the model's own (`inspect` says which; a model exported "
+                        "before issue 35 takes one size and squashes)" + ("; several: one row each" if several else ""))
 
 
 def add_look_options(p: argparse.ArgumentParser) -> None:
@@ -161,14 +173,15 @@ def _choice(model: ModelChoice | str | None) -> ModelChoice:
 def open_compared(spec: str, main: ModelChoice | str | None, precision: str = "auto", device: str = "auto",
                   threads: int = 0, streams: int = 1, copies: int = 1) -> tuple[Opened, tuple[str, str]]:
     """The model --compare names, opened as --model's is (runtime/models.py's open_selected, the same
-    plan; `precision`: --precision's unless it names its own), and the names of `main` and it."""
+    plan; `precision`: --precision's unless it names its own; --model's aspect), and the names of `main` and it."""
     spec, own = split_compare(spec, main)
-    return open_selected(spec, own or precision, device, threads, streams, copies), (model_name(main), model_name(spec))
+    other = replace(choose_model(spec), aspect=_choice(main).aspect)
+    return open_selected(other, own or precision, device, threads, streams, copies), (model_name(main), model_name(spec))
 
 
 def comparison(args: argparse.Namespace, main: SegModel, threads: int) -> Comparison | None:
     """The --compare model, opened like --model (same device and threads), ready to paint; None without it."""
     if args.compare is None:
         return None
-    other, names = open_compared(args.compare, args.model, args.precision, args.device, threads)
+    other, names = open_compared(args.compare, model_choice(args), args.precision, args.device, threads)
     return Comparison(main, other.model, names, args.compare_view, smoother(args.smooth))

@@ -3,12 +3,14 @@
 Export writes it and the runtime reads it, so both import it from here (NumPy and OpenCV only):
 
     input   `image`      (N, H, W, 3) RGB uint8; the graph scales to [0, 1] itself
-                         (models exported before that take float32 in [0, 1]: the runtime reads the dtype)
+                         (models exported before that take float32 in [0, 1]: the runtime reads the dtype);
+                         H and W any multiples of 32 (exports since issue 35), else input_size only
     output  `class_map`  (N, H, W) uint8 class ids        (head argmax, the default)
             `probs`      (N, H, W, C) float32 softmax       (beside class_map; read only when
                                                           smooth edges or --smooth need it)
          or `logits`     (N, H, W, C) float32             (head logits)
-    metadata_props: classes, palette (RGB), input_size [H, W], precision, and what export records
+    metadata_props: classes, palette (RGB), input_size [H, W] (the trained size), precision, aspect
+                    (what a frame of another aspect gets: ASPECTS), and what export records
 """
 from __future__ import annotations
 
@@ -27,6 +29,11 @@ CALIBRATION = "calibration"  # metadata of int8 models: the images their ranges 
 INT8_CHECK = "int8_check"    # metadata of int8 models: agreement, val mIoU and speed against fp32
 PREPROCESSING = "RGB, area resize to input_size, uint8 (the graph divides by 255)"
 INPUT_DTYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32}
+ASPECT = "aspect"            # metadata: what the model does with a frame of another aspect (missing: squash)
+# keep: input_size's height and a width from the frame's aspect (keep_aspect_size); the graph takes any
+# size. squash: the whole frame resized to input_size, as every model did before issue 35 (and as a
+# model whose graph takes input_size only still does)
+ASPECTS = ("keep", "squash")
 
 
 def preprocess(frames_bgr: list[np.ndarray], size: tuple[int, int], dtype=np.float32) -> np.ndarray:
@@ -58,13 +65,22 @@ def area_resize(frame: np.ndarray, size: tuple[int, int], dst: np.ndarray) -> No
 
 
 ASPECT_TOLERANCE = 0.15  # frames within 15% of the model's aspect are resized whole, as trained
+MAX_ASPECT = 4.0         # keep: frames wider than 4:1 (or taller than 1:4) are squashed to that much
 
 
 def keep_aspect_size(shape: tuple[int, ...], size: tuple[int, int], multiple: int = 32) -> tuple[int, int]:
     """The input size for a frame of `shape` (H, W, ...) that keeps its aspect: `size` itself when the
     aspects are within ASPECT_TOLERANCE (CamVid's 360x480 at 352x480), else `size`'s height and the
-    width that matches the frame's, a multiple of `multiple` (KITTI's 375x1242 at 352 high: 352x1152)."""
+    width that matches the frame's, a multiple of `multiple` (KITTI's 375x1242 at 352 high: 352x1152;
+    the 16:9 demo's 540x960: 352x640). The aspect is bounded by MAX_ASPECT: a panorama costs no more
+    than 4:1."""
     (h, w), (fh, fw) = size, shape[:2]
     if abs((fw / fh) / (w / h) - 1) <= ASPECT_TOLERANCE:
         return tuple(size)
-    return h, max(multiple, round(h * fw / fh / multiple) * multiple)
+    aspect = min(max(fw / fh, 1 / MAX_ASPECT), MAX_ASPECT)
+    return h, max(multiple, round(h * aspect / multiple) * multiple)
+
+
+def input_size_for(shape: tuple[int, ...], size: tuple[int, int], aspect: str) -> tuple[int, int]:
+    """The input size a frame of `shape` (H, W, ...) is resized to: `size` (squash) or keep_aspect_size (keep)."""
+    return keep_aspect_size(shape, size) if aspect == "keep" else tuple(size)

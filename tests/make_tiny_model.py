@@ -1,11 +1,14 @@
 """Regenerate tests/fixtures/tiny_camvid.{keras,onnx} (a width-4 U-Net at 48x64, float32 input as
-exported before uint8 inputs: the old-model fixture) and tests/fixtures/tiny_family/ (the same
-weights exported now: tiny.onnx fp32, tiny.int8.onnx, tiny.fp16.onnx, uint8 input).
+exported before uint8 inputs: the old-model fixture), tests/fixtures/tiny_family/ (the same
+weights exported before issue 35: tiny.onnx fp32, tiny.int8.onnx, tiny.fp16.onnx, uint8 input, a
+graph of one size) and tests/fixtures/tiny_any_size.onnx (the same weights exported now: any size,
+aspect keep).
 tests/fixtures/tiny_camvid_probs.onnx is the same weights with a `probs` output, exported (float32
 input) before uint8 inputs came in; tiny_camvid.onnx is that graph without `probs`.
 
 usage: python tests/make_tiny_model.py            (needs ../shared/data/camvid and TensorFlow)
        python tests/make_tiny_model.py --family   (only tiny_family/, from the committed .keras)
+       python tests/make_tiny_model.py --any-size (only tiny_any_size.onnx, from the committed .keras)
 """
 import shutil
 import sys
@@ -35,7 +38,15 @@ def make_family(keras: Path, folder: Path) -> None:
                               **common))
 
 
+def make_any_size(keras: Path, out: Path) -> None:
+    """The fp32 export of `keras` as `export` writes it now: a graph of any size, aspect keep."""
+    export_model(ExportConfig(str(keras), str(out), classes="camvid", frames=str(HERE / "frames")))
+
+
 if __name__ == "__main__":
+    if "--any-size" in sys.argv:
+        make_any_size(HERE / "tiny_camvid.keras", HERE / "tiny_any_size.onnx")
+        sys.exit(0)
     if "--family" not in sys.argv:
         run = Path(tempfile.mkdtemp()) / "tiny"
         train(TrainConfig(data=str(HERE.parent.parent.parent / "shared/data/camvid"), out=str(run),

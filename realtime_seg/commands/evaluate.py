@@ -145,9 +145,9 @@ def main(argv: list[str]) -> int:
         scored += f", drive {', '.join(drives)} only"
     if settings.get("train_split") == "trainval" and split in ("val", "all"):
         scored += "; the model was trained on train+val, so this is not a held-out score"
-    print(f"scoring {len(samples)} images with {model.path.name} ({model.runs_on}): {scored}")
+    print(f"scoring {len(samples)} images with {model.path.name} ({model.runs_on}), aspect {model.aspect}: {scored}")
     cm = evaluate(model, samples, fmt, args.batch_size, args.edges)
-    result = {"model": model.path.name, "data": str(args.data), "precision": model.precision,
+    result = {"model": model.path.name, "data": str(args.data), "precision": model.precision, "aspect": model.aspect,
               "split": split, "holdout_drive": args.holdout_drive, "scored": scored,
               "split_settings": settings, "images": len(samples), "edges": args.edges, **report(model, cm)}
     print_table(result)

@@ -11,9 +11,10 @@ import json
 import shlex
 from pathlib import Path
 
-from ..contract import REQUIRED_METADATA
+from ..contract import REQUIRED_METADATA, keep_aspect_size
 from ..datasets.classes import CLASS_SETS
 from ..errors import ArgumentParser, UsageError
+from ..runtime.engine import file_aspect
 from ..runtime.foreign import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -60,6 +61,22 @@ def import_line(path: Path, iface: Interface) -> list[str]:
     return line
 
 
+def aspect_line(path: Path, proto, meta: dict[str, str]) -> str:
+    """What a realtime_seg model does with a frame of another aspect than its trained size, in words."""
+    h, w = json.loads(meta["input_size"])
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    any_size = len(dims) == 4 and not any(d.HasField("dim_value") for d in dims[1:3])
+    if not any_size:
+        return (f"another aspect: squash: its graph takes {h}x{w} only, so every frame is resized whole to it "
+                f"(export it again to keep a frame's aspect)")
+    wide = "x".join(map(str, keep_aspect_size((540, 960), (h, w))))
+    if file_aspect(path, meta, any_size) == "keep":
+        return (f"another aspect: keep: a frame runs at height {h} and its own aspect, the width a multiple of "
+                f"32 (a 16:9 frame at {wide}); --aspect squash resizes it whole to {h}x{w}")
+    return (f"another aspect: squash: a frame is resized whole to {h}x{w}; its graph takes any size: "
+            f"--aspect keep runs it at its own aspect (a 16:9 frame at {wide})")
+
+
 def report(path: Path, proto, iface: Interface) -> list[str]:
     """The lines inspect prints about a foreign model: inferred, missing, and how to import it."""
     lay = {"NCHW": "NCHW (channels first: most PyTorch and Paddle exports)", "NHWC": "NHWC (channels last)"}
@@ -100,6 +117,7 @@ def main(argv: list[str]) -> int:
         classes = json.loads(meta["classes"])
         print(f"a realtime_seg model: it describes itself ({len(classes)} classes: {', '.join(classes)}); "
               f"run it with --model {path}")
+        print(aspect_line(path, proto, meta))
         return 0
     size = parse_size(args.input_size) if args.input_size else None
     try:

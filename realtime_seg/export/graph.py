@@ -13,6 +13,9 @@ interleaved. That interleave is written channels-last (Transpose, Reshape, one T
 moves a single axis, Reshape, Transpose back): onnxruntime runs int8 convolutions NHWC and
 cancels the outer transposes against its own, where a DepthToSpace (NCHW only) costs its own
 time plus transposes around it (the timings: docs/EXPORT.md).
+
+`free_spatial_dims` names the height and width of the graph's input and outputs instead of fixing
+them (exports since issue 35 take any multiple of 32: export/any_size.py).
 """
 from __future__ import annotations
 
@@ -91,18 +94,41 @@ def _is_upsampling_x2(node, weights: dict) -> bool:
             and _attr(node, "output_shape") is None and _attr(node, "auto_pad", b"NOTSET") == b"NOTSET")
 
 
-def _interleave_nhwc(phases: str, out: str, name: str, hw: tuple[int, int], cout: int, proto) -> list:
-    """Nodes taking (N, 4C, H, W) phases in DCR order to the (N, C, 2H, 2W) picture, written channels-last."""
+def _interleave_nhwc(phases: str, out: str, name: str, hw: tuple[int, int] | None, cout: int, proto) -> list:
+    """Nodes taking (N, 4C, H, W) phases in DCR order to the (N, C, 2H, 2W) picture, written channels-last;
+    `hw` None (a graph of any size): the two reshapes' shapes are computed from the tensor's own."""
     from onnx import helper, numpy_helper
-    (h, w), n = hw, name
-    for shape_name, shape in (("/phases_shape", [0, h, w, 2, 2, cout]), ("/picture_shape", [0, 2 * h, 2 * w, cout])):
-        proto.graph.initializer.append(numpy_helper.from_array(np.array(shape, np.int64), n + shape_name))
-    return [helper.make_node("Transpose", [phases], [n + "/nhwc"], perm=_TO_NHWC, name=n + "/to_nhwc"),
-            helper.make_node("Reshape", [n + "/nhwc", n + "/phases_shape"], [n + "/phases"], name=n + "/split_phases"),
-            # (N, H, W, py, px, C) -> (N, H, py, W, px, C): one axis moves, blocks of 2C stay whole
-            helper.make_node("Transpose", [n + "/phases"], [n + "/rows"], perm=[0, 1, 3, 2, 4, 5], name=n + "/interleave"),
-            helper.make_node("Reshape", [n + "/rows", n + "/picture_shape"], [n + "/picture"], name=n + "/merge_phases"),
-            helper.make_node("Transpose", [n + "/picture"], [out], perm=[0, 3, 1, 2], name=n + "/to_nchw")]
+    n = name
+    nodes = [helper.make_node("Transpose", [phases], [n + "/nhwc"], perm=_TO_NHWC, name=n + "/to_nhwc")]
+    if hw is not None:
+        (h, w) = hw
+        for shape_name, shape in (("/phases_shape", [0, h, w, 2, 2, cout]), ("/picture_shape", [0, 2 * h, 2 * w, cout])):
+            proto.graph.initializer.append(numpy_helper.from_array(np.array(shape, np.int64), n + shape_name))
+    else:
+        nodes += _shapes_of(n, cout, proto)
+    return nodes + [
+        helper.make_node("Reshape", [n + "/nhwc", n + "/phases_shape"], [n + "/phases"], name=n + "/split_phases"),
+        # (N, H, W, py, px, C) -> (N, H, py, W, px, C): one axis moves, blocks of 2C stay whole
+        helper.make_node("Transpose", [n + "/phases"], [n + "/rows"], perm=[0, 1, 3, 2, 4, 5], name=n + "/interleave"),
+        helper.make_node("Reshape", [n + "/rows", n + "/picture_shape"], [n + "/picture"], name=n + "/merge_phases"),
+        helper.make_node("Transpose", [n + "/picture"], [out], perm=[0, 3, 1, 2], name=n + "/to_nchw")]
+
+
+def _shapes_of(n: str, cout: int, proto) -> list:
+    """Nodes computing `n/phases_shape` (N, H, W, 2, 2, C) and `n/picture_shape` (N, 2H, 2W, C) from
+    the shape of `n/nhwc` (N, H, W, 4C) at run time."""
+    from onnx import helper, numpy_helper
+    consts = {"/at0": [0], "/at1": [1], "/at3": [3], "/two": [2], "/tail6": [2, 2, cout], "/tail4": [cout]}
+    for suffix, value in consts.items():
+        proto.graph.initializer.append(numpy_helper.from_array(np.array(value, np.int64), n + suffix))
+    return [helper.make_node("Shape", [n + "/nhwc"], [n + "/shape"], name=n + "/shape"),
+            helper.make_node("Slice", [n + "/shape", n + "/at0", n + "/at3"], [n + "/nhw"], name=n + "/nhw"),
+            helper.make_node("Slice", [n + "/shape", n + "/at0", n + "/at1"], [n + "/batch"], name=n + "/batch"),
+            helper.make_node("Slice", [n + "/shape", n + "/at1", n + "/at3"], [n + "/hw"], name=n + "/hw"),
+            helper.make_node("Mul", [n + "/hw", n + "/two"], [n + "/hw2"], name=n + "/hw2"),
+            helper.make_node("Concat", [n + "/nhw", n + "/tail6"], [n + "/phases_shape"], name=n + "/phases_shape", axis=0),
+            helper.make_node("Concat", [n + "/batch", n + "/hw2", n + "/tail4"], [n + "/picture_shape"],
+                             name=n + "/picture_shape", axis=0)]
 
 
 def _spatial_sizes(proto) -> dict[str, tuple[int, int]]:
@@ -139,11 +165,9 @@ def subpixel_conv_transpose(proto):
         phases = node.output[0] + "__phases"
         nodes.append(helper.make_node("Conv", inputs, [phases], name=node.name + "/subpixel_conv",
                                       kernel_shape=[2, 2], pads=[1, 1, 0, 0]))
-        if node.input[0] in sizes:
-            nodes += _interleave_nhwc(phases, node.output[0], node.name, sizes[node.input[0]], weight.shape[1], proto)
-        else:  # sizes unknown: the NCHW op (slower under onnxruntime's NHWC int8 convolutions)
-            nodes.append(helper.make_node("DepthToSpace", [phases], list(node.output),
-                                          name=node.name + "/depth_to_space", blocksize=2, mode="DCR"))
+        # sizes unknown (a graph of any size): its reshapes read them at run time; a DepthToSpace (NCHW
+        # only) would cost its own time plus transposes around onnxruntime's NHWC int8 convolutions
+        nodes += _interleave_nhwc(phases, node.output[0], node.name, sizes.get(node.input[0]), weight.shape[1], proto)
         rewritten += 1
     del proto.graph.node[:]
     proto.graph.node.extend(nodes)
@@ -152,4 +176,19 @@ def subpixel_conv_transpose(proto):
     del proto.graph.initializer[:]
     proto.graph.initializer.extend(kept)
     log.info("x2 transposed convolutions as sub-pixel convolutions: %d rewritten", rewritten)
+    return proto
+
+
+def free_spatial_dims(proto):
+    """The input's and outputs' height and width (axes 1 and 2, NHWC) named `height` and `width` instead
+    of fixed, and the intermediate shapes tf2onnx recorded dropped, in place; returns `proto`. The
+    graph then runs at any size its operators allow: export checks it at a second size."""
+    graph = proto.graph
+    for value in [*graph.input, *graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        for axis, name in ((1, "height"), (2, "width")):
+            if len(dims) > axis:
+                dims[axis].Clear()
+                dims[axis].dim_param = name
+    del graph.value_info[:]
     return proto

@@ -1,10 +1,13 @@
 """Keras checkpoint -> ONNX with metadata, checked against Keras on real frames.
 
 usage: python -m realtime_seg export runs/x/best.keras -o models/x.onnx [--fp16 | --int8 [--calib DATA]] [--head argmax|logits]
+                                    [--aspect keep|squash]
 
 Graph: input `image` uint8 (N, H, W, 3) RGB, scaled to [0, 1] inside the graph; outputs `class_map`
 uint8 (N, H, W) and `probs` float32 (N, H, W, C) softmax (head argmax, the default: see
-docs/EXPORT.md), or `logits` float32 (N, H, W, C).
+docs/EXPORT.md), or `logits` float32 (N, H, W, C). H and W: any multiples of 32 (checked against
+Keras at the trained size and at the parity frames' own aspect); the trained size is `input_size`,
+and --aspect records what the runtime does with a frame of another aspect by default.
 --int8: static QDQ quantization calibrated on the training split of DATA (default: the run's
 dataset), written only if it keeps fp32's val mIoU (within 0.3) and class maps (export/quantize.py).
 """
@@ -22,19 +25,21 @@ import numpy as np
 from realtime_seg.training.checkpoint import load_keras
 from realtime_seg.datasets.classes import TABLES
 from realtime_seg.datasets.readers import check_data_folder, split_settings
-from realtime_seg.contract import (CLASS_MAP, INPUT, INT8_CHECK, LOGITS, PRECISION, PRECISIONS,
-                                   PROBS, SPLIT, preprocess)
+from realtime_seg.contract import (ASPECT, ASPECTS, CLASS_MAP, INPUT, INT8_CHECK, LOGITS, PRECISION, PRECISIONS,
+                                   PROBS, SPLIT, keep_aspect_size, preprocess)
 from realtime_seg.errors import ArgumentParser, UsageError, UserError, check_at_least
 from realtime_seg.paths import DEMO_VIDEO
 from realtime_seg.system import check_output_file, sha256_file, write_atomic
 
-from .graph import softmax_channels_last
+from .any_size import size_free
+from .graph import free_spatial_dims, softmax_channels_last
 from .quantize import Int8Config, set_metadata
 
 log = logging.getLogger(__name__)
 
 OPSET = 18  # tf2onnx 1.17 supports at most 18
 HEADS = ("argmax", "logits")
+DEFAULT_ASPECT = "keep"  # what the runtime does with another aspect unless told (docs/BENCHMARKS.md, issue 35)
 
 
 @dataclass
@@ -48,6 +53,7 @@ class ExportConfig:
     num_frames: int = 8
     min_agreement: float = 0.0   # with Keras; 0: the precision's own (EXPORT_PRECISIONS; int8: also against fp32)
     int8: Int8Config | None = None  # calibration and checks; data None: the run's dataset (config.json)
+    aspect: str = DEFAULT_ASPECT    # metadata `aspect`: keep (width from the frame) or squash (contract.ASPECTS)
 
 
 
@@ -84,19 +90,21 @@ def _run_val_miou(checkpoint: Path) -> float | None:
 
 
 def convert(model, head: str):
-    """tf2onnx from a traced function with an explicit signature; returns an onnx ModelProto."""
+    """tf2onnx from a function traced at the model's size, its height and width then left free
+    (any_size.py); returns an onnx ModelProto."""
     import tensorflow as tf
     import tf2onnx
     if head not in HEADS:
         raise UserError(f"unknown --head {head!r}; allowed: {', '.join(HEADS)}")
     _, h, w, _ = model.inputs[0].shape
     spec = [tf.TensorSpec((None, h, w, 3), tf.uint8, name=INPUT)]
+    net = size_free(model)
 
     @tf.function(input_signature=spec)
     def forward(image):
         # uint8 in, scaled here: the host hands over the resized frame as is (4x fewer bytes, no float pass)
         x = tf.cast(image, tf.float32) * (1.0 / 255.0)
-        logits = model(x, training=False)                             # (N, H, W, C)
+        logits = net(x, training=False)                               # (N, H, W, C)
         if head == "logits":
             return {LOGITS: logits}
         # probs beside the class map: smooth edges and --smooth read them (only when asked)
@@ -104,7 +112,7 @@ def convert(model, head: str):
                 PROBS: tf.nn.softmax(logits, axis=-1), LOGITS: logits}
 
     proto, _ = tf2onnx.convert.from_function(forward, input_signature=spec, opset=OPSET)
-    return proto
+    return free_spatial_dims(proto)
 
 
 def drop_output(proto, name: str):
@@ -190,6 +198,31 @@ def parity(model, proto, batch: np.ndarray) -> dict[str, float]:
             "agreement": float(np.mean(onnx_map == np.argmax(keras_logits, -1)))}
 
 
+def second_size(frames: list[np.ndarray], size: tuple[int, int]) -> tuple[int, int]:
+    """The other size export checks the graph at: the parity frames' own aspect at the trained height
+    (the 16:9 demo at 352x480: 352x640), or 64 wider when they have the trained aspect."""
+    other = keep_aspect_size(frames[0].shape, size)
+    return other if other != tuple(size) else (size[0], size[1] + 64)
+
+
+def checked_parity(model, proto, frames: list[np.ndarray], size: tuple[int, int], need: float,
+                   checkpoint: Path) -> dict:
+    """Parity with Keras at the trained `size` and at `second_size` (Keras there: the model's
+    progressive.small_view, its own weights); a UserError, nothing written, below `need`."""
+    from realtime_seg.training.progressive import small_view
+    other = second_size(frames, size)
+    checks = parity(model, proto, preprocess(frames, size, np.uint8))
+    checks["second_size"] = {"size": list(other),
+                             **parity(small_view(model, other), proto, preprocess(frames, other, np.uint8))}
+    for at, c in ((size, checks), (other, checks["second_size"])):
+        print(f"parity at {at[0]}x{at[1]} on {len(frames)} real frames: max |logit diff| "
+              f"{c['max_abs_logit_diff']:.2e}, argmax agreement {c['agreement'] * 100:.3f}% (need >= {need * 100:.1f}%)")
+        if c["agreement"] < need:
+            raise UserError(f"export of {checkpoint} agrees with Keras at {at[0]}x{at[1]} on only "
+                            f"{c['agreement'] * 100:.2f}% of pixels (< {need * 100:.1f}%); nothing written")
+    return checks
+
+
 def _metadata(cfg: ExportConfig, info: dict, size, checks: dict, checkpoint: Path) -> dict[str, str]:
     import keras
     return {
@@ -201,6 +234,7 @@ def _metadata(cfg: ExportConfig, info: dict, size, checks: dict, checkpoint: Pat
         "dataset": info.get("dataset", ""), "val_miou": json.dumps(info.get("val_miou")),
         **({SPLIT: json.dumps(info["split"])} if "split" in info else {}),
         PRECISION: EXPORT_PRECISIONS[cfg.precision].graph,  # int8: set once quantized
+        ASPECT: cfg.aspect,
         "source_checkpoint": checkpoint.name, "source_sha256": sha256_file(checkpoint),
         "parity": json.dumps(checks), "keras_version": keras.__version__,
     }
@@ -214,6 +248,8 @@ def export_model(cfg: ExportConfig) -> dict:
     if cfg.precision not in EXPORT_PRECISIONS:
         raise UsageError(f"unknown precision {cfg.precision!r}; allowed: {', '.join(PRECISIONS)}")
     written = EXPORT_PRECISIONS[cfg.precision]
+    if cfg.aspect not in ASPECTS:
+        raise UsageError(f"unknown aspect {cfg.aspect!r}; allowed: {', '.join(ASPECTS)}")
     check_output_file(out, "-o", {"checkpoint": checkpoint, "--frames video": Path(cfg.frames)})
     frames = parity_frames(cfg.frames, cfg.num_frames)  # before Keras (seconds to load): bad input fails at once
     model = load_keras(checkpoint)
@@ -226,13 +262,7 @@ def export_model(cfg: ExportConfig) -> dict:
     proto = softmax_channels_last(convert(model, cfg.head))
     if written.convert is not None:
         proto = written.convert(proto)
-    checks = parity(model, proto, batch)
-    need = cfg.min_agreement or written.min_agreement
-    print(f"parity on {len(batch)} real frames: max |logit diff| {checks['max_abs_logit_diff']:.2e}, "
-          f"argmax agreement {checks['agreement'] * 100:.3f}% (need >= {need * 100:.1f}%)")
-    if checks["agreement"] < need:
-        raise UserError(f"export of {checkpoint} agrees with Keras on only "
-                        f"{checks['agreement'] * 100:.2f}% of pixels (< {need * 100:.1f}%); nothing written")
+    checks = checked_parity(model, proto, frames, (h, w), cfg.min_agreement or written.min_agreement, checkpoint)
     if cfg.head == "argmax":
         proto = drop_output(proto, LOGITS)
     set_metadata(proto, _metadata(cfg, info, (h, w), checks, checkpoint))
@@ -279,6 +309,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--head", default="argmax", choices=HEADS,
                    help="argmax: uint8 class map (default); logits: float32 scores")
     p.add_argument("--classes", default="auto", choices=("auto", *TABLES))
+    p.add_argument("--aspect", default=DEFAULT_ASPECT, choices=ASPECTS,
+                   help="what the runtime does by default with a frame of another aspect than the trained "
+                        "size's: keep (the trained height, the width from the frame) or squash (resized whole); "
+                        f"the file takes any size either way, and --aspect at run time overrides (default {DEFAULT_ASPECT})")
     p.add_argument("--frames", default=str(DEMO_VIDEO), help="video or image folder for the parity check")
     p.add_argument("--num-frames", type=int, default=8)
     return p
@@ -294,6 +328,6 @@ def main(argv: list[str]) -> int:
         raise UsageError("--calib and --calib-images go with --int8")
     export_model(ExportConfig(checkpoint=args.checkpoint, output=args.output, precision=precision,
                               head=args.head, classes=args.classes, frames=args.frames,
-                              num_frames=args.num_frames,
+                              num_frames=args.num_frames, aspect=args.aspect,
                               int8=Int8Config(args.calib, args.calib_images) if quantized else None))
     return 0

@@ -2,6 +2,11 @@
 
 The `.onnx` file describes itself (`metadata_props`); its inputs, outputs and metadata keys
 are the contract in realtime_seg/contract.py.
+
+A model whose graph takes any size (exports since issue 35) sizes its input from each batch's first
+frame: the trained height and the frame's aspect (`aspect` keep), or the trained size (squash, and
+always for a graph of one size). Nothing is allocated at a fixed size, so frames of another size
+later (an image folder) are simply resized to theirs.
 """
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import CLASS_MAP, INPUT_DTYPES, LOGITS, PRECISION, PRECISIONS, PROBS, REQUIRED_METADATA, preprocess
+from ..contract import (ASPECT, ASPECTS, CLASS_MAP, INPUT_DTYPES, LOGITS, PRECISION, PRECISIONS, PROBS,
+                        REQUIRED_METADATA, input_size_for, preprocess)
 from ..errors import UserError, first_line
 from ..system import check_readable
 
@@ -30,7 +36,7 @@ class SegModel:
     session: "object"
     classes: list[str]
     palette_bgr: np.ndarray          # (C, 3) uint8, OpenCV order
-    input_size: tuple[int, int]      # (height, width)
+    input_size: tuple[int, int]      # (height, width) it was trained at
     input_name: str
     output_name: str
     provider: str                    # the provider the session really runs on
@@ -39,15 +45,35 @@ class SegModel:
     input_dtype: type = np.uint8     # uint8 for current exports, float32 in [0, 1] for older ones
     scores_name: str | None = None   # `probs` (or an old export's `logits`); None: class_map only
     one_at_a_time: bool = False      # the graph's batch is fixed at 1 (imported models): frames run singly
+    any_size: bool = False           # the graph takes any height and width (multiples of 32)
+    aspect: str = "squash"           # what a frame of another aspect gets (contract.ASPECTS; use_aspect sets it)
 
     @property
     def runs_on(self) -> str:
         """Provider and precision for the HUD and summaries, e.g. `CPU int8`."""
         return f"{self.provider.replace('ExecutionProvider', '')} {self.precision}"
 
+    def use_aspect(self, aspect: str | None) -> None:
+        """Run with `aspect` (keep or squash; None: the file's own). A graph of one size can only
+        squash: asked to keep, it says so once and squashes."""
+        if aspect is None:
+            return
+        if aspect not in ASPECTS:
+            raise UserError(f"unknown aspect {aspect!r}; allowed: {', '.join(ASPECTS)}")
+        if aspect == "keep" and not self.any_size:
+            log.warning("model %s takes %dx%d only: frames of another aspect are squashed (re-export it "
+                        "with `python -m realtime_seg export` to keep their aspect)", self.path.name, *self.input_size)
+            return
+        self.aspect = aspect
+
+    def size_for(self, frame_shape: tuple[int, ...]) -> tuple[int, int]:
+        """The input size (H, W) a frame of `frame_shape` (H, W, ...) runs at (contract.input_size_for)."""
+        return input_size_for(frame_shape, self.input_size, self.aspect)
+
     def prepare(self, frames_bgr: list[np.ndarray]) -> np.ndarray:
-        """BGR frames of any size -> the batch this model takes (uint8, or float32 for old exports)."""
-        return preprocess(frames_bgr, self.input_size, self.input_dtype)
+        """BGR frames of any size -> the batch this model takes (uint8, or float32 for old exports), at
+        the size the first frame's shape gives (`size_for`; the others are resized to it)."""
+        return preprocess(frames_bgr, self.size_for(frames_bgr[0].shape), self.input_dtype)
 
     def _run(self, names: list[str], batch: np.ndarray) -> list[np.ndarray]:
         """The outputs `names` for a batch (on CUDA with I/O binding)."""
@@ -86,7 +112,7 @@ class SegModel:
         return maps, scores
 
     def predict(self, frames_bgr: list[np.ndarray]) -> np.ndarray:
-        """BGR frames of any size -> class maps (N, H, W) at the model's input size."""
+        """BGR frames of any size -> class maps (N, H, W) at the input size `prepare` chose."""
         return self.infer(self.prepare(frames_bgr))
 
 
@@ -158,10 +184,12 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinnin
     names = [o.name for o in session.get_outputs()]
     scores = PROBS if PROBS in names else LOGITS if LOGITS in names else None
     size = tuple(json.loads(meta["input_size"]))
-    if (len(inp.shape) != 4 or inp.shape[3] != 3 or tuple(inp.shape[1:3]) != size
+    any_size = len(inp.shape) == 4 and not any(isinstance(d, int) for d in inp.shape[1:3])
+    if (len(inp.shape) != 4 or inp.shape[3] != 3 or (tuple(inp.shape[1:3]) != size and not any_size)
             or inp.type not in INPUT_DTYPES):
         raise UserError(f"model {path} takes input {inp.shape} {inp.type}, expected (N, {size[0]}, {size[1]}, 3) "
                         f"uint8 or float32 RGB; re-export it with `python -m realtime_seg export`")
+    aspect = file_aspect(path, meta, any_size)
     precision = meta.get(PRECISION, "fp32")
     if precision not in PRECISIONS:
         raise UserError(f"model {path} has precision {precision!r} in its metadata; allowed: "
@@ -170,8 +198,18 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinnin
     palette = np.array(json.loads(meta["palette"]), np.uint8).reshape(-1, 3)
     if len(palette) != len(classes):
         raise UserError(f"model {path} has {len(classes)} classes but {len(palette)} colours; re-export it")
-    log.info("model %s (%s) on %s, input %s %s, %d classes", path.name, precision, provider, inp.type,
-             size, len(classes))
+    log.info("model %s (%s) on %s, input %s %s (%s), %d classes", path.name, precision, provider, inp.type,
+             size, aspect, len(classes))
     return SegModel(path, session, classes, np.ascontiguousarray(palette[:, ::-1]), size,
                     inp.name, CLASS_MAP if CLASS_MAP in names else out.name, provider, meta, precision,
-                    INPUT_DTYPES[inp.type], scores, inp.shape[0] == 1)
+                    INPUT_DTYPES[inp.type], scores, inp.shape[0] == 1, any_size, aspect)
+
+
+def file_aspect(path: Path, meta: dict[str, str], any_size: bool) -> str:
+    """What the file does with another aspect: its metadata `aspect` when its graph takes any size,
+    else squash (a graph of one size, as every export before issue 35)."""
+    aspect = meta.get(ASPECT, "squash")
+    if aspect not in ASPECTS:
+        raise UserError(f"model {path} has aspect {aspect!r} in its metadata; allowed: {', '.join(ASPECTS)}; "
+                        f"re-export it with `python -m realtime_seg export`")
+    return aspect if any_size else "squash"

@@ -32,6 +32,7 @@ class ModelChoice:
     path: Path
     preset: bool     # a preset family in models/: `--precision auto` picks its variant
     foreign: ForeignSpec | None = None  # a model from another framework, imported in memory as the flags say
+    aspect: str | None = None  # --aspect: keep or squash a frame of another aspect (None: the file's own)
 
     @property
     def name(self) -> str:
@@ -50,22 +51,23 @@ class ModelChoice:
         return replace(self, path=folder / self.path.name)
 
 
-def choose_model(spec: str | None, foreign: ForeignSpec | None = None) -> ModelChoice:
+def choose_model(spec: str | None, foreign: ForeignSpec | None = None, aspect: str | None = None) -> ModelChoice:
     """--model as given: a preset's name, a file, or None for the default (REALTIME_SEG_MODEL, else accurate);
-    `foreign`: the flags that describe a model from another framework (--classes, --mean, ...)."""
+    `foreign`: the flags that describe a model from another framework (--classes, --mean, ...); `aspect`:
+    --aspect (None: the model's own)."""
     spec = spec if spec is not None else os.environ.get(DEFAULT_MODEL_ENV, "accurate")
     if spec in PRESETS:
         if foreign is not None:
             raise UsageError(f"--classes, --mean, --std, --bgr and --input-size describe a model from another "
                              f"framework; preset {spec} describes itself: drop them")
-        return ModelChoice(spec, MODELS_DIR / PRESETS[spec], True)
-    return ModelChoice(spec, Path(spec), False, foreign)
+        return ModelChoice(spec, MODELS_DIR / PRESETS[spec], True, aspect=aspect)
+    return ModelChoice(spec, Path(spec), False, foreign, aspect)
 
 
 def open_choice(model: ModelChoice | str | None, precision: str = "auto", device: str = "auto",
                 threads: int = 0, spinning: bool = False) -> SegModel:
     """One session of the model chosen: a preset's variant picked by `precision`, or the file given
-    (or its `precision` sibling); `threads` as given (0: onnxruntime's own choice)."""
+    (or its `precision` sibling), run with the choice's aspect; `threads` as given (0: onnxruntime's own choice)."""
     choice = model if isinstance(model, ModelChoice) else choose_model(model)
     if not choice.preset and not choice.path.exists():
         raise UserError(f"model {choice.spec} not found: neither a preset ({', '.join(PRESETS)}) nor a file; "
@@ -74,8 +76,11 @@ def open_choice(model: ModelChoice | str | None, precision: str = "auto", device
         if precision not in ("auto", "fp32"):
             raise UsageError(f"--precision {precision}: a model imported in memory runs as it is (fp32); "
                              f"import it to a file with `python -m realtime_seg import` to make variants")
-        return load_foreign(choice.path, choice.foreign, device, threads, spinning)
-    return open_model(choice.path, precision, choice.preset, device, threads, spinning)
+        model = load_foreign(choice.path, choice.foreign, device, threads, spinning)
+    else:
+        model = open_model(choice.path, precision, choice.preset, device, threads, spinning)
+    model.use_aspect(choice.aspect)
+    return model
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,11 @@ def evaluate(model: SegModel, samples, fmt: str, batch_size: int = 8, edges: str
 
 
 def _predict(model: SegModel, images: list[np.ndarray], edges: str) -> list[np.ndarray]:
-    """Class maps of RGB images: at the model's size (nearest: `score` resizes them), or at each
-    image's size (= its label's) with smooth edges."""
+    """Class maps of RGB images: at the model's input size (nearest: `score` resizes them), or at each
+    image's size (= its label's) with smooth edges. Images whose aspect gives another input size
+    than the first's (aspect keep) run one by one, each at its own."""
+    if len({model.size_for(i.shape) for i in images}) > 1:
+        return [m for i in images for m in _predict(model, [i], edges)]
     frames = [cv2.cvtColor(i, cv2.COLOR_RGB2BGR) for i in images]
     if edges == "nearest":
         return list(model.predict(frames))

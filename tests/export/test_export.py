@@ -29,12 +29,20 @@ def _frames(frames_dir: Path) -> list[np.ndarray]:
     return [cv2.imread(str(p)) for p in sorted(frames_dir.glob("*.png"))]
 
 
+def _keras_at(keras_model, size: tuple[int, int]):
+    """The Keras model at input `size` (its weights; progressive.small_view), to compare a graph of any size with."""
+    from realtime_seg.training.progressive import small_view
+    return keras_model if size == tuple(keras_model.inputs[0].shape[1:3]) else small_view(keras_model, size)
+
+
 def _agreement(keras_model, onnx_path: Path, frames: list[np.ndarray]) -> float:
-    """Share of pixels where onnxruntime (through the runtime's loader) and Keras agree."""
+    """Share of pixels where onnxruntime (through the runtime's loader, at the size it picks for the
+    frames) and Keras (at that size) agree."""
     seg = load_model(onnx_path, device="cpu")
     assert seg.provider == "CPUExecutionProvider"
-    batch = preprocess(frames, seg.input_size)
-    reference = np.argmax(np.asarray(keras_model(batch, training=False)), -1)
+    size = seg.size_for(frames[0].shape)
+    batch = preprocess(frames, size)
+    reference = np.argmax(np.asarray(_keras_at(keras_model, size)(batch, training=False)), -1)
     got = seg.predict(frames)
     assert got.shape == reference.shape and got.dtype == np.uint8
     return float(np.mean(got == reference))
@@ -92,6 +100,7 @@ def test_fp32_runs_in_onnxruntime_and_agrees_with_keras(fp32, tiny_run, frames_d
     assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert graph.output[1].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     seg = load_model(path, device="cpu")
+    seg.use_aspect("squash")  # at the trained size here; other sizes: test_the_export_takes_any_size
     assert seg.input_dtype == np.uint8 and seg.precision == "fp32"
     assert seg.classes == list(CAMVID.classes) and seg.input_size == (32, 48)
     assert seg.output_name == "class_map" and seg.palette_bgr.shape == (11, 3)
@@ -106,6 +115,50 @@ def test_fp32_runs_in_onnxruntime_and_agrees_with_keras(fp32, tiny_run, frames_d
     np.testing.assert_allclose(probs, expected / expected.sum(-1, keepdims=True), atol=1e-4)
     assert np.mean(np.argmax(probs, -1) == maps) >= 0.999  # (exact but for float ties)
     assert checks["agreement"] >= 0.999 and checks["max_abs_logit_diff"] < 1e-3
+
+
+def test_the_export_takes_any_size_and_matches_keras_at_each(fp32, tiny_run, frames_dir):
+    """Issue 35: the graph's height and width are free (the trained size stays `input_size`, aspect
+    keep); at the trained size, at the 16:9 frames' own aspect and at a larger size, onnxruntime's
+    class maps and probabilities are Keras's at that size."""
+    import onnxruntime as ort
+    path, checks = fp32
+    graph = onnx.load(str(path)).graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims[1:3]] == ["height", "width"] and dims[3].dim_value == 3
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["aspect"] == "keep" and json.loads(meta["input_size"]) == [32, 48]
+    assert checks["second_size"]["size"] == [32, 64] and checks["second_size"]["agreement"] >= 0.999
+    assert json.loads(meta["parity"])["second_size"] == checks["second_size"]
+    keras_model, frames = load_keras(tiny_run[0] / "best.keras"), _frames(frames_dir)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for size in ((32, 48), (32, 64), (64, 128)):
+        batch = preprocess(frames, size, np.uint8)
+        maps, probs = session.run(["class_map", "probs"], {"image": batch})
+        logits = np.asarray(_keras_at(keras_model, size)(batch.astype(np.float32) / 255, training=False))
+        expected = np.exp(logits - logits.max(-1, keepdims=True))
+        assert maps.shape == (len(frames), *size)
+        np.testing.assert_allclose(probs, expected / expected.sum(-1, keepdims=True), atol=1e-4)
+        assert np.mean(maps == logits.argmax(-1)) >= 0.999
+
+
+def test_cli_aspect_squash_is_recorded_and_a_bad_one_is_one_line(tiny_run, frames_dir, tmp_path):
+    run, _ = tiny_run
+    out = tmp_path / "squash.onnx"
+    proc = run_cli("realtime_seg", "export", str(run / "best.keras"), "-o", str(out), "--frames", str(frames_dir),
+                   "--aspect", "squash")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seg = load_model(out, "cpu")
+    assert seg.any_size and seg.aspect == "squash"  # any size all the same: --aspect keep at run time works
+    assert seg.size_for(_frames(frames_dir)[0].shape) == (32, 48)
+    seg.use_aspect("keep")
+    assert seg.predict(_frames(frames_dir)).shape == (3, 32, 64)
+    bad = run_cli("realtime_seg", "export", str(run / "best.keras"), "-o", str(tmp_path / "x.onnx"),
+                  "--aspect", "wide")
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]  # TensorFlow's start-up
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr  # chatter aside (test_cli_usage_error_exit_2)
+    assert len(errors) == 1 and "--aspect: invalid choice: 'wide'" in errors[0]
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def _softmax_axes(path: Path) -> list[int]:
@@ -288,7 +341,7 @@ def test_cli_usage_error_exit_2(tmp_path, frames_dir):
     assert not _leftovers(tmp_path)
 
 
-@pytest.mark.parametrize("height", [5, "h"])  # known sizes: channels-last interleave; unknown: DepthToSpace
+@pytest.mark.parametrize("height", [5, "h"])  # known sizes or not (a graph of any size): channels-last interleave
 def test_subpixel_rewrite_of_transposed_convolutions_is_exact(height):
     """A Keras "same" 3x3 stride-2 ConvTranspose and its sub-pixel rewrite give the same tensor."""
     from onnx import TensorProto, helper, numpy_helper
@@ -303,12 +356,19 @@ def test_subpixel_rewrite_of_transposed_convolutions_is_exact(height):
         [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     x = rng.normal(size=(2, 3, 5, 7)).astype(np.float32)  # a batch of 2: the batch size stays free
+    original = proto.SerializeToString()
     (before,) = _run_graph(proto, x)
     (after,) = _run_graph(subpixel_conv_transpose(proto), x)
+    if height == "h":  # the rewritten graph at another height too
+        x9 = rng.normal(size=(2, 3, 9, 7)).astype(np.float32)
+        np.testing.assert_allclose(_run_graph(proto, x9)[0], _run_graph(onnx.load_from_string(original), x9)[0],
+                                   atol=1e-5)
     onnx.checker.check_model(proto)
+    shape_ops = {"Shape", "Slice", "Mul", "Concat"}  # unknown sizes: the reshapes read them at run time
     ops = [n.op_type for n in proto.graph.node]
-    assert ops == (["Conv", "Transpose", "Reshape", "Transpose", "Reshape", "Transpose"] if height == 5
-                   else ["Conv", "DepthToSpace"])
+    assert [op for op in ops if op not in shape_ops] == ["Conv", "Transpose", "Reshape", "Transpose", "Reshape",
+                                                         "Transpose"]
+    assert (shape_ops & set(ops)) == (set() if height == 5 else shape_ops)
     assert {"up/subpixel_kernel", "up/subpixel_bias"} <= {t.name for t in proto.graph.initializer}
     assert after.shape == before.shape == (2, 2, 10, 14)
     np.testing.assert_allclose(after, before, atol=1e-5)

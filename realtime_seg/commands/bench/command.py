@@ -49,15 +49,16 @@ def _choice(spec: str, cfg: BenchConfig) -> ModelChoice:
 
 
 def load_rows(cfg: BenchConfig) -> list[Row]:
-    """Every model at every precision asked for (`auto` once, as the product picks it); no row twice."""
+    """Every model at every precision and aspect asked for (`auto` once, as the product picks it); no row twice."""
     rows: list[Row] = []
     for spec in cfg.models:
-        choice = _choice(spec, cfg)
-        choice = replace(choice, path=family_base(choice.path))  # a variant given: its family's rows
-        for precision in dict.fromkeys(cfg.precisions):
-            model = open_choice(choice, precision, cfg.device, cfg.threads, cfg.spinning)
-            if all(r.model.path != model.path for r in rows):
-                rows.append(Row(choice.name, spec, choice.path, model, choice))
+        for aspect in dict.fromkeys(cfg.aspects):
+            choice = replace(_choice(spec, cfg), aspect=aspect)
+            choice = replace(choice, path=family_base(choice.path))  # a variant given: its family's rows
+            for precision in dict.fromkeys(cfg.precisions):
+                model = open_choice(choice, precision, cfg.device, cfg.threads, cfg.spinning)
+                if all((r.model.path, r.model.aspect) != (model.path, model.aspect) for r in rows):
+                    rows.append(Row(choice.name, spec, choice.path, model, choice))
     return rows
 
 
@@ -141,7 +142,7 @@ def config(args: argparse.Namespace) -> BenchConfig:
         raise UsageError("--keras names one Keras file: use it with --model, not --models")
     return BenchConfig(args.video, models, args.keras, args.device, args.frames, args.threads,
                        args.spin, tuple(args.batches), not args.no_keras, args.json, tuple(args.precision),
-                       foreign_spec(args), args.plot)
+                       foreign_spec(args), args.plot, tuple(args.aspect or (None,)))
 
 
 def main(argv: list[str]) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Iterator
@@ -52,6 +52,7 @@ class BenchConfig:
     precisions: tuple[str, ...] = ("auto",)  # one row per precision of each model
     foreign: ForeignSpec | None = None       # --classes, --mean, ...: the model files are foreign, imported in memory
     plot: str | None = None                   # --plot FILE.png: the stage times per model
+    aspects: tuple[str | None, ...] = (None,)  # --aspect: one row per aspect of each model (None: its own)
 
 
 @dataclass
@@ -341,9 +342,9 @@ def seed_keras(model: SegModel, clip: Clip, tmp: Path, path: Path) -> SeedKeras:
     return SeedKeras(str(path), fps, count_flops(kmodel), cpu_ms)
 
 
-def _same(model: SegModel, choice: ModelChoice) -> ModelChoice | str:
-    """What opens `model` again: its file, or the foreign choice it was imported from."""
-    return choice if choice.foreign is not None else str(model.path)
+def _same(model: SegModel, choice: ModelChoice) -> ModelChoice:
+    """What opens `model` again, at its aspect: its file, or the foreign choice it was imported from."""
+    return choice if choice.foreign is not None else replace(choice, path=model.path, preset=False)
 
 
 def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: Path, choice: ModelChoice) -> dict:
@@ -367,4 +368,5 @@ def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: P
             "throughput_ips": throughput_ips, "pipeline_fps": pipeline_fps,
             "pipeline_stages_ms": pipeline_stages_ms, "pipeline_cpu_ms": pipeline_cpu_ms,
             "pipeline_plan": {"threads": plan.threads, "workers": plan.workers},
-            "naive_ort_fps": naive, "flicker": {**flicker, "pipeline": pipeline_flicker}}
+            "naive_ort_fps": naive, "flicker": {**flicker, "pipeline": pipeline_flicker},
+            "input_size": model.size_for(clip.frames[0].shape)}

@@ -38,7 +38,8 @@ class ModelResult:
     model: str
     model_path: str
     precision: str                       # fp32, fp16 or int8: the variant this row ran
-    input_size: tuple[int, int]
+    input_size: tuple[int, int]          # what the clip's frames ran at (aspect keep: their own aspect)
+    aspect: str                          # keep or squash: what a frame of another aspect got
     classes: int
     output: str
     provider: str
@@ -98,12 +99,14 @@ def build_result(name: str, model: SegModel, threads: int, spinning: bool, measu
     cpu_bound = cpu_bound_fps(one_thread, cores)
     slowest = max(stages_ms, key=stages_ms.get)
     bound_fps = 1000 / stages_ms[slowest]
-    flops_onnx = onnx_conv_flops(model.path)
-    flops, source = ((seed.flops, "keras") if seed.flops else (flops_onnx, "onnx") if flops_onnx else
+    flops_onnx = onnx_conv_flops(model.path, measured["input_size"])
+    at_trained = tuple(measured["input_size"]) == tuple(model.input_size)  # where Keras counted its FLOPs
+    flops, source = ((seed.flops, "keras") if seed.flops and at_trained else (flops_onnx, "onnx") if flops_onnx else
                      (None, "unavailable (install onnx, or put the .keras beside the model)"))
     pipeline_fps = measured["pipeline_fps"]
     return ModelResult(
-        model=name, model_path=str(model.path), precision=model.precision, input_size=model.input_size, classes=len(model.classes),
+        model=name, model_path=str(model.path), precision=model.precision, input_size=measured["input_size"], aspect=model.aspect,
+        classes=len(model.classes),
         output=model.output_name, provider=model.provider, threads=threads, spinning=spinning,
         frames=len(ms["inference"]), stages_ms=stages_ms,
         stages_ms_median={k: statistics.median(v) for k, v in ms.items()},
@@ -136,7 +139,7 @@ def table(result: ModelResult, baseline: ModelResult | None = None) -> str:
     """The per-model table: stages alone, bound, end to end, ratios, model alone."""
     r = result
     gflops = f"{r.flops / 1e9:.2f} GFLOPs/frame ({r.flops_source})" if r.flops else "FLOPs unknown"
-    lines = [f"model {r.model}: {r.input_size[0]}x{r.input_size[1]}, {r.classes} classes, {gflops}, "
+    lines = [f"model {r.model}: {r.input_size[0]}x{r.input_size[1]} ({r.aspect}), {r.classes} classes, {gflops}, "
              f"{r.provider.replace('ExecutionProvider', '')} {r.precision}, threads {r.threads or 'auto'}"
              f"{'' if r.spinning else ', no spinning'}",
              "  stage alone     ms/frame  1 thread"]
@@ -246,8 +249,9 @@ def versions() -> dict[str, str]:
     return found
 
 
-def onnx_conv_flops(path: str | Path) -> int | None:
-    """Multiply-adds x2 of the Conv/ConvTranspose nodes for one image, by ONNX shape inference.
+def onnx_conv_flops(path: str | Path, size: tuple[int, int] | None = None) -> int | None:
+    """Multiply-adds x2 of the Conv/ConvTranspose nodes for one image (at `size` (H, W) when the graph
+    takes any size), by ONNX shape inference.
 
     None when the `onnx` package is not installed or a shape cannot be inferred.
     """
@@ -256,10 +260,11 @@ def onnx_conv_flops(path: str | Path) -> int | None:
     except ImportError:
         return None
     proto = onnx.load(str(path))
-    for inp in proto.graph.input:  # batch 1, so every shape is concrete
+    for inp in proto.graph.input:  # batch 1 (and `size`), so every shape is concrete
         dims = inp.type.tensor_type.shape.dim
-        if dims and not dims[0].HasField("dim_value"):
-            dims[0].dim_value = 1
+        for axis, value in enumerate([1, *(size or ())]):
+            if len(dims) > axis and not dims[axis].HasField("dim_value"):
+                dims[axis].dim_value = value
     graph = onnx.shape_inference.infer_shapes(proto).graph
     shapes = {t.name: list(t.dims) for t in graph.initializer}
     for vi in [*graph.input, *graph.value_info, *graph.output]:
