@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..contract import keep_aspect_size
+from ..contract import input_size_for
 from ..datasets.augment import resize_image
 from ..datasets.metrics import iou_per_class, score, summarize
 from ..errors import Interrupted
@@ -41,7 +41,7 @@ def keras_predictor(model, size: tuple[int, int], aspect: str = "keep"):
         return np.argmax(views[at].predict_on_batch(x), axis=-1)   # (N, H, W) class ids
 
     def predict(images: list[np.ndarray]) -> list[np.ndarray]:
-        sizes = [keep_aspect_size(i.shape, size) if aspect == "keep" else tuple(size) for i in images]
+        sizes = [input_size_for(i.shape, size, aspect) for i in images]
         if len(set(sizes)) == 1:
             x = np.stack([resize_image(i, sizes[0]) for i in images]).astype(np.float32) / 255.0
             return list(run(x))
