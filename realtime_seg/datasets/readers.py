@@ -197,7 +197,8 @@ def _fraction_split(what: str, samples: list[Sample], split: str, val_fraction: 
 
 def split_settings(run_config: dict) -> dict:
     """How a training run (its config.json) split its data: what eval needs to score the same val."""
-    return {"format": run_config.get("dataset", run_config.get("format", "auto")),
+    dataset = run_config.get("dataset", "")  # "camvid + kitti" for several --data: each one detected
+    return {"format": dataset if dataset in READERS else run_config.get("format", "auto"),
             **{k: run_config.get(k, v) for k, v in DEFAULT_SPLIT.items()},
             "train_split": run_config.get("train_split", "train"),  # trainval: val was trained on
             "holdout_drive": run_config.get("holdout_drive", "")}

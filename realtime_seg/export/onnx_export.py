@@ -283,12 +283,14 @@ def _get_metadata(proto) -> dict[str, str]:
 def _int8_config(cfg: ExportConfig, info: dict, checkpoint: Path) -> Int8Config:
     """The calibration set: --calib, else the dataset of the checkpoint's run (config.json), split as it was."""
     base = cfg.int8 or Int8Config(data=None)
-    data = base.data or info.get("data")
+    run_data = info.get("data")
+    run_data = run_data[0] if isinstance(run_data, list) and run_data else run_data  # several --data: the first
+    data = base.data or run_data
     if not data:
         raise UserError(f"no dataset to calibrate int8 with: no config.json naming one beside {checkpoint}; "
                         f"pass --calib DATA (a CamVid or CARLA folder with train and val images)")
     check_data_folder(Path(data))  # before converting: a bad --calib fails at once
-    split = info.get("split", {})
+    split = info.get("split", {}) if data == run_data else {}  # --calib another dataset: its own layout
     return Int8Config(data=str(data), images=base.images, max_miou_drop=base.max_miou_drop,
                       min_agreement=base.min_agreement, fmt=split.get("format", base.fmt),
                       val_fraction=split.get("val_fraction", base.val_fraction), seed=split.get("seed", base.seed))
