@@ -49,6 +49,11 @@ def test_mixed_run_with_a_held_out_camera(tmp_path, camvid_dir):
     assert len(rows) == 2 and all(0 <= float(r["camera_miou"]) <= 1 for r in rows)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["data"] == [str(camvid_dir), str(seen)] and config["holdout_data"] == [str(unseen)]
+    # a run of several --data exports to int8 like any other (calibrated on --calib's own layout)
+    out = tmp_path / "mixed.int8.onnx"
+    proc = run_cli("realtime_seg", "export", str(tmp_path / "run" / "last.keras"), "-o", str(out), "--int8",
+                   "--calib", str(camvid_dir), timeout=600)
+    assert out.is_file() or "int8 check" in proc.stderr, proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize("args, message", [
