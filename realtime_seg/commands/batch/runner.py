@@ -17,7 +17,7 @@ from ...runtime.models import Opened
 from ...runtime.palettes import choose_palette
 from ...runtime.pipeline import StageTimes, segment_stream
 from ...runtime.render import hud_lines
-from ...runtime.sources import Source, open_video_file
+from ...runtime.sources import Source, open_frames, open_video_file
 from ...runtime.temporal import smoother
 from ...runtime.video import VideoOutput
 from ...system import progress
@@ -71,22 +71,29 @@ class Runner:
         try:
             return self._process(job, slot)
         except Exception as e:  # one bad file must not stop the batch
-            log.debug("%s failed", job.source, exc_info=True)
-            return Result(job.label, f"failed: {_reason(e, job.source)}")
+            log.debug("%s failed", job.label, exc_info=True)
+            return Result(job.label, f"failed: {_reason(e, Path(job.label))}")
         finally:
             self._slots.put(slot)
+
+    def _open(self, job: Job) -> tuple[Source, tuple[int, int]]:
+        """The job's source and the size of its output: a video's first frame as decoded (rotation
+        metadata applied), or with --as-video its images at --fps (the first image's size)."""
+        if job.images:
+            source = open_frames(job.label, list(job.images), self.cfg.fps)
+            return source, source.size
+        cap, first = open_video_file(job.source)
+        return Source(str(job.source), cap, first=first), (first.shape[1], first.shape[0])
 
     def _process(self, job: Job, slot: int) -> Result:
         start = time.perf_counter()
         try:
-            cap, first = open_video_file(job.source)
+            source, size = self._open(job)
         except UserError as e:
             self._uncount(job.frames)
             report_failure(str(e))
             return Result(job.label, f"failed: {_reason(e, job.source)}")
-        source = Source(str(job.source), cap, first=first)
         model = self.models.get(slot)
-        size = (first.shape[1], first.shape[0])  # as decoded: rotation metadata is already applied
         writers = self._open_writers(job, source, size, model)
         bar = progress(total=source.frame_count, desc=_short(job.source.name), unit="frame",
                        position=slot + 1, leave=False)
@@ -96,7 +103,7 @@ class Runner:
             frames, stopped = self._frames(source, model, writers, bar, start, compare)
             if stopped:
                 status = "interrupted"
-            elif source.frame_count and frames < source.frame_count:
+            elif not job.images and source.frame_count and frames < source.frame_count:
                 status = (f"failed: truncated or corrupt, decoded {frames} of "
                           f"{source.frame_count} frames")
         except UserError as e:  # an output could not be written (disk full, ...): this input fails
@@ -108,10 +115,14 @@ class Runner:
             bar.close()
             source.close()
             status, written = self._close_writers(writers, status)
+            if status == "ok" and job.images and source.skipped:  # the other frames were written
+                status = skipped_status(source.skipped, len(job.images))
             if status.startswith("failed"):
                 self._uncount((source.frame_count or frames) - frames)
         if status.startswith("failed: cannot write"):
             report_failure(status.removeprefix("failed: "))
+        elif job.images and source.skipped:
+            report_skipped(source.skipped)
         elif status.startswith("failed"):
             report_failure(f"{job.source}: {status.removeprefix('failed: ')}{hint}")
         return Result(job.label, status, frames, time.perf_counter() - start, written, source.fps,
@@ -202,6 +213,17 @@ class Runner:
             with self._overall_lock:
                 self.overall.total = max(self.overall.n, self.overall.total - frames)
                 self.overall.refresh()
+
+
+def skipped_status(skipped: dict[Path, str], total: int) -> str:
+    """The table's status of a group of images some of which could not be read (the others were done)."""
+    return f"failed: {len(skipped)} of {total} images could not be read (skipped)"
+
+
+def report_skipped(skipped: dict[Path, str]) -> None:
+    """One line for each image that was skipped: which file, and why."""
+    for path, reason in skipped.items():
+        report_failure(f"skipped {path}: {reason}; the other images were segmented")
 
 
 def report_failure(message: str) -> None:
