@@ -115,7 +115,7 @@ def test_a_folder_or_glob_without_images_is_one_line_exit_2(tmp_path, spec):
     assert not (tmp_path / "D").exists()
 
 
-def test_rgba_16_bit_and_grey_frames_give_the_masks_of_their_8_bit_versions(tmp_path):
+def test_rgba_and_16_bit_frames_give_the_masks_of_their_8_bit_versions(tmp_path):
     """The U-Net course's CARLA layout stores RGBA frames (alpha dropped); 16-bit PNGs are read by their
     high byte. Real CARLA and KITTI frames in each form, through batch: the same class ids."""
     folder = tmp_path / "forms"
