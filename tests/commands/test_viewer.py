@@ -1,6 +1,7 @@
 """The live viewer end to end: headless runs, live sources, cameras, streams, a real window, keys, signals."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import logging
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -542,24 +544,32 @@ def _quit(display: str, window: str, proc: subprocess.Popen) -> str:
     return err
 
 
-def _play_to_the_end(*args: str) -> tuple[str, np.ndarray | None]:
-    """Play in a window under Xvfb until the end; check that the window stays, grab it, quit with q.
-    (stdout, the window's still image at the end)."""
+@contextlib.contextmanager
+def _held_window(*args: str, line: str = "end of ") -> Iterator[tuple[str, Path, str, subprocess.Popen, _Lines]]:
+    """The viewer in a window under Xvfb, once it has printed `line` and still shows a second later:
+    (display, framebuffer, window, process, its stdout); killed on the way out if it is still running."""
     with shots.xvfb() as (display, framebuffer):
         proc = _viewer_in_window(display, *args)
         try:
             out = _Lines(proc)
             window = shots.find_window(display)
             shots.park_cursor(display)
-            out.wait_for("end of ")
+            out.wait_for(line)
             time.sleep(1.0)
-            assert proc.poll() is None  # still open a second after the end
-            held = _grab_still(display, framebuffer, window)
-            _quit(display, window, proc)
+            assert proc.poll() is None  # still open a second after it
+            yield display, framebuffer, window, proc, out
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
+
+
+def _play_to_the_end(*args: str) -> tuple[str, np.ndarray | None]:
+    """Play in a window under Xvfb until the end; check that the window stays, grab it, quit with q.
+    (stdout, the window's still image at the end)."""
+    with _held_window(*args) as (display, framebuffer, window, proc, out):
+        held = _grab_still(display, framebuffer, window)
+        _quit(display, window, proc)
     return out.text(), held
 
 
@@ -877,24 +887,15 @@ def test_a_frame_folder_plays_in_the_window_like_a_video(model):
 @needs_x
 def test_one_image_stays_in_the_window_until_a_key_is_pressed():
     """m changes the view of the image shown (it stays); any other key closes it."""
-    with shots.xvfb() as (display, framebuffer):
-        proc = _viewer_in_window(display, "--video", str(KITTI_FRAMES / "000000_10.png"))
-        try:
-            out = _Lines(proc)
-            window = shots.find_window(display)
-            shots.park_cursor(display)
-            out.wait_for("showing ")
-            time.sleep(1.0)
-            assert proc.poll() is None  # still open a second after it was shown
-            blended = _grab_still(display, framebuffer, window)
-            shots.xdotool(display, "key", "--window", window, "m")
-            time.sleep(0.7)
-            masked = _grab_still(display, framebuffer, window)
-            assert proc.poll() is None and blended is not None and masked is not None
-            assert not np.array_equal(blended, masked)  # the mask view, still up
-            _quit(display, window, proc)  # q, as any other key: closes it at once
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+    with _held_window("--video", str(KITTI_FRAMES / "000000_10.png"), line="showing ") as (
+            display, framebuffer, window, proc, out):
+        blended = _grab_still(display, framebuffer, window)
+        shots.xdotool(display, "key", "--window", window, "m")
+        time.sleep(0.7)
+        masked = _grab_still(display, framebuffer, window)
+        assert proc.poll() is None and blended is not None and masked is not None
+        assert not np.array_equal(blended, masked)  # the mask view, still up
+        shots.xdotool(display, "key", "--window", window, "x")  # a key that changes nothing: closes it
+        proc.wait(timeout=10)
+        assert proc.returncode == 0, proc.stderr.read()[-3000:]
     assert "showing " in out.text() and summary(out.text()) == (1, 0)

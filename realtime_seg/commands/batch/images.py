@@ -25,7 +25,8 @@ from ...runtime.render import hud_lines
 from ...runtime.sources import FrameSource, open_frames
 from ...system import progress, write_error
 from .plan import ImageJob
-from .runner import Result, Runner, _reason, _short, report_failure, report_skipped, skipped_status
+from .runner import (Result, Runner, bar_label, compared_classes, failure_reason, report_failure, report_skipped,
+                     skipped_status)
 from .writers import ClassStats
 
 
@@ -41,11 +42,11 @@ class ImageRunner(Runner):
         except UserError as e:  # not one image could be read
             self._uncount(job.frames)
             report_failure(str(e))
-            return Result(job.label, f"failed: {_reason(e, Path(job.label))}")
+            return Result(job.label, f"failed: {failure_reason(e, Path(job.label))}")
         model = self.models.get(slot)
         stats, compare = self._stats(job, model), self._compare(slot, model)
         writer = WriterThread(_write_all, "images", queue_size=8)
-        bar = progress(total=len(job.todo), desc=_short(job.name), unit="image", position=slot + 1, leave=False)
+        bar = progress(total=len(job.todo), desc=bar_label(job.name), unit="image", position=slot + 1, leave=False)
         frames, status, written = 0, "ok", []
         try:
             _make_folder(job.folder)
@@ -112,22 +113,13 @@ class ImageRunner(Runner):
                                else overlay.paint(packet.frame, packet.class_map, hud, full=full))
                     maps = [full] if job.masks else []
                     if job.compare_masks:
-                        maps.append(self._other_map(overlay, packet))
+                        maps.append(compared_classes(overlay, packet))
                     writer.put(list(zip(job.outputs_of(image), [picture, *maps])))
                 if stats is not None:
                     stats.write(packet.index, packet.class_map, False, agreement, label=image.name)
                 frames += 1
-                bar.update()
-                if self.overall is not None:
-                    with self._overall_lock:
-                        self.overall.update()
+                self._count(bar)
         return frames, False
-
-    @staticmethod
-    def _other_map(overlay, packet) -> np.ndarray:
-        """The compared model's class ids at the image's size."""
-        other = packet.compared
-        return overlay.frame_classes(packet.frame, other.class_map, other.probs)
 
 
 def _hud(model: SegModel, times: StageTimes, image: Path, done: int, start: float) -> list[str]:
