@@ -124,7 +124,7 @@ def skipped_line(source: FrameSource) -> str:
     """One line for the images of a folder that were skipped: how many, the first few by name, and why."""
     items = list(source.skipped.items())
     named = "; ".join(f"{path}: {reason}" for path, reason in items[:3]) + ("; ..." if len(items) > 3 else "")
-    return (f"skipped {len(items)} of {len(source.cap.paths)} images that could not be read ({named}); "
+    return (f"skipped {len(items)} of {source.frame_count} images that could not be read ({named}); "
             f"the others were segmented")
 
 
