@@ -5,8 +5,12 @@ Public API (imported lazily: the runtime never loads Keras, training never needs
     from realtime_seg import Overlay, load_model, open_video, segment_stream
     model = load_model("models/camvid_accurate.onnx")
     overlay = Overlay(model.classes, model.palette_bgr)
-    for packet in segment_stream(open_video("drive.mp4"), model):
+    for packet in segment_stream(open_video("drive.mp4"), model):   # or a folder of frames, a glob, an image
         image = overlay.paint(packet.frame, packet.class_map)
+
+    from realtime_seg import segment_image        # one image: a path or an RGB array
+    result = segment_image("frame.png", model="fast")
+    result.class_map, result.annotated            # class ids and the picture (RGB), at the image's size
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_model": "runtime.engine", "SegModel": "runtime.engine", "preprocess": "contract",
     "open_video": "runtime.sources", "open_camera": "runtime.sources",
+    "segment_image": "runtime.segment", "Segmented": "runtime.segment", "read_image": "runtime.media",
     "segment_stream": "runtime.pipeline", "VideoOutput": "runtime.video",
     "compose": "runtime.render", "colorize": "runtime.render", "Overlay": "runtime.render",
     "unet_model": "training.model", "conv_block": "training.model", "upsampling_block": "training.model",

@@ -4,6 +4,8 @@
     python -m scripts.bench_batch presets  [--models fast accurate] [--rounds 2]   x264 presets in the viewer's pipeline
     python -m scripts.bench_batch batching [--models A.onnx ...]  inference batch sizes
     python -m scripts.bench_batch workers  [--copies 2]        files in parallel, session sharing
+    python -m scripts.bench_batch images   [--model accurate] [--kitti DIR]   a folder of PNG frames against
+                                           the same frames as an H.264 video; CPU ms of each stage
 
 Every row gives wall time and CPU time (all threads): on a busy machine the wall time
 depends on the neighbours, the CPU time much less. The load average is printed too.
@@ -28,9 +30,13 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm at import
 
 from realtime_seg.commands.batch import BatchConfig, run_batch  # noqa: E402  (after the environment it reads)
 from realtime_seg.runtime.engine import load_model  # noqa: E402  (after the environment it reads)
+from realtime_seg.runtime.look import Look  # noqa: E402  (after the environment it reads)
+from realtime_seg.runtime.media import encode_image, images_in, read_image  # noqa: E402  (after the environment it reads)
+from realtime_seg.runtime.models import open_choice  # noqa: E402  (after the environment it reads)
 from realtime_seg.runtime.video import CODECS, DEFAULT_CODEC, VideoOutput, describe  # noqa: E402  (after the environment it reads)
 
 VIDEO = ROOT / "videos" / "dashcam_highway.mp4"
+KITTI = ROOT.parent / "shared" / "data" / "kitti" / "training" / "image_2"
 TINY = ROOT / "tests" / "fixtures" / "tiny_camvid.onnx"
 PRESETS = ("ultrafast", "superfast", "veryfast")
 PIPELINE_ENCODERS = (*PRESETS, "mp4v")  # mp4v: what the viewer's .mp4 was before H.264
@@ -144,6 +150,62 @@ def bench_workers(args) -> None:
                 report(label, inputs, ext=ext, workers=workers, share_model=share, model=args.model)
 
 
+def bench_images(args) -> None:
+    """Whole batch runs on a folder of PNG frames (an annotated PNG each, with and without --png-masks)
+    and on the same frames as an H.264 video, alternating; then each stage's CPU time alone, one thread."""
+    paths = images_in(Path(args.kitti))
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "kitti.mp4"
+        first = read_image(paths[0])
+        writer = VideoOutput(video, 10.0, (first.shape[1], first.shape[0]))
+        for path in paths:
+            writer.encode(read_image(path))
+        writer.finish()
+        writer.commit()
+        print(f"{len(paths)} frames of {args.kitti}, {first.shape[1]}x{first.shape[0]}; model {args.model} "
+              f"(--precision auto), batch defaults; {load()}")
+        for round_ in range(args.rounds):
+            print(f"round {round_ + 1}")
+            report("folder of PNG frames: an annotated PNG each", [Path(args.kitti)], model=args.model)
+            report("  + --png-masks", [Path(args.kitti)], model=args.model, png_masks=True)
+            report("the same frames as an H.264 .mp4 (video out)", [video], model=args.model)
+            report("the folder --as-video (H.264 out)", [Path(args.kitti)], model=args.model, as_video=True)
+        stages(paths, video, args.model)
+
+
+def stages(paths: list[Path], video: Path, model_name: str) -> None:
+    """CPU ms per frame of each stage alone on one thread (time.thread_time: the neighbours' load barely counts)."""
+    model = open_choice(model_name, "auto", "cpu", threads=1)
+    overlay = Look(hud=False).overlay(model)
+    cpu: dict[str, float] = {}
+
+    def clock(name: str, fn):
+        start = time.thread_time()
+        result = fn()
+        cpu[name] = cpu.get(name, 0.0) + time.thread_time() - start
+        return result
+
+    cap = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    first = read_image(paths[0])
+    writer = VideoOutput(Path(tempfile.mkdtemp()) / "out.mp4", 10.0, (first.shape[1], first.shape[0]))
+    for path in paths:
+        frame = clock("PNG read and decode", lambda: read_image(path))
+        clock("H.264 decode", lambda: cap.read())
+        x = clock("preprocess", lambda: model.prepare([frame]))
+        maps, probs = clock(f"inference ({model.precision}, 1 thread)", lambda: model.infer_probs(x))
+        full = clock("edges (class map to the frame's size)",
+                     lambda: overlay.frame_classes(frame, maps[0], None if probs is None else probs[0]))
+        picture = clock("draw", lambda: overlay.paint(frame, maps[0], full=full))
+        clock("PNG encode, annotated image", lambda: encode_image(picture, ".png"))
+        clock("PNG encode, class-id mask", lambda: encode_image(full, ".png"))
+        clock("H.264 encode", lambda: writer.encode(picture))
+    writer.discard()
+    cap.release()
+    print(f"stages alone, CPU ms per frame (one thread), mean of {len(paths)}; {load()}")
+    for name, seconds in cpu.items():
+        print(f"  {name:42} {seconds / len(paths) * 1e3:7.2f}")
+
+
 def report(label: str, inputs: list[Path], **cfg) -> None:
     out = Path(tempfile.mkdtemp())
     try:
@@ -160,18 +222,20 @@ def report(label: str, inputs: list[Path], **cfg) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("codecs", "presets", "batching", "workers"))
+    p.add_argument("what", choices=("codecs", "presets", "batching", "workers", "images"))
+    p.add_argument("--kitti", default=str(KITTI), help="images: a folder of PNG frames (KITTI's)")
     p.add_argument("--frames", type=int, default=221)
     p.add_argument("--models", nargs="+", default=None, help="batching: .onnx files (tiny); presets: presets")
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--model", default=str(TINY))
+    p.add_argument("--model", default=None, help="workers: a .onnx (default tiny); images: a preset (accurate)")
     p.add_argument("--copies", type=int, default=2)
     p.add_argument("--ext", nargs="+", default=["mp4", "webm"])
     args = p.parse_args()
     if args.models is None:
         args.models = ["fast", "accurate"] if args.what == "presets" else [str(TINY)]
+    args.model = args.model or ("accurate" if args.what == "images" else str(TINY))
     {"codecs": bench_codecs, "presets": bench_presets, "batching": bench_batching,
-     "workers": bench_workers}[args.what](args)
+     "workers": bench_workers, "images": bench_images}[args.what](args)
 
 
 if __name__ == "__main__":

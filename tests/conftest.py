@@ -51,7 +51,8 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, code: int = 1) -> s
     lines than progress bars (no TensorFlow start-up chatter)."""
     assert proc.returncode == code, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    # tqdm moves the cursor up (ESC [A) when a bar below the overall one closes: no text of its own
+    lines = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.replace("\x1b[A", "").strip()]
     errors = [line for line in lines if "error:" in line]
     assert len(errors) == 1 and errors[0].startswith("error: "), proc.stderr
     others = [line for line in lines if line is not errors[0] and not PROGRESS.search(line)]

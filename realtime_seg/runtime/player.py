@@ -33,6 +33,8 @@ from .temporal import FlickerMeter, TemporalSmoother, smoother
 from .video import VideoOutput
 
 END_HINT = "end of video: q quits, r replays"
+STILL_HINT = "any key closes (m, l, +/-, s, c: as in a video)"
+LOOK_KEYS = {ord(k) for k in "ml+=-_cs"}  # keys that change or save the picture (a still stays up for them)
 
 
 class Screen(Protocol):
@@ -225,12 +227,15 @@ def _show(loop: _Playback, image: np.ndarray, packet: Packet) -> str | None:
 
 
 def _replay(loop: _Playback, last: Packet | None) -> bool:
-    """At the end of a file in a window: hold its last frame; True once r has started it again."""
+    """At the end of a file in a window: hold its last frame; True once r has started it again.
+    One image (a still) is held until a key that changes nothing is pressed."""
     source = loop.source
     if not loop.window or last is None or source.live or source.cancelled or source.broken is not None:
         return False  # no window, nothing shown, a camera or stream, Ctrl-C, or a truncated file
-    print(f"end of {source.name}: the window keeps its last frame; q quits, r replays", flush=True)
-    if _hold(loop, last) != "replay" or not source.restart():
+    still = getattr(source, "still", False)
+    print(f"showing {source.name} until a key is pressed (m views, l legend, +/- opacity, s screenshot)" if still
+          else f"end of {source.name}: the window keeps its last frame; q quits, r replays", flush=True)
+    if _hold(loop, last, still) != "replay" or not source.restart():
         return False
     if loop.smoother is not None:
         loop.smoother.reset()
@@ -238,18 +243,22 @@ def _replay(loop: _Playback, last: Packet | None) -> bool:
     return True
 
 
-def _hold(loop: _Playback, packet: Packet) -> str:
+def _hold(loop: _Playback, packet: Packet, still: bool = False) -> str:
     """Show the last frame with END_HINT until r ('replay'), q, a closed window or a signal ('quit');
-    the other keys (view, legend, opacity, screenshot) still work on it."""
+    the other keys (view, legend, opacity, screenshot) still work on it. `still` (one image): STILL_HINT,
+    and any key that changes nothing closes it."""
     loop.state.paused = False
     while True:
         image = render(packet, loop.model, loop.state, loop.meter.fps, loop.times, loop.source)
         hinted = image.copy()
-        draw_hud(hinted, [END_HINT], bottom=True)
+        draw_hud(hinted, [STILL_HINT if still else END_HINT], bottom=True)
         loop.window.show(hinted)
         action = None
         while action not in ("redraw", "quit", "replay"):
-            action = handle_key(loop.window.key(50), loop.state, image, loop.shots)
+            key = loop.window.key(50)
+            if still and key != 255 and key not in LOOK_KEYS:
+                return "quit"
+            action = handle_key(key, loop.state, image, loop.shots)
             if loop.source.cancelled or loop.window.closed():
                 return "quit"
             loop.state.paused = False  # space and n: nothing plays here

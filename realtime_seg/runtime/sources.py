@@ -1,7 +1,9 @@
-"""Frame sources: video files, cameras and stream URLs, all read the same way.
+"""Frame sources: video files, images and frame folders, cameras and stream URLs, all read the same way.
 
-`open_source(spec)` returns a `Source`; `source.read()` gives the next BGR frame or
-None at the end, whatever the source, so the pipeline never branches on its type.
+`open_video(spec)` and `open_camera(index)` return a `Source`; `source.read()` gives the next BGR
+frame or None at the end, whatever the source, so the pipeline never branches on its type.
+A folder of frames, a glob or one image (`FrameSource`) plays like a video file at `fps`, each
+frame at its own size (runtime/media.py reads and lists them).
 Live sources (cameras, streams without a length) are read on their own thread that keeps
 only the newest frame: a slow consumer never builds up lag, and the frames it missed are
 counted. A URL whose container reports a length (a video file over HTTP) is read like a file.
@@ -21,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..errors import UsageError, UserError
-from ..system import check_readable, read_head, usable_cores
+from .media import DEFAULT_FPS, ImageCapture, file_capture, frame_files, open_video_file
 
 log = logging.getLogger(__name__)
 
@@ -294,12 +296,58 @@ def is_url(spec: str) -> bool:
     return len(urlparse(spec).scheme) > 1
 
 
-def open_video(spec: str, realtime: bool = False, loop: bool = False) -> Source:
-    """A video file or a stream URL (rtsp, http, ...); `loop` (files only) starts again at the end."""
+def open_video(spec: str, realtime: bool = False, loop: bool = False, fps: float | None = None) -> Source:
+    """A video file, a stream URL (rtsp, http, ...), or images played as a video: a folder of frames,
+    a glob or one image, at `fps` (default DEFAULT_FPS); `loop` (not streams) starts again at the end."""
+    images = None if is_url(spec) else frame_files(spec)
+    if images is not None:
+        return open_frames(spec, images, fps or DEFAULT_FPS, realtime, loop)
+    if fps is not None:
+        raise UsageError(f"--fps sets the rate of images played as a video; {spec} plays at its own: drop --fps")
     if is_url(spec):
         return open_stream(spec, realtime, loop)
     cap, first = open_video_file(Path(spec))
     return Source(spec, cap, realtime, first, loop=loop)
+
+
+class FrameSource(Source):
+    """Image files played as a video (runtime/media.py's ImageCapture): every frame at its own size;
+    an image that cannot be read is skipped and kept in `skipped`, never the end of the source."""
+
+    @property
+    def skipped(self) -> dict[Path, str]:
+        """The images skipped so far (path: why)."""
+        return self.cap.skipped
+
+    @property
+    def names(self) -> list[Path]:
+        """The files of the frames read in this pass: the i-th frame read is names[i]."""
+        return self.cap.names
+
+    @property
+    def still(self) -> bool:
+        """One image: shown until a key is pressed, written as an image."""
+        return len(self.cap.paths) == 1
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        """The frame sizes (W, H) seen so far, the first's first."""
+        return self.cap.sizes
+
+    def _ended_short(self) -> bool:
+        return False  # unreadable images are skipped and reported, the others played
+
+
+def open_frames(name: str, images: list[Path], fps: float = DEFAULT_FPS, realtime: bool = False,
+                loop: bool = False) -> FrameSource:
+    """Images played as a video at `fps`; an error when not one of them can be read."""
+    if not fps > 0:
+        raise UsageError(f"--fps must be more than 0, got {fps:g}")
+    cap = ImageCapture(images, fps)
+    ok, first = cap.read()
+    if not ok:
+        raise cap.unreadable(name)
+    return FrameSource(name, cap, realtime, first, loop=loop)
 
 
 def open_stream(url: str, realtime: bool = False, loop: bool = False) -> Source:
@@ -345,50 +393,3 @@ def _not_opened(url: str, waited_s: float) -> str:
     except (OSError, ValueError):  # unreachable, unknown host, or a port that is no number
         pass
     return f"cannot open stream {url} (failed after {waited_s:.1f}s); check the URL and that the server is reachable"
-
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"II*\x00", b"MM\x00*", b"BM")
-
-
-def _image_content(path: Path) -> bool:
-    """The file starts like an image (PNG, JPEG, GIF, TIFF, BMP, WebP), whatever its name."""
-    head = read_head(path)
-    return head.startswith(IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
-
-
-def file_capture(path: Path | str) -> cv2.VideoCapture:
-    """FFmpeg's capture of a video file, on one decoding thread when there are two cores or fewer.
-
-    FFmpeg's frame threads cost CPU time to coordinate (960x540 H.264: 3.3 CPU ms a frame
-    against 2.4 on one thread); on 2 cores the model needs every CPU ms, and one thread decodes
-    400 frames a second.
-    """
-    params = [cv2.CAP_PROP_N_THREADS, 1] if usable_cores() <= 2 else []
-    return cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
-
-
-def open_video_file(path: Path) -> tuple[cv2.VideoCapture, np.ndarray]:
-    """An opened capture and its first frame; a clear error for anything that is not a video."""
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not a video; pass a video file "
-                        f"(`python -m realtime_seg batch` takes folders)")
-    check_readable(path, "video")
-    if path.stat().st_size == 0:
-        raise UserError(f"video {path} is empty (0 bytes); pass a real video file")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        raise UserError(f"{path} is an image, not a video; pass a video file")
-    cap = file_capture(path)
-    ok, first = cap.read() if cap.isOpened() else (False, None)
-    if ok and _image_content(path):  # FFmpeg plays an image as a 1-frame video; a raw MJPEG has more
-        ok = cap.grab()
-        cap.release()
-        if not ok:
-            raise UserError(f"{path} is an image, not a video; pass a video file")
-        cap = file_capture(path)
-        ok, first = cap.read()
-    if not ok:  # a header alone, or bytes FFmpeg cannot decode
-        cap.release()
-        raise UserError(f"cannot decode {path}: corrupt or not a video; pass an mp4, avi, mkv "
-                        f"or webm file")
-    return cap, first

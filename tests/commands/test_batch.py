@@ -296,7 +296,7 @@ def test_interrupt_stops_promptly_and_keeps_only_finished_outputs(tmp_path, sig)
 def test_usage_errors_are_one_line_exit_2(tmp_path):
     proc = batch(tmp_path / "nothing_here" / "*.mp4", "--out", tmp_path / "out")
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: no videos found"), proc.stderr
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: no videos or images found"), proc.stderr
     bad = batch(SHORT, "--out", tmp_path / "out", "--opacity", "1.5")
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --opacity must be between 0 and 1, got 1.5"
     assert not (tmp_path / "out").exists()

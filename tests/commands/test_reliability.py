@@ -161,6 +161,8 @@ def inputs(tmp_path_factory) -> Iterator[Path]:
     (d / "folder").mkdir()
     shutil.copy(FIXTURES / "frames" / "frame_0.png", d / "frame.png")
     shutil.copy(FIXTURES / "frames" / "frame_0.png", d / "frame_png.mp4")  # an image with a video's name
+    (d / "corrupt.png").write_bytes((FIXTURES / "frames" / "frame_0.png").read_bytes()[:3000])  # cut off
+    cv2.imwrite(str(d / "tiny.png"), cv2.imread(str(FIXTURES / "frames" / "frame_0.png"))[:20, :40])
     (d / "empty.mp4").write_bytes(b"")
     (d / "empty.keras").write_bytes(b"")
     (d / "notes.onnx").write_text("these are notes, not a model\n")
@@ -206,9 +208,13 @@ MATRIX = [
     ("viewer", "truncated video (no index)", "--video {in}/truncated.mp4", 1, "cannot decode"),
     ("viewer", "truncated video (ends early)", "--video {in}/cut_off.avi --output {out}/v.mp4", 1,
      "ended after 16 of 40 frames"),
-    ("viewer", "folder as video", "--video {in}/folder", 1, "is a folder, not a video"),
-    ("viewer", "image as video", "--video {in}/frame.png", 1, "is an image, not a video"),
-    ("viewer", "image named .mp4", "--video {in}/frame_png.mp4", 1, "is an image, not a video"),
+    ("viewer", "folder without images", "--video {in}/folder", 2, "holds no images"),
+    ("viewer", "glob matching no image", "--video {in}/*.webp", 2, "no images match"),
+    ("viewer", "cut-off image", "--video {in}/corrupt.png", 1, "corrupt, cut off or not an image"),
+    ("viewer", "image smaller than 32 pixels", "--video {in}/tiny.png", 1, "under the 32 a side"),
+    ("viewer", "image named .mp4", "--video {in}/frame_png.mp4", 1, "is an image with a video's name"),
+    ("viewer", "image output for a video", "--video {in}/clip.mp4 --output {out}/x.png", 2, "writes one image"),
+    ("viewer", "--fps for a video", "--video {in}/clip.mp4 --fps 5", 2, "--fps sets the rate of images"),
     ("viewer", "zero-byte video", "--video {in}/empty.mp4", 1, "is empty (0 bytes)"),
     ("viewer", "stream that never answers", "--video rtsp://{blackhole}/live", 1, "cannot open stream"),
     ("viewer", "negative camera index", "--camera -1", 2, "--camera must be 0 or more"),
@@ -228,12 +234,13 @@ MATRIX = [
     ("viewer", "loop on a camera", "--camera 0 --loop", 2, "--loop replays video files"),
     ("viewer", "loop on a stream", "--video rtsp://{blackhole}/live --loop", 2, "--loop replays video files"),
     # batch: bad options, truncated file in a folder, outputs over inputs (API): test_batch.py
-    ("batch", "missing video", "{in}/missing.mp4", 2, "no videos found"),
+    ("batch", "missing video", "{in}/missing.mp4", 2, "no videos or images found"),
     ("batch", "unreadable video", "{in}/locked.mp4", 1, "permission denied"),
     ("batch", "truncated video (no index)", "{in}/truncated.mp4", 1, "cannot decode"),
-    ("batch", "folder without videos", "{in}/folder", 2, "no videos found"),
-    ("batch", "image as video", "{in}/frame.png", 1, "is an image, not a video"),
-    ("batch", "image named .mp4", "{in}/frame_png.mp4", 1, "is an image, not a video"),
+    ("batch", "folder without videos or images", "{in}/folder", 2, "no videos or images found"),
+    ("batch", "cut-off image", "{in}/corrupt.png", 1, "corrupt, cut off or not an image"),
+    ("batch", "image smaller than 32 pixels", "{in}/tiny.png", 1, "under the 32 a side"),
+    ("batch", "image named .mp4", "{in}/frame_png.mp4", 1, "is an image with a video's name"),
     ("batch", "zero-byte video", "{in}/empty.mp4", 1, "is empty (0 bytes)"),
     ("batch", "stream URL", "rtsp://{blackhole}/live", 2, "batch reads video files, not streams"),
     ("batch", "missing model", "{in}/clip.mp4 --model {in}/missing.onnx", 1, "not found"),
@@ -290,7 +297,7 @@ MATRIX = [
     ("bench", "truncated video (no index)", "--video {in}/truncated.mp4", 1, "cannot decode"),
     ("bench", "folder as video", "--video {in}/folder", 1, "is a folder, not a video"),
     ("bench", "image as video", "--video {in}/frame.png", 1, "is an image, not a video"),
-    ("bench", "image named .mp4", "--video {in}/frame_png.mp4", 1, "is an image, not a video"),
+    ("bench", "image named .mp4", "--video {in}/frame_png.mp4", 1, "is an image with a video's name"),
     ("bench", "zero-byte video", "--video {in}/empty.mp4", 1, "is empty (0 bytes)"),
     ("bench", "stream URL", "--video rtsp://{blackhole}/live", 2, "bench needs a video file"),
     ("bench", "unsupported URL scheme", "--video ftp://127.0.0.1/x.mp4", 2, "bench needs a video file"),

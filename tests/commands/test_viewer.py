@@ -1,6 +1,7 @@
 """The live viewer end to end: headless runs, live sources, cameras, streams, a real window, keys, signals."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import logging
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -542,24 +544,32 @@ def _quit(display: str, window: str, proc: subprocess.Popen) -> str:
     return err
 
 
-def _play_to_the_end(*args: str) -> tuple[str, np.ndarray | None]:
-    """Play in a window under Xvfb until the end; check that the window stays, grab it, quit with q.
-    (stdout, the window's still image at the end)."""
+@contextlib.contextmanager
+def _held_window(*args: str, line: str = "end of ") -> Iterator[tuple[str, Path, str, subprocess.Popen, _Lines]]:
+    """The viewer in a window under Xvfb, once it has printed `line` and still shows a second later:
+    (display, framebuffer, window, process, its stdout); killed on the way out if it is still running."""
     with shots.xvfb() as (display, framebuffer):
         proc = _viewer_in_window(display, *args)
         try:
             out = _Lines(proc)
             window = shots.find_window(display)
             shots.park_cursor(display)
-            out.wait_for("end of ")
+            out.wait_for(line)
             time.sleep(1.0)
-            assert proc.poll() is None  # still open a second after the end
-            held = _grab_still(display, framebuffer, window)
-            _quit(display, window, proc)
+            assert proc.poll() is None  # still open a second after it
+            yield display, framebuffer, window, proc, out
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
+
+
+def _play_to_the_end(*args: str) -> tuple[str, np.ndarray | None]:
+    """Play in a window under Xvfb until the end; check that the window stays, grab it, quit with q.
+    (stdout, the window's still image at the end)."""
+    with _held_window(*args) as (display, framebuffer, window, proc, out):
+        held = _grab_still(display, framebuffer, window)
+        _quit(display, window, proc)
     return out.text(), held
 
 
@@ -765,3 +775,127 @@ def test_signal_finalizes_the_output(sig, tmp_path):
     assert f"wrote {out} ({frames} frames, 960x540 at 25 fps)" in stdout
     assert video_info(out) == (frames, VIDEO_SIZE, VIDEO_FPS)
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no .out.partial.mp4 left
+
+
+# ---------------------------------------------------------------- 8. images and folders of frames
+
+FIXTURE_DIR = ROOT / "tests" / "fixtures"
+CARLA_FRAMES = FIXTURE_DIR / "carla13" / "CameraRGB"   # 4 real CARLA frames, 200x150
+KITTI_FRAMES = FIXTURE_DIR / "kitti"                   # 5 real KITTI frames, 414x125
+
+
+def _codec(path: Path) -> str:
+    import av
+    with av.open(str(path)) as container:
+        return container.streams.video[0].codec_context.name
+
+
+def test_a_frame_folder_records_an_h264_video(tmp_path, model):
+    """A CARLA capture folder (CameraRGB/) plays as a video at 10 fps: every frame, in order, blended."""
+    out = tmp_path / "x.mp4"
+    proc = viewer_cli("--video", str(CARLA_FRAMES), "--no-show", "--output", str(out), "--smooth", "0", "--no-hud")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert summary(proc.stdout) == (4, 0)
+    assert f"wrote {out} (4 frames, 200x150 at 10 fps)" in proc.stdout
+    assert video_info(out) == (4, (200, 150), 10.0) and _codec(out) == "h264"
+    names = sorted(CARLA_FRAMES.iterdir())
+    recorded = read_frames(out, {0, 3})
+    for index in (0, 3):
+        frame = cv2.imread(str(names[index]))
+        expected = expected_blend(model, frame)
+        Legend(model.classes, palette(model)).draw(expected)
+        assert np.abs(recorded[index].astype(int) - expected).mean() < 6, index  # lossy H.264
+        others = [cv2.imread(str(n)) for n in names if n != names[index]]
+        assert all(np.abs(recorded[index].astype(int) - expected_blend(model, f)).mean() > 15 for f in others)
+
+
+def test_one_image_writes_the_annotated_image_at_its_size(tmp_path, model):
+    frame_path = KITTI_FRAMES / "000050_10.png"
+    out = tmp_path / "x.png"
+    proc = viewer_cli("--video", str(frame_path), "--no-show", "--output", str(out), "--smooth", "0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"wrote {out} (the annotated image, 414x125)" in proc.stdout
+    frame = cv2.imread(str(frame_path))
+    expected = expected_blend(model, frame)
+    Legend(model.classes, palette(model)).draw(expected)
+    written = cv2.imread(str(out))
+    assert written.shape == frame.shape
+    assert close_fraction(written, expected, np.ones(frame.shape[:2], bool), tol=1) >= 0.999  # no HUD on a still
+    jpeg = tmp_path / "x.jpg"
+    proc = viewer_cli("--video", str(frame_path), "--no-show", "--output", str(jpeg))
+    assert proc.returncode == 0 and cv2.imread(str(jpeg)).shape == frame.shape, proc.stderr[-3000:]
+
+
+def test_frames_of_two_sizes_and_a_corrupt_one(tmp_path):
+    """Natural order, each frame at its own size (the video at the first's, said so), a cut-off image
+    named in one error line and skipped; the others are recorded and the exit status is 1."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    sources = {"f1.png": KITTI_FRAMES / "000000_10.png", "f2.png": CARLA_FRAMES / "train_0.png",
+               "f10.png": KITTI_FRAMES / "000025_10.png"}
+    for name, src in sources.items():
+        (folder / name).write_bytes(src.read_bytes())
+    (folder / "f3.png").write_bytes((KITTI_FRAMES / "000050_10.png").read_bytes()[:4000])
+    (folder / "notes.txt").write_text("not a frame\n")
+    out = tmp_path / "x.avi"  # lossless: the frames themselves (--view original)
+    proc = viewer_cli("--video", str(folder), "--no-show", "--output", str(out), "--codec", "huffyuv",
+                      "--view", "original", "--no-hud")
+    line = conftest.assert_one_line_error(proc)
+    assert line == (f"error: skipped 1 of 4 images that could not be read ({folder / 'f3.png'}: corrupt, cut off or "
+                    f"not an image); the others were segmented")
+    assert ("note: the frames are of 2 sizes; the video takes the first frame's, 414x125, and the others are "
+            "resized to it") in proc.stdout
+    assert video_info(out) == (3, (414, 124), 10.0)  # video sizes are even: the last row is cut
+    frames = read_frames(out, {0, 1, 2})
+    np.testing.assert_array_equal(frames[0], cv2.imread(str(sources["f1.png"]))[:124])
+    resized = cv2.resize(cv2.imread(str(sources["f2.png"])), (414, 125), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(frames[1], resized[:124])
+    np.testing.assert_array_equal(frames[2], cv2.imread(str(sources["f10.png"]))[:124])
+
+
+def test_image_outputs_need_one_image_and_a_still_writes_an_image_by_default(tmp_path):
+    proc = viewer_cli("--video", str(KITTI_FRAMES), "--no-show", "--output", str(tmp_path / "x.png"))
+    line = assert_one_line_error(proc, 2)
+    assert "writes one image, and" in line and "batch" in line and not (tmp_path / "x.png").exists()
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), cv2.imread(str(KITTI_FRAMES / "000075_10.png")))
+    number = next(n for n in range(77, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists()
+                  and not display.x_server_listening(n))
+    proc = viewer_cli("--video", str(photo), cwd=tmp_path, env={"DISPLAY": f":{number}"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no display available: running without a window, writing photo_seg.jpg" in proc.stdout
+    assert cv2.imread(str(tmp_path / "photo_seg.jpg")).shape == (125, 414, 3)
+
+
+@needs_x
+def test_a_frame_folder_plays_in_the_window_like_a_video(model):
+    """The CARLA folder in a window: at 10 fps, every frame, and the last one held at the end as a video's."""
+    stdout, held = _play_to_the_end("--video", str(CARLA_FRAMES), "--no-hud", "--smooth", "0")
+    assert f"end of {CARLA_FRAMES}: the window keeps its last frame; q quits, r replays" in stdout
+    assert summary(stdout) == (4, 0)
+    assert _mean_fps(stdout) <= 12, stdout  # paced at the folder's 10 fps, never faster
+    assert held is not None, "the window does not hold a still frame at the end"
+    last = cv2.imread(str(sorted(CARLA_FRAMES.iterdir())[-1]))
+    expected = expected_blend(model, last)
+    Legend(model.classes, palette(model)).draw(expected)
+    assert held.shape == last.shape
+    hint = np.zeros(last.shape[:2], bool)
+    hint[-40:] = True  # the hint's box, at the bottom
+    assert close_fraction(held, expected, ~hint, tol=3) >= 0.99
+
+
+@needs_x
+def test_one_image_stays_in_the_window_until_a_key_is_pressed():
+    """m changes the view of the image shown (it stays); any other key closes it."""
+    with _held_window("--video", str(KITTI_FRAMES / "000000_10.png"), line="showing ") as (
+            display, framebuffer, window, proc, out):
+        blended = _grab_still(display, framebuffer, window)
+        shots.xdotool(display, "key", "--window", window, "m")
+        time.sleep(0.7)
+        masked = _grab_still(display, framebuffer, window)
+        assert proc.poll() is None and blended is not None and masked is not None
+        assert not np.array_equal(blended, masked)  # the mask view, still up
+        shots.xdotool(display, "key", "--window", window, "x")  # a key that changes nothing: closes it
+        proc.wait(timeout=10)
+        assert proc.returncode == 0, proc.stderr.read()[-3000:]
+    assert "showing " in out.text() and summary(out.text()) == (1, 0)

@@ -77,8 +77,9 @@ def test_truncated_file_is_broken(tmp_path):
 
 @pytest.mark.parametrize("spec, error, words", [
     ("{tmp}/missing.mp4", UserError, "not found"),
-    ("{tmp}", UserError, "is a folder"),
-    ("{frame}", UserError, "is an image, not a video"),
+    ("{tmp}/missing.png", UserError, "cannot read image .*missing.png: not found"),
+    ("{tmp}", UsageError, "holds no images"),  # an empty folder (a folder of frames plays: test_media.py)
+    ("{tmp}/*.jpg", UsageError, "no images match"),
     ("ftp://host/x.mp4", UserError, "unsupported URL scheme 'ftp'"),
 ])
 def test_bad_specs_are_clear_errors(tmp_path, spec, error, words):

@@ -13,6 +13,7 @@ from typing import Iterator
 from ...cli import add_compare_options, add_look_options, add_model_options, look_options, model_choice
 from ...errors import ArgumentParser
 from ...plots import require
+from ...runtime.media import DEFAULT_FPS
 from ...runtime.video import CODECS, DEFAULT_CODEC
 from ...system import on_stop_signals
 from .config import DEFAULT_EXT, BatchConfig
@@ -44,7 +45,7 @@ def summary_line(results: list[Result], out: Path) -> str:
 def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m realtime_seg batch", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or globs")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video or image files, folders or globs")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
     add_model_options(p, threads_help="onnxruntime threads per worker (0: half the cores / workers, at least 1)")
     p.add_argument("--hud", action="store_true", help="draw frame number, FPS and stage times")
@@ -63,7 +64,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", help=f"{', '.join(CODECS)} (default: by --ext: "
                    f"{', '.join(f'{e.lstrip(chr(46))} {c}' for e, c in DEFAULT_CODEC.items())})")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that exist (default: skip)")
-    p.add_argument("--recursive", action="store_true", help="folders: include subfolders; globs: ** matches")
+    p.add_argument("--recursive", action="store_true", help="folders: include subfolders (mirrored under DIR); "
+                   "globs: ** matches")
+    p.add_argument("--as-video", action="store_true", help="write each folder (or glob) of images as one video, "
+                   "DIR/<folder>_seg.mp4, instead of one annotated image per image")
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS, metavar="N",
+                   help=f"--as-video: the rate of its video (default {DEFAULT_FPS:g}, CARLA's usual capture rate)")
     p.add_argument("--workers", type=int, default=1, help="files processed in parallel (default 1)")
     p.add_argument("--batch-size", type=int, default=0,
                    help="frames per inference call (default 0: 1 on a CPU, 8 on CUDA; docs/BATCH.md)")
@@ -86,7 +92,7 @@ def config_from_args(args: argparse.Namespace) -> BatchConfig:
                        recursive=args.recursive, workers=args.workers, batch_size=args.batch_size,
                        threads=args.threads, precision=args.precision, ray=args.ray,
                        ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, chunk_frames=args.chunk_frames,
-                       compare=args.compare, compare_view=args.compare_view)
+                       compare=args.compare, compare_view=args.compare_view, as_video=args.as_video, fps=args.fps)
 
 
 @contextlib.contextmanager

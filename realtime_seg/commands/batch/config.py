@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ...errors import UsageError, check_at_least
 from ...runtime.look import Look
+from ...runtime.media import DEFAULT_FPS
 from ...runtime.models import ModelChoice, choose_model
 from ...runtime.video import codec_name
 
@@ -37,6 +38,8 @@ class BatchConfig:
     chunk_frames: int = 1500      # --ray: files longer than this are split into chunks of it (0: never)
     compare: str | None = None    # --compare MODEL[:PRECISION]: a second model, both drawn side by side
     compare_view: str = "side"
+    as_video: bool = False        # a group of images (a folder's) written as one video, not image by image
+    fps: float = DEFAULT_FPS      # --as-video: the rate of its video
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelChoice):
@@ -54,6 +57,8 @@ def check_config(cfg: BatchConfig) -> None:
     check_at_least("--batch-size", cfg.batch_size, 0)
     check_at_least("--threads", cfg.threads, 0)
     check_at_least("--chunk-frames", cfg.chunk_frames, 0)
+    if not cfg.fps > 0:
+        raise UsageError(f"--fps must be more than 0, got {cfg.fps:g}")
     if cfg.ray_cpus <= 0 or (cfg.ray_gpus is not None and cfg.ray_gpus < 0):
         raise UsageError(f"--ray-cpus must be more than 0 and --ray-gpus 0 or more, got "
                          f"{cfg.ray_cpus:g} and {cfg.ray_gpus}")

@@ -16,8 +16,9 @@ from ...runtime.sources import is_url
 from ...runtime.video import VideoOutput
 from ...system import progress
 from .config import BatchConfig, check_config
-from .plan import Job, check_out, expand_inputs, header_frames, pending_outputs, plan
-from .runner import Result, Runner, report_failure
+from .images import ImageRunner
+from .plan import Frames, Job, check_out, expand_inputs, header_frames, pending_outputs, plan
+from .runner import Result, report_failure
 
 
 def probe_codec(cfg: BatchConfig) -> None:
@@ -49,8 +50,11 @@ def run_batch(specs: list[str], cfg: BatchConfig, stop: threading.Event | None =
                          f"`python -m realtime_seg --video URL --no-show --output rec.mp4`")
     inputs, unmatched = expand_inputs(specs, cfg.recursive, cfg.out)
     if not inputs:
-        raise UsageError(f"no videos found in {' '.join(specs) or '(no inputs)'}; pass video files, "
-                         f"folders or globs (folders: --recursive for subfolders)")
+        raise UsageError(f"no videos or images found in {' '.join(specs) or '(no inputs)'}; pass video or image "
+                         f"files, folders or globs (folders: --recursive for subfolders)")
+    if cfg.ray is not None and any(isinstance(item, Frames) for item, _ in inputs):
+        raise UsageError("--ray runs video files; images and frame folders run on this machine: batch them "
+                         "without --ray")
     check_out(cfg, inputs)
     existed = cfg.out.exists()
     try:
@@ -66,7 +70,7 @@ def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: Bat
     """Process the inputs that have outputs to write; the others are skipped or not found."""
     jobs = plan(inputs, cfg)
     for spec in unmatched:
-        report_failure(f"{spec} not found (no such file, or no videos match); check the path")
+        report_failure(f"{spec} not found (no such file, or no videos or images match); check the path")
     results: dict[int, Result] = {}
     todo = []
     for i, job in enumerate(jobs):
@@ -78,7 +82,7 @@ def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: Bat
     if todo:
         probe_codec(cfg)
         for _, job in todo:
-            job.frames = header_frames(job.source)
+            job.frames = job.frames or header_frames(job.source)  # images: counted when planned
         if cfg.ray is not None:
             from .cluster import run_on_ray
             results.update(run_on_ray(todo, cfg, stop))
@@ -95,7 +99,8 @@ def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: Bat
                   f"{models.plan.workers} call(s) in flight", flush=True)
             results.update(_run_jobs(todo, cfg, models, stop, compared))
     ordered = [results[i] for i in range(len(jobs))]
-    return [Result(spec, "failed: not found (no such file, or no videos match)") for spec in unmatched] + ordered
+    return [Result(spec, "failed: not found (no such file, or no videos or images match)")
+            for spec in unmatched] + ordered
 
 
 def _run_jobs(todo: list[tuple[int, Job]], cfg: BatchConfig, models: Opened, stop: threading.Event,
@@ -103,7 +108,7 @@ def _run_jobs(todo: list[tuple[int, Job]], cfg: BatchConfig, models: Opened, sto
     """Run jobs on `workers` threads under an overall progress bar (`compared`: --compare's model);
     waits in short steps so that signals reach the main thread promptly."""
     overall = progress(total=sum(job.frames for _, job in todo), desc="total", unit="frame", position=0)
-    runner = Runner(cfg, models, stop, overall, compared)
+    runner = ImageRunner(cfg, models, stop, overall, compared)
     pool = cf.ThreadPoolExecutor(cfg.workers, thread_name_prefix="batch")
     futures = {pool.submit(runner.run, job): i for i, job in todo}
     try:

@@ -10,14 +10,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ...errors import UserError, first_line
 from ...runtime.compare import Comparison
 from ...runtime.engine import SegModel
 from ...runtime.models import Opened
 from ...runtime.palettes import choose_palette
-from ...runtime.pipeline import StageTimes, segment_stream
-from ...runtime.render import hud_lines
-from ...runtime.sources import Source, open_video_file
+from ...runtime.pipeline import Packet, StageTimes, segment_stream
+from ...runtime.render import Overlay, hud_lines
+from ...runtime.sources import Source, open_frames, open_video_file
 from ...runtime.temporal import smoother
 from ...runtime.video import VideoOutput
 from ...system import progress
@@ -71,24 +73,31 @@ class Runner:
         try:
             return self._process(job, slot)
         except Exception as e:  # one bad file must not stop the batch
-            log.debug("%s failed", job.source, exc_info=True)
-            return Result(job.label, f"failed: {_reason(e, job.source)}")
+            log.debug("%s failed", job.label, exc_info=True)
+            return Result(job.label, f"failed: {failure_reason(e, Path(job.label))}")
         finally:
             self._slots.put(slot)
+
+    def _open(self, job: Job) -> tuple[Source, tuple[int, int]]:
+        """The job's source and the size of its output: a video's first frame as decoded (rotation
+        metadata applied), or with --as-video its images at --fps (the first image's size)."""
+        if job.images:
+            source = open_frames(job.label, list(job.images), self.cfg.fps)
+            return source, source.size
+        cap, first = open_video_file(job.source)
+        return Source(str(job.source), cap, first=first), (first.shape[1], first.shape[0])
 
     def _process(self, job: Job, slot: int) -> Result:
         start = time.perf_counter()
         try:
-            cap, first = open_video_file(job.source)
+            source, size = self._open(job)
         except UserError as e:
             self._uncount(job.frames)
             report_failure(str(e))
-            return Result(job.label, f"failed: {_reason(e, job.source)}")
-        source = Source(str(job.source), cap, first=first)
+            return Result(job.label, f"failed: {failure_reason(e, job.source)}")
         model = self.models.get(slot)
-        size = (first.shape[1], first.shape[0])  # as decoded: rotation metadata is already applied
         writers = self._open_writers(job, source, size, model)
-        bar = progress(total=source.frame_count, desc=_short(job.source.name), unit="frame",
+        bar = progress(total=source.frame_count, desc=bar_label(job.source.name), unit="frame",
                        position=slot + 1, leave=False)
         frames, status, hint = 0, "ok", "; re-copy or re-encode it"
         compare = self._comparison(slot, model)
@@ -96,7 +105,7 @@ class Runner:
             frames, stopped = self._frames(source, model, writers, bar, start, compare)
             if stopped:
                 status = "interrupted"
-            elif source.frame_count and frames < source.frame_count:
+            elif not job.images and source.frame_count and frames < source.frame_count:
                 status = (f"failed: truncated or corrupt, decoded {frames} of "
                           f"{source.frame_count} frames")
         except UserError as e:  # an output could not be written (disk full, ...): this input fails
@@ -108,10 +117,14 @@ class Runner:
             bar.close()
             source.close()
             status, written = self._close_writers(writers, status)
+            if status == "ok" and job.images and source.skipped:  # the other frames were written
+                status = skipped_status(source.skipped, len(job.images))
             if status.startswith("failed"):
                 self._uncount((source.frame_count or frames) - frames)
         if status.startswith("failed: cannot write"):
             report_failure(status.removeprefix("failed: "))
+        elif job.images and source.skipped:
+            report_skipped(source.skipped)
         elif status.startswith("failed"):
             report_failure(f"{job.source}: {status.removeprefix('failed: ')}{hint}")
         return Result(job.label, status, frames, time.perf_counter() - start, written, source.fps,
@@ -167,17 +180,19 @@ class Runner:
                 if "masks" in writers:
                     writers["masks"].write(packet.index, full)
                 if "compare_masks" in writers:
-                    other = packet.compared
-                    writers["compare_masks"].write(packet.index, overlay.frame_classes(packet.frame, other.class_map,
-                                                                                       other.probs))
+                    writers["compare_masks"].write(packet.index, compared_classes(overlay, packet))
                 if "stats" in writers:
                     writers["stats"].write(packet.index, packet.class_map, packet.restarted, agreement)
                 frames += 1
-                bar.update()
-                if self.overall is not None:
-                    with self._overall_lock:
-                        self.overall.update()
+                self._count(bar)
         return frames, False
+
+    def _count(self, bar) -> None:
+        """One frame done: the file's bar and the overall one move on."""
+        bar.update()
+        if self.overall is not None:
+            with self._overall_lock:
+                self.overall.update()
 
     def _close_writers(self, writers: dict, status: str) -> tuple[str, list[Path]]:
         """Finish and check every output, then rename them all into place; none if one failed.
@@ -204,6 +219,23 @@ class Runner:
                 self.overall.refresh()
 
 
+def compared_classes(overlay: Overlay, packet: Packet) -> np.ndarray:
+    """The --compare model's class ids at the frame's size (its class-id PNGs)."""
+    other = packet.compared
+    return overlay.frame_classes(packet.frame, other.class_map, other.probs)
+
+
+def skipped_status(skipped: dict[Path, str], total: int) -> str:
+    """The table's status of a group of images some of which could not be read (the others were done)."""
+    return f"failed: {len(skipped)} of {total} images could not be read (skipped)"
+
+
+def report_skipped(skipped: dict[Path, str]) -> None:
+    """One line for each image that was skipped: which file, and why."""
+    for path, reason in skipped.items():
+        report_failure(f"skipped {path}: {reason}; the other images were segmented")
+
+
 def report_failure(message: str) -> None:
     """One `error: ...` line per failed input on stderr, above the progress bars (the batch goes on)."""
     from tqdm import tqdm
@@ -217,11 +249,12 @@ def _hud(source: Source, model: SegModel, times: StageTimes, index: int, done: i
                      f"{Path(source.name).name}  frame {index + 1}{total}")
 
 
-def _short(name: str, width: int = 24) -> str:
+def bar_label(name: str, width: int = 24) -> str:
+    """A progress bar's label: the name, cut to `width` characters."""
     return name if len(name) <= width else name[:width - 1] + "…"
 
 
-def _reason(error: BaseException, path: Path) -> str:
+def failure_reason(error: BaseException, path: Path) -> str:
     """One line, without repeating the path the table already shows."""
     text = first_line(error, limit=None)
     return text.replace(f"{path} ", "").replace(str(path), path.name)

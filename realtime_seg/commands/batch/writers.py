@@ -92,7 +92,8 @@ class ClassStats:
 
     flicker: the fraction of pixels whose class changed since the previous frame (empty for the
     first frame and after a scene cut). With `compared` (--compare) an `agreement` column follows:
-    the share of pixels both models give the same class, also drawn below the shares.
+    the share of pixels both models give the same class, also drawn below the shares. Rows written
+    with a `label` (a folder's images: the file's name) name it in an `image` column, not `frame`.
     """
 
     def __init__(self, path: Path, classes: list[str], palette_bgr: np.ndarray, compared: bool = False):
@@ -103,10 +104,15 @@ class ClassStats:
         self.flicker = FlickerMeter()
         self._flicker: list[float | None] = []
         self._agreement: list[float] = []
+        self._labels: list[str | None] = []
+        self.first = "frame"  # the first column's name: "image" once rows are labelled
 
     def write(self, index: int, class_map: np.ndarray, restarted: bool = False,
-              agreement: float | None = None) -> None:
+              agreement: float | None = None, label: str | None = None) -> None:
         self.rows.append(class_shares(class_map, len(self.classes)))
+        self._labels.append(label)
+        if label is not None:
+            self.first = "image"
         self._flicker.append(self.flicker.add(class_map, restart=restarted))
         if self.compared:
             self._agreement.append(float(agreement))
@@ -116,9 +122,9 @@ class ClassStats:
         try:
             self.tmp.parent.mkdir(parents=True, exist_ok=True)
             with open(self.tmp, "w", newline="") as f:
-                f.write(",".join(["frame", *self.classes, "flicker", *["agreement"] * self.compared]) + "\n")
-                for i, (row, flicker) in enumerate(zip(self.rows, self._flicker)):
-                    f.write(f"{i}," + ",".join(f"{v:.6f}" for v in row)
+                f.write(",".join([self.first, *self.classes, "flicker", *["agreement"] * self.compared]) + "\n")
+                for i, (row, flicker, label) in enumerate(zip(self.rows, self._flicker, self._labels)):
+                    f.write(f"{i if label is None else _csv_field(label)}," + ",".join(f"{v:.6f}" for v in row)
                             + ("," if flicker is None else f",{flicker:.6f}")
                             + (f",{self._agreement[i]:.6f}" if self.compared else "") + "\n")
         except OSError as e:
@@ -150,8 +156,14 @@ class ClassStats:
         self.rows.clear()
         self._flicker.clear()
         self._agreement.clear()
+        self._labels.clear()
         self.tmp.unlink(missing_ok=True)
         self.tmp_picture.unlink(missing_ok=True)
+
+
+def _csv_field(text: str) -> str:
+    """A CSV field: quoted when it holds a comma, a quote or a line break (a file's name may)."""
+    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n\r') else text
 
 
 def picture_path(stats: Path) -> Path:

@@ -29,6 +29,7 @@ from ...runtime.models import ModelChoice, open_choice, open_selected
 from ...runtime.pipeline import Packet, StageTimes
 from ...runtime.player import ViewState, play, render
 from ...runtime.render import to_frame_size
+from ...runtime.media import open_video_file
 from ...runtime.sources import Source, is_url, open_video
 from ...runtime.temporal import FlickerMeter, TemporalSmoother
 from ...runtime.video import VideoOutput
@@ -78,7 +79,7 @@ def check_video(video: str) -> None:
     """The product's checks and one-line errors for the video; streams are refused before opening."""
     if is_url(video):
         raise UsageError(f"bench needs a video file, not a stream ({video}); record a clip first")
-    open_video(video).close()
+    open_video_file(Path(video))[0].release()  # a video file: bench times FFmpeg's decoding
 
 
 def read_clip(video: str, n: int) -> Clip:
