@@ -46,6 +46,11 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 300) -> subproce
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_python(code: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """`python -c CODE` in a fresh interpreter from the repository root (what a script imports, alone)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess, code: int = 1) -> str:
     """Exit `code`; stderr has one `error: ...` line of its own, no traceback, and no other
     lines than progress bars (no TensorFlow start-up chatter)."""

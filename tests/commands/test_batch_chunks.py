@@ -3,12 +3,10 @@ staying optional (a one-line install hint; never imported without --ray)."""
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 
 import numpy as np
-from conftest import assert_one_line_error
-from test_batch import FULL, ROOT, SHORT, TINY, frames_of
+from conftest import assert_one_line_error, run_python
+from test_batch import FULL, SHORT, TINY, frames_of
 
 from realtime_seg.commands.batch.chunks import (Chunk, RangeSource, RecordingModel, ReplayModel,
                                                 chunk_path, split, stored_chunks)
@@ -76,7 +74,7 @@ def test_ray_not_installed_says_how_to_install_it(tmp_path):
     code = ("import sys, runpy; sys.modules['ray'] = None; "  # `import ray` raises ImportError
             f"sys.argv = ['realtime_seg', 'batch', {str(SHORT)!r}, '--out', {str(tmp_path / 'o')!r}, '--ray']; "
             "runpy.run_module('realtime_seg', run_name='__main__')")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = run_python(code)
     line = assert_one_line_error(proc, 1)
     assert "pip install -r requirements-cluster.txt" in line
     assert not (tmp_path / "o").exists()
@@ -89,7 +87,7 @@ def test_batch_without_ray_never_imports_it(tmp_path):
             "try:\n    runpy.run_module('realtime_seg', run_name='__main__')\n"
             "except SystemExit as e:\n    assert not e.code, e.code\n"
             "print('ray imported' if 'ray' in sys.modules else 'no ray')\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("no ray"), proc.stdout
     assert (tmp_path / "o" / "dashcam_short_seg.mp4").exists()

@@ -1,14 +1,12 @@
 """Images and frame folders as sources: formats users bring, natural order, bad files, sizes, the Python API."""
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, run_python
 from realtime_seg.errors import UsageError, UserError
 from realtime_seg.runtime.edges import smooth_upsample
 from realtime_seg.runtime.engine import load_model
@@ -171,5 +169,5 @@ def test_the_api_loads_no_keras():
             "assert r.class_map.shape == (125, 414)\n"
             "heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax', 'matplotlib')]\n"
             "assert not heavy, heavy[:5]\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
