@@ -194,7 +194,7 @@ def blackhole() -> Iterator[str]:
 BASE = {
     "viewer": "realtime_seg --no-show --model {tiny}",
     "batch": "realtime_seg batch --model {tiny} --ext mp4 --out {out}/seg",
-    "train": "realtime_seg train --data {camvid} --out {out}/run --epochs 1 --width 4 --input-size 32x48 "
+    "train": "realtime_seg train --data {camvid} --out {out}/run --epochs 1 --arch resunet --width 4 --input-size 32x48 "
              "--workers 1",
     "export": "export -o {out}/m.onnx --classes camvid --frames {frames}",
     "eval": "realtime_seg eval --data {camvid} --model {tiny}",
@@ -253,7 +253,7 @@ MATRIX = [
     ("batch", "negative threads", "{in}/clip.mp4 --threads -1", 2, "--threads must be 0 or more"),
     # train: missing folder, bad data files, --epochs/--width/--limit/--input-size: test_train.py, test_data.py
     ("train", "video as data folder", "--data {in}/clip.mp4", 1, "is a file, not a dataset folder"),
-    ("train", "folder that is no dataset", "--data {in}/folder", 1, "neither a CamVid folder"),
+    ("train", "folder that is no dataset", "--data {in}/folder", 2, "neither a CamVid folder"),
     ("train", "unreadable data folder", "--data {in}/locked_data", 1, "permission denied"),
     ("train", "--out under a file", "--out {in}/plain_file/run", 1, "is a file, not a folder"),
     ("train", "--out is the data folder", "--out {camvid}", 2, "is the dataset folder"),
@@ -285,7 +285,7 @@ MATRIX = [
     ("eval", "model with NCHW input", "--model {in}/nchw.onnx", 1, "takes input"),
     ("eval", "missing data folder", "--data {in}/missing", 1, "does not exist"),
     ("eval", "video as data folder", "--data {in}/clip.mp4", 1, "is a file, not a dataset folder"),
-    ("eval", "folder that is no dataset", "--data {in}/folder", 1, "neither a CamVid folder"),
+    ("eval", "folder that is no dataset", "--data {in}/folder", 2, "neither a CamVid folder"),
     ("eval", "unreadable data folder", "--data {in}/locked_data", 1, "permission denied"),
     ("eval", "--json under a file", "--json {in}/plain_file/s.json", 1, "is a file, not a folder"),
     ("eval", "--confusion under a file", "--confusion {in}/plain_file/c.png", 1, "is a file, not a folder"),
