@@ -170,7 +170,10 @@ def _held_out_camera(root: str, table) -> Dataset:
     fmt, samples = load_split(root, "all")
     if not samples:
         raise DataError(f"--holdout-data {root} has no image/label pairs; point it at a labelled dataset")
-    theirs = READERS[fmt].table(samples, table.name)
+    try:
+        theirs = READERS[fmt].table(samples, table.name)
+    except UsageError:  # labels that cannot map onto the run's class set: name their own
+        theirs = READERS[fmt].table(samples, "auto")
     if theirs != table:
         raise DataError(f"--holdout-data {root} has {theirs.name}'s classes, not the run's {table.name}; "
                         f"hold out a dataset whose labels map onto {table.name}")
