@@ -216,7 +216,7 @@ def test_logits_head(tiny_run, frames_dir, tmp_path):
     seg = load_model(out, device="cpu")
     assert seg.output_name == "logits" and seg.metadata["output"] == "logits"
     raw = seg.session.run(None, {seg.input_name: seg.prepare(_frames(frames_dir))})[0]
-    assert raw.shape == (3, 32, 48, 11) and raw.dtype == np.float32
+    assert raw.shape == (3, *seg.size_for(_frames(frames_dir)[0].shape), 11) and raw.dtype == np.float32
     model = load_keras(run / "best.keras")
     assert _agreement(model, out, _frames(frames_dir)) >= 0.999
 
