@@ -2,8 +2,8 @@
 
 Public API (imported lazily: the runtime never loads Keras, training never needs onnxruntime):
 
-    from realtime_seg import Overlay, load_model, open_video, segment_stream
-    model = load_model("models/camvid_accurate.onnx")
+    from realtime_seg import Overlay, choose_model, open_model, open_video, segment_stream
+    model = open_model(choose_model("accurate"))   # a preset or an .onnx path; precision="int8", RunOptions(...)
     overlay = Overlay(model.classes, model.palette_bgr)
     for packet in segment_stream(open_video("drive.mp4"), model):   # or a folder of frames, a glob, an image
         image = overlay.paint(packet.frame, packet.class_map)
@@ -19,7 +19,8 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_model": "runtime.engine", "SegModel": "runtime.engine", "preprocess": "contract",
+    "choose_model": "runtime.models", "open_model": "runtime.models", "RunOptions": "runtime.models",
+    "SegModel": "runtime.engine", "preprocess": "contract",
     "open_video": "runtime.sources", "open_camera": "runtime.sources",
     "segment_image": "runtime.segment", "Segmented": "runtime.segment", "read_image": "runtime.media",
     "segment_stream": "runtime.pipeline", "VideoOutput": "runtime.video",

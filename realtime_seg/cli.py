@@ -1,7 +1,8 @@
-"""Options and checks shared by the commands: --model/--device/--threads/--precision/--aspect (what
-they name is resolved and opened by runtime/models.py), and how masks look (--opacity, --view,
---palette, --edges, --shares, --smooth: one `runtime/look.py` Look), and --compare MODEL[:PRECISION]
-(its model opened by runtime/models.py too) and --serve (with its token and cap on viewers).
+"""Options and checks shared by the commands: --model/--precision/--aspect (resolved once into a
+ModelChoice, `model_choice`; --compare MODEL[:PRECISION] into another, `compare_choice`) and
+--device/--threads (one RunOptions, `run_options`), all opened by runtime/models.py's `open_model`;
+how masks look (--opacity, --view, --palette, --edges, --shares, --smooth: one `runtime/look.py`
+Look); and --serve (with its token and cap on viewers).
 
 Each command's parser adds these with `add_model_options`, `add_look_options`, `add_compare_options`
 and `add_serve_option`, so they read and fail the same way.
@@ -15,10 +16,10 @@ from .contract import ASPECTS
 from .datasets.classes import CLASS_SETS, read_class_set
 from .errors import UsageError, check_at_least
 from .runtime.compare import LAYOUTS, Comparison
-from .runtime.engine import DEVICES, SegModel
+from .runtime.engine import DEVICES
 from .runtime.foreign import ForeignSpec, parse_size, parse_triple
 from .runtime.look import Look
-from .runtime.models import PRESETS, ModelChoice, Opened, choose_model, open_selected
+from .runtime.models import PRESETS, ModelChoice, Opened, RunOptions, choose_model, open_model
 from .runtime.palettes import DEFAULT_PALETTE, PALETTES
 from .runtime.precision import CHOICES as PRECISION_CHOICES
 from .runtime.render import EDGES, VIEWS
@@ -73,9 +74,14 @@ def foreign_spec(args: argparse.Namespace) -> ForeignSpec | None:
                        args.mean is not None or args.std is not None)
 
 
-def model_choice(args: argparse.Namespace, spec: str | None = None) -> ModelChoice:
-    """--model (or `spec`) resolved once, with the foreign-model flags and --aspect when given."""
-    return choose_model(args.model if spec is None else spec, foreign_spec(args), args.aspect)
+def model_choice(args: argparse.Namespace) -> ModelChoice:
+    """--model, --precision, --aspect and the foreign-model flags, resolved once."""
+    return choose_model(args.model, args.precision, foreign_spec(args), args.aspect)
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """--device and --threads as the one RunOptions every model of the command opens with."""
+    return RunOptions(args.device, args.threads)
 
 
 def add_precision_option(p: argparse.ArgumentParser, several: bool = False) -> None:
@@ -150,38 +156,30 @@ def check_serve_options(args: argparse.Namespace) -> None:
     check_at_least("--serve-max-clients", args.serve_max_clients, 1)
 
 
-def split_compare(spec: str, main: ModelChoice | str | None) -> tuple[str, str | None]:
-    """--compare MODEL[:PRECISION] -> (model, precision or None); an empty MODEL is --model's."""
+def split_compare(spec: str, main: str) -> tuple[str, str | None]:
+    """--compare MODEL[:PRECISION] -> (model, precision or None); an empty MODEL is --model's (`main`)."""
     head, sep, tail = spec.rpartition(":")
     if sep and tail in PRECISION_CHOICES:
-        return head or _choice(main).spec, tail
+        return head or main, tail
     if sep and (head in PRESETS or not head):
         raise UsageError(f"--compare {spec}: unknown precision {tail!r}; allowed: {', '.join(PRECISION_CHOICES)}")
     return spec, None
 
 
-def model_name(model: ModelChoice | str | None) -> str:
-    """How summaries and the HUD name a model: the preset, or the file's name."""
-    choice = _choice(model)
-    return choice.spec if choice.preset else choice.path.name
-
-
-def _choice(model: ModelChoice | str | None) -> ModelChoice:
-    return model if isinstance(model, ModelChoice) else choose_model(model)
-
-
-def open_compared(spec: str, main: ModelChoice | str | None, precision: str = "auto", device: str = "auto",
-                  threads: int = 0, streams: int = 1, copies: int = 1) -> tuple[Opened, tuple[str, str]]:
-    """The model --compare names, opened as --model's is (runtime/models.py's open_selected, the same
-    plan; `precision`: --precision's unless it names its own; --model's aspect), and the names of `main` and it."""
-    spec, own = split_compare(spec, main)
-    other = replace(choose_model(spec), aspect=_choice(main).aspect)
-    return open_selected(other, own or precision, device, threads, streams, copies), (model_name(main), model_name(spec))
-
-
-def comparison(args: argparse.Namespace, main: SegModel, threads: int) -> Comparison | None:
-    """The --compare model, opened like --model (same device and threads), ready to paint; None without it."""
+def compare_choice(args: argparse.Namespace, main: ModelChoice) -> ModelChoice | None:
+    """The model --compare names, resolved like --model: its own precision, else `main`'s; `main`'s
+    aspect (so both masks cover the same pixels). None without --compare."""
     if args.compare is None:
         return None
-    other, names = open_compared(args.compare, model_choice(args), args.precision, args.device, threads)
-    return Comparison(main, other.model, names, args.compare_view, smoother(args.smooth))
+    spec, own = split_compare(args.compare, main.spec)
+    return choose_model(spec, own or main.precision, aspect=main.aspect)
+
+
+def comparison(args: argparse.Namespace, main: Opened, other: ModelChoice | None,
+               options: RunOptions) -> Comparison | None:
+    """The --compare model opened like --model (same device, the threads of `main`'s plan), ready to
+    paint; None without it."""
+    if other is None:
+        return None
+    model = open_model(other, replace(options, threads=main.plan.threads))
+    return Comparison(main.model, model, (main.name, other.name), args.compare_view, smoother(args.smooth))

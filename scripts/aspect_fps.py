@@ -22,7 +22,7 @@ from realtime_seg.commands.bench.measure import product_pipeline, read_clip
 from realtime_seg.datasets.metrics import summarize
 from realtime_seg.datasets.readers import load_split
 from realtime_seg.paths import DEMO_VIDEO
-from realtime_seg.runtime.models import choose_model, open_selected
+from realtime_seg.runtime.models import choose_model, open_streams
 from realtime_seg.runtime.scoring import evaluate
 
 
@@ -35,7 +35,7 @@ def budget_size(shape: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int
 
 def opened(path: str, precision: str, setting: str):
     """The model as the viewer opens it (its plan), run at `setting`."""
-    chosen = open_selected(choose_model(path, aspect="squash" if setting == "squash" else "keep"), precision)
+    chosen = open_streams(choose_model(path, precision, aspect="squash" if setting == "squash" else "keep"))
     if setting == "budget":
         model = chosen.model
         model.size_for = lambda shape: budget_size(shape, model.input_size)

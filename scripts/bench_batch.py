@@ -29,10 +29,9 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm at import
 
 from realtime_seg.commands.batch import BatchConfig, run_batch  # noqa: E402  (after the environment it reads)
-from realtime_seg.runtime.engine import load_model  # noqa: E402  (after the environment it reads)
 from realtime_seg.runtime.look import Look  # noqa: E402  (after the environment it reads)
 from realtime_seg.runtime.media import encode_image, images_in, read_image  # noqa: E402  (after the environment it reads)
-from realtime_seg.runtime.models import open_choice  # noqa: E402  (after the environment it reads)
+from realtime_seg.runtime.models import RunOptions, choose_model, open_model  # noqa: E402  (after the environment it reads)
 from realtime_seg.runtime.video import CODECS, DEFAULT_CODEC, VideoOutput, describe  # noqa: E402  (after the environment it reads)
 
 VIDEO = ROOT / "videos" / "dashcam_highway.mp4"
@@ -99,12 +98,12 @@ def bench_codecs(args) -> None:
 def bench_presets(args) -> None:
     """FPS of the viewer's pipeline (bench's `product_pipeline`) with each x264 preset, rounds alternating."""
     from realtime_seg.commands.bench.measure import product_pipeline, read_clip
-    from realtime_seg.runtime.models import open_selected
+    from realtime_seg.runtime.models import open_streams
     clip = read_clip(str(VIDEO), args.frames)
     default = CODECS["h264"]
     print(f"viewer pipeline on {VIDEO.name} ({len(clip.frames)} frames), output .mp4 (H.264 at each preset, or mp4v)")
     for name in args.models:
-        opened = open_selected(name, "auto", "cpu")
+        opened = open_streams(choose_model(name), RunOptions("cpu"))
         model = opened.model
         for round_ in range(args.rounds):
             for preset in PIPELINE_ENCODERS if round_ % 2 == 0 else PIPELINE_ENCODERS[::-1]:
@@ -121,7 +120,7 @@ def bench_batching(args) -> None:
     images = frames(64)
     print(f"model alone, 64 frames preprocessed, best of 3; {load()}")
     for path in args.models:
-        model = load_model(path, "cpu")
+        model = open_model(choose_model(path), RunOptions("cpu"))
         x = model.prepare(images)
         row = []
         for bs in (1, 2, 4, 8):
@@ -175,7 +174,7 @@ def bench_images(args) -> None:
 
 def stages(paths: list[Path], video: Path, model_name: str) -> None:
     """CPU ms per frame of each stage alone on one thread (time.thread_time: the neighbours' load barely counts)."""
-    model = open_choice(model_name, "auto", "cpu", threads=1)
+    model = open_model(choose_model(model_name), RunOptions("cpu", 1))
     overlay = Look(hud=False).overlay(model)
     cpu: dict[str, float] = {}
 
@@ -206,10 +205,10 @@ def stages(paths: list[Path], video: Path, model_name: str) -> None:
         print(f"  {name:42} {seconds / len(paths) * 1e3:7.2f}")
 
 
-def report(label: str, inputs: list[Path], **cfg) -> None:
+def report(label: str, inputs: list[Path], model: str | None = None, **cfg) -> None:
     out = Path(tempfile.mkdtemp())
     try:
-        config = BatchConfig(out=out, overwrite=True, **cfg)
+        config = BatchConfig(out=out, model=choose_model(model), overwrite=True, **cfg)
         results = []
         wall, cpu = timed(lambda: results.extend(run_batch([str(p) for p in inputs], config, threading.Event())))
         n = sum(r.frames for r in results)

@@ -23,7 +23,7 @@ from realtime_seg.cli import comparison, look_options
 from realtime_seg.commands.view import parser
 from realtime_seg.paths import DEMO_VIDEO
 from realtime_seg.runtime.display import FpsMeter
-from realtime_seg.runtime.models import open_choice
+from realtime_seg.runtime.models import RunOptions, choose_model, open_model
 from realtime_seg.runtime.pipeline import StageTimes, segment_stream
 from realtime_seg.runtime.player import ViewState, render
 from realtime_seg.runtime.sources import open_video
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def compare_frames(frame: int, out: Path) -> None:
     """Write frame `frame` of accurate compared with fast, in both layouts."""
     args = parser().parse_args(["--model", "accurate", "--compare", "fast"])
-    model = open_choice(args.model, args.precision, args.device, 1)
+    model = open_model(choose_model(args.model, args.precision), RunOptions(args.device, 1))
     compare = comparison(args, model, 1)
     state = ViewState.of(look_options(args, hud=True), model, compare)
     times, meter = StageTimes(), FpsMeter()

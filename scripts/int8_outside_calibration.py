@@ -15,8 +15,10 @@ from pathlib import Path
 from realtime_seg.datasets.metrics import summarize
 from realtime_seg.datasets.readers import READERS, load_split
 from realtime_seg.export.quantize import Int8Config, calibration_samples
-from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.models import RunOptions, choose_model, open_model
 from realtime_seg.runtime.scoring import evaluate
+
+CPU = RunOptions("cpu")
 
 
 def main() -> int:
@@ -25,7 +27,7 @@ def main() -> int:
     p.add_argument("--data", default="../shared/data/camvid")
     args = p.parse_args()
     int8_path = args.fp32.with_name(args.fp32.name.replace(".onnx", ".int8.onnx"))
-    models = {"fp32": load_model(args.fp32, "cpu"), "int8": load_model(int8_path, "cpu")}
+    models = {"fp32": open_model(choose_model(args.fp32), CPU), "int8": open_model(choose_model(str(int8_path)), CPU)}
     calibration = json.loads(models["int8"].metadata["calibration"])
     calib = set(calibration_samples(Int8Config(args.data, images=calibration["images"])))
     fmt, train = load_split(args.data, "train")

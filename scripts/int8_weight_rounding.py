@@ -22,8 +22,10 @@ from realtime_seg.datasets.readers import load_split
 from realtime_seg.export.bias_correction import (FULL_RANGE, REDUCED_RANGE, correct_biases,
                                                   quantized_weights)
 from realtime_seg.export.quantize import Int8Config, calibration_frames, prepared, quantized_convs
-from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.models import RunOptions, choose_model, open_model
 from realtime_seg.runtime.scoring import evaluate
+
+CPU = RunOptions("cpu")
 
 VARIANTS = {"fp32": None, "7-bit weights": REDUCED_RANGE, "8-bit weights": FULL_RANGE,
             "7-bit weights, bias-corrected": REDUCED_RANGE}
@@ -60,7 +62,7 @@ def main() -> int:
                 variant = rounded(variant, convs, qrange)
             path = Path(tmp) / "variant.onnx"
             onnx.save(variant, path)
-            miou = summarize(evaluate(load_model(path, "cpu"), val, fmt))["miou"]
+            miou = summarize(evaluate(open_model(choose_model(str(path)), CPU), val, fmt))["miou"]
             print(f"| {name} | {miou * 100:.2f} |", flush=True)
     return 0
 

@@ -9,8 +9,7 @@ import cv2
 import numpy as np
 
 from realtime_seg.datasets.classes import CAMVID
-from realtime_seg.runtime.models import choose_model
-from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.models import choose_model, open_model
 from realtime_seg.runtime.render import colorize
 
 
@@ -21,7 +20,7 @@ def main() -> None:
     p.add_argument("--frame", default="0016E5_07959")
     p.add_argument("--out", default="docs/val_example.png")
     args = p.parse_args()
-    model = load_model(choose_model(args.model).path)
+    model = open_model(choose_model(args.model, "fp32"))
     frame = cv2.imread(str(Path(args.data) / "val" / f"{args.frame}.png"))
     label = cv2.imread(str(Path(args.data) / "valannot" / f"{args.frame}.png"), cv2.IMREAD_GRAYSCALE)
     h, w = label.shape

@@ -22,11 +22,13 @@ import cv2
 import numpy as np
 
 from realtime_seg.runtime.edges import dense_upsample, smooth_upsample
-from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.models import RunOptions, choose_model, open_model
 from realtime_seg.runtime.palettes import choose_palette
 from realtime_seg.runtime.render import Overlay, colorize
 from realtime_seg.runtime.temporal import FlickerMeter, TemporalSmoother, argmax_classes, one_hot
 from realtime_seg.system import write_atomic
+
+CPU = RunOptions("cpu")
 
 ROOT = Path(__file__).resolve().parent.parent
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="also the per-frame flicker as JSON")
     p.add_argument("--costs", action="store_true", help="also print CPU ms per frame of edges, colours, smoothing")
     args = p.parse_args(argv)
-    model = load_model(args.model, "cpu")
+    model = open_model(choose_model(args.model), CPU)
     if model.scores_name is None:
         print(f"note: {args.model} has no probs output: smooth edges and smoothing use one-hot scores",
               file=sys.stderr)

@@ -85,7 +85,8 @@ def test_the_public_api_resolves_and_its_docstring_example_runs():
     from conftest import FIXTURES
     for name in realtime_seg.__all__:
         assert getattr(realtime_seg, name) is not None, name
-    model = realtime_seg.load_model(FIXTURES / "tiny_camvid.onnx", "cpu")
+    model = realtime_seg.open_model(realtime_seg.choose_model(str(FIXTURES / "tiny_camvid.onnx")),
+                                    realtime_seg.RunOptions("cpu"))
     overlay = realtime_seg.Overlay(model.classes, model.palette_bgr)
     with realtime_seg.open_video(str(FIXTURES / "videos" / "dashcam_short.mp4")) as source:
         for packet in realtime_seg.segment_stream(source, model):

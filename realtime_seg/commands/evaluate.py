@@ -18,14 +18,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..cli import add_model_options, model_choice
+from ..cli import add_model_options, model_choice, run_options
 from ..contract import SPLIT
 from ..datasets.metrics import iou_per_class, summarize
 from ..datasets.readers import (DEFAULT_SPLIT, FORMATS, READERS, SPLITS, hold_out, load_split, parse_drives,
                                 split_settings)
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..runtime.engine import SegModel
-from ..runtime.models import open_choice
+from ..runtime.models import open_model
 from ..runtime.render import EDGES
 from ..runtime.scoring import evaluate
 from ..system import check_output_file, check_readable, write_atomic, write_json
@@ -132,7 +132,7 @@ def main(argv: list[str]) -> int:
     check_at_least("--threads", args.threads, 0)
     choice = model_choice(args)
     check_outputs(args, choice.path)
-    model = open_choice(choice, args.precision, args.device, args.threads)
+    model = open_model(choice, run_options(args))
     settings, origin = find_split(model, args.run)
     split = args.split or ("all" if args.holdout_drive else "val")
     fmt, samples = load_split(args.data, split, args.format, settings["val_fraction"], settings["seed"])
@@ -145,9 +145,9 @@ def main(argv: list[str]) -> int:
         scored += f", drive {', '.join(drives)} only"
     if settings.get("train_split") == "trainval" and split in ("val", "all"):
         scored += "; the model was trained on train+val, so this is not a held-out score"
-    print(f"scoring {len(samples)} images with {model.path.name} ({model.runs_on}), aspect {model.aspect}: {scored}")
+    print(f"scoring {len(samples)} images with {choice.name} ({model.runs_on}, {model.path.name}), aspect {model.aspect}: {scored}")
     cm = evaluate(model, samples, fmt, args.batch_size, args.edges)
-    result = {"model": model.path.name, "data": str(args.data), "precision": model.precision, "aspect": model.aspect,
+    result = {"model": choice.name, "file": model.path.name, "data": str(args.data), "precision": model.precision, "aspect": model.aspect,
               "split": split, "holdout_drive": args.holdout_drive, "scored": scored,
               "split_settings": settings, "images": len(samples), "edges": args.edges, **report(model, cm)}
     print_table(result)

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Iterator
 
 from ..cli import (add_compare_options, add_look_options, add_model_options, add_serve_option, check_serve_options,
-                   comparison, look_options, model_choice)
+                   compare_choice, comparison, look_options, model_choice, run_options)
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
 from ..paths import DEMO_VIDEO
 from ..runtime.compare import Comparison
 from ..runtime.display import display_available, open_window
 from ..runtime.engine import SegModel
 from ..runtime.media import DEFAULT_FPS, IMAGE_SUFFIXES, JPEG_SUFFIXES, ImageOutput, frames_name, is_image_name
-from ..runtime.models import open_selected
+from ..runtime.models import open_streams
 from ..runtime.player import ViewState, play
 from ..runtime.serve import FrameServer, serving
 from ..runtime.sources import FrameSource, Source, open_camera, open_video
@@ -83,8 +83,9 @@ def stop_on_signals(source: Source) -> Iterator[None]:
 def run(args, demo: bool = False) -> dict:
     """Open model and source, run the loop, print the summary; returns it. `demo`: the demo video
     was chosen for want of --video or --camera (said once both have opened)."""
-    opened = open_selected(model_choice(args), args.precision, args.device, args.threads)
-    compare = comparison(args, opened.model, opened.plan.threads)
+    choice, options = model_choice(args), run_options(args)
+    opened = open_streams(choice, options)
+    compare = comparison(args, opened, compare_choice(args, choice), options)
     with serving(args.serve, token=args.serve_token, max_clients=args.serve_max_clients) as server:  # stops with the run
         source = open_source(args)
         if demo:
@@ -218,7 +219,7 @@ def parser() -> argparse.ArgumentParser:
 def check_args(args: argparse.Namespace) -> None:
     """Usage errors in the options, and an --output that cannot be written, before any work."""
     look_options(args, hud=not args.no_hud)  # --opacity, --smooth
-    model_choice(args)  # --classes, --mean, --std, --input-size
+    compare_choice(args, model_choice(args))  # --precision, --classes, --mean, --std, --input-size, --compare
     check_at_least("--threads", args.threads, 0)
     check_at_least("--max-frames", args.max_frames, 1)
     check_at_least("--camera", args.camera, 0)

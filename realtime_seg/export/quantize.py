@@ -24,7 +24,7 @@ import numpy as np
 from realtime_seg.contract import CALIBRATION, INPUT, INT8_CHECK, PRECISION, preprocess
 from realtime_seg.datasets.readers import load_split, read_image
 from realtime_seg.errors import UserError
-from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.models import RunOptions, choose_model, open_model
 from realtime_seg.system import cpu_int8_dot
 
 from .bias_correction import REDUCED_RANGE, correct_biases
@@ -209,8 +209,8 @@ def int8_variant(proto, cfg: Int8Config, parity_batch: np.ndarray, size: tuple[i
         onnx.save(int8, paths["int8"])
         # one thread each: the CPU work per frame, what a pipeline that keeps every core busy pays
         # (two-thread latency misjudged the fast preset's int8: docs/BENCHMARKS.md)
-        checks = check(load_model(paths["fp32"], "cpu", threads=1), load_model(paths["int8"], "cpu", threads=1),
-                       parity_batch, cfg)
+        fp32, int8_model = (open_model(choose_model(str(paths[p])), RunOptions("cpu", 1)) for p in ("fp32", "int8"))
+        checks = check(fp32, int8_model, parity_batch, cfg)
     # this file's own val mIoU, measured on the run's val split just now
     set_metadata(int8, {**meta, "val_miou": json.dumps(checks["val_miou_int8"]), INT8_CHECK: json.dumps(checks)})
     return int8

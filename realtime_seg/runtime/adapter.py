@@ -20,7 +20,6 @@ from ..contract import CLASS_MAP, INPUT, PROBS, REQUIRED_METADATA, preprocess
 from ..errors import UsageError, UserError
 from ..paths import DEMO_VIDEO
 from ..system import sha256_file
-from .engine import SegModel, load_model
 from .foreign import ForeignSpec, Interface, check_classes, load_proto, open_session, read_interface
 
 MIN_AGREEMENT = 0.999  # of the check frame's pixels: float rounding may flip a tie, nothing more
@@ -245,8 +244,7 @@ def adapt(path: Path, spec: ForeignSpec) -> tuple[bytes, Interface, float]:
     return data, iface, agreement
 
 
-def load_foreign(path: Path, spec: ForeignSpec, device: str = "auto", threads: int = 0,
-                 spinning: bool = False) -> SegModel:
-    """A foreign model imported in memory (checked as `import` checks it) and opened like an export."""
-    data, _, _ = adapt(path, spec)
-    return load_model(path, device, threads, spinning, graph=data)
+def imported_graph(path: Path, spec: ForeignSpec) -> bytes:
+    """A foreign model imported in memory (checked as `import` checks it), serialised: what
+    runtime/models.py's `open_model` opens like an export."""
+    return adapt(path, spec)[0]

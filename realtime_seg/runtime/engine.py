@@ -28,6 +28,15 @@ DEVICES = ("auto", "cuda", "cpu")
 CUDA = "CUDAExecutionProvider"
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """Where and how a model's sessions run: --device, --threads, --spin (one object, passed whole)."""
+
+    device: str = "auto"    # auto (CUDA when usable), cuda or cpu
+    threads: int = 0        # onnxruntime intra-op threads (0: its own choice; models.open_streams: the plan's)
+    spinning: bool = False  # idle pool threads busy-wait (onnxruntime's default; the product turns it off)
+
+
 @dataclass
 class SegModel:
     """An onnxruntime session plus what its metadata says about classes and input."""
@@ -159,9 +168,9 @@ def _session(path: Path, wanted: list[str], threads: int, spinning: bool = False
                         f"pass a model exported by `python -m realtime_seg export`") from None
 
 
-def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinning: bool = False,
-               graph: bytes | None = None) -> SegModel:
-    """Open an exported model on `device` ('auto' prefers CUDA); threads 0 = onnxruntime's choice.
+def load_model(path: str | Path, options: RunOptions = RunOptions(), graph: bytes | None = None) -> SegModel:
+    """Open one exported file as `options` say (device 'auto' prefers CUDA; threads 0 = onnxruntime's
+    choice): the session under runtime/models.py's `open_model`, which picks the file.
     `graph`: the model itself, serialised (a foreign model imported in memory, runtime/adapter.py);
     `path` then names the file it came from.
 
@@ -174,9 +183,9 @@ def load_model(path: str | Path, device: str = "auto", threads: int = 0, spinnin
     if path.is_dir():
         raise UserError(f"model {path} is a folder; pass --model PATH to an exported .onnx file")
     check_readable(path, "model")
-    session = _session(path, providers(device), threads, spinning, graph)
+    session = _session(path, providers(options.device), options.threads, options.spinning, graph)
     provider = session.get_providers()[0]  # onnxruntime falls back to CPU silently: trust this
-    if device == "cuda" and provider != CUDA:
+    if options.device == "cuda" and provider != CUDA:
         raise UserError("--device cuda: CUDA libraries could not be loaded (CUDA 13 and cuDNN 9 "
                         "are needed); fix the install or use --device cpu")
     meta = read_metadata(path, session)

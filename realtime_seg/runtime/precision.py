@@ -16,7 +16,7 @@ from pathlib import Path
 from ..contract import INT8_CHECK, PRECISIONS
 from ..errors import UserError
 from ..system import cpu_int8_dot
-from .engine import CUDA, SegModel, load_model, providers
+from .engine import CUDA, SegModel
 
 log = logging.getLogger(__name__)
 
@@ -45,29 +45,6 @@ def pays_off(model: SegModel) -> bool:
     return ratio is None or ratio >= 1.0 or not same_kind
 
 
-def open_family(base: Path, precision: str = "auto", device: str = "auto", threads: int = 0,
-                spinning: bool = False) -> SegModel:
-    """Load the variant of preset `base` that `precision` asks for (auto: the best for the device)."""
-    found = variants(base)
-    if precision != "auto":
-        if precision not in found:
-            raise UserError(f"no {precision} variant of {base.stem} ({variant_path(base, precision).name}); "
-                            f"available: {', '.join(found) or 'none'}; export it with scripts/export_presets.py")
-        return load_model(found[precision], device, threads, spinning)
-    if not found:
-        raise UserError(f"model {base} not found; pass --model PATH to an exported .onnx file")
-    on_cuda = providers(device)[0] == CUDA
-    for choice in [p for p in _ORDER[on_cuda] if p in found]:
-        model = load_model(found[choice], device, threads, spinning)
-        if choice == "fp16" and model.provider != CUDA:
-            continue  # CUDA failed to load: fp16 on a CPU is slower than fp32
-        if choice == "int8" and not pays_off(model):
-            log.info("%s: int8 measured slower than fp32 on this kind of CPU; running fp32", base.stem)
-            continue
-        return model
-    return load_model(found["fp32"] if "fp32" in found else next(iter(found.values())), device, threads, spinning)
-
-
 def family_base(path: Path) -> Path:
     """M.onnx for any member of M's family (M.onnx, M.int8.onnx, M.fp16.onnx)."""
     for precision in PRECISIONS[1:]:
@@ -76,22 +53,46 @@ def family_base(path: Path) -> Path:
     return path
 
 
-def open_model(path: Path, precision: str = "auto", preset: bool = False, device: str = "auto",
-               threads: int = 0, spinning: bool = False) -> SegModel:
-    """A preset's best variant; a file as given (auto), or the `precision` variant of its family beside it."""
+def candidates(path: Path, precision: str, preset: bool, on_cuda: bool) -> list[Path]:
+    """The files to try for `precision`, best first: a preset's variants (auto: in the device's order,
+    int8 first on a CPU, fp16 first on CUDA); a file as given (auto), or its family's `precision` file
+    (the file itself when that is missing: it may be that precision)."""
+    base = family_base(path)
     if preset:
-        return open_family(path, precision, device, threads, spinning)
+        found = variants(base)
+        if precision == "auto":
+            if not found:
+                raise UserError(f"model {base} not found; pass --model PATH to an exported .onnx file")
+            return [found[p] for p in _ORDER[on_cuda] if p in found]
+        if precision not in found:
+            raise UserError(f"no {precision} variant of {base.stem} ({variant_path(base, precision).name}); "
+                            f"available: {', '.join(found) or 'none'}; export it with "
+                            f"`python -m scripts.export_presets`")
+        return [found[precision]]
     if precision == "auto":
-        return load_model(path, device, threads, spinning)
-    wanted = variant_path(family_base(path), precision)
-    if wanted != path and not wanted.is_file():
-        model = load_model(path, device, threads, spinning)  # the file given may be that precision itself
-        if model.precision == precision:
-            return model
-        raise UserError(f"model {path} is {model.precision} and there is no {wanted.name} beside it; "
+        return [path]
+    wanted = variant_path(base, precision)
+    return [wanted if wanted == path or wanted.is_file() else path]
+
+
+def suits(model: SegModel, precision: str, preset: bool) -> bool:
+    """Whether the file opened serves `precision`. auto on a preset: fp16 only on CUDA (fp16 on a CPU is
+    slower than fp32), int8 only where it pays off; auto on a file: as given. A named precision the
+    file's metadata contradicts is a UserError."""
+    if precision == "auto":
+        if not preset:
+            return True
+        if model.precision == "fp16" and model.provider != CUDA:
+            return False
+        if model.precision == "int8" and not pays_off(model):
+            log.info("%s: int8 measured slower than fp32 on this kind of CPU; running fp32", model.path.stem)
+            return False
+        return True
+    if model.precision == precision:
+        return True
+    wanted = variant_path(family_base(model.path), precision)
+    if wanted != model.path:
+        raise UserError(f"model {model.path} is {model.precision} and there is no {wanted.name} beside it; "
                         f"export it (python -m realtime_seg export ... --{precision}) or pass --precision auto")
-    model = load_model(wanted, device, threads, spinning)
-    if model.precision != precision:
-        raise UserError(f"model {wanted} is {model.precision}, not {precision} (its metadata says so); "
-                        f"re-export it or pass --precision auto")
-    return model
+    raise UserError(f"model {wanted} is {model.precision}, not {precision} (its metadata says so); "
+                    f"re-export it or pass --precision auto")

@@ -24,7 +24,7 @@ from ..errors import UserError
 from .engine import SegModel
 from .look import Look
 from .media import MIN_SIDE, read_image, write_image
-from .models import ModelChoice, choose_model, open_choice
+from .models import ModelChoice, RunOptions, choose_model, open_model
 
 _OPENED: dict[tuple, SegModel] = {}   # models opened by name: (spec, precision, device) -> session
 _LOCK = threading.Lock()
@@ -46,10 +46,10 @@ class Segmented:
 def segment_image(image: str | Path | np.ndarray, model: str | Path | SegModel | None = None,
                   precision: str = "auto", device: str = "auto", look: Look | None = None) -> Segmented:
     """Segment one image: a file (PNG, JPEG, ...) or an RGB array; `model` a preset (default
-    accurate), an .onnx path, or a model already loaded (`load_model`); `look` how it is drawn."""
+    accurate), an .onnx path, or a model already opened (`open_model`); `look` how it is drawn."""
     bgr = read_image(Path(image)) if isinstance(image, (str, Path)) else _bgr(image)
-    net = model if isinstance(model, SegModel) else _opened(choose_model(None if model is None else str(model)),
-                                                             precision, device)
+    net = model if isinstance(model, SegModel) else _opened(
+        choose_model(None if model is None else str(model), precision), RunOptions(device))
     overlay = (look or Look(hud=False)).overlay(net)
     maps, probs = net.infer_probs(net.prepare([bgr]))
     class_map = maps[0]
@@ -58,12 +58,12 @@ def segment_image(image: str | Path | np.ndarray, model: str | Path | SegModel |
     return Segmented(full, np.ascontiguousarray(picture[..., ::-1]), list(net.classes))
 
 
-def _opened(choice: ModelChoice, precision: str, device: str) -> SegModel:
+def _opened(choice: ModelChoice, options: RunOptions) -> SegModel:
     """The model named, opened once per (model, precision, device) and kept."""
-    key = (str(choice.path), precision, device)
+    key = (str(choice.path), choice.precision, options.device)
     with _LOCK:
         if key not in _OPENED:
-            _OPENED[key] = open_choice(choice, precision, device)
+            _OPENED[key] = open_model(choice, options)
         return _OPENED[key]
 
 

@@ -25,8 +25,9 @@ if str(ROOT) not in sys.path:
 
 from realtime_seg.commands.batch import BatchConfig, expand_inputs, run_batch  # noqa: E402
 from realtime_seg.runtime.edges import smooth_upsample  # noqa: E402
-from realtime_seg.runtime.engine import load_model  # noqa: E402
+from realtime_seg.runtime.engine import RunOptions, load_model  # noqa: E402
 from realtime_seg.runtime.look import Look  # noqa: E402
+from realtime_seg.runtime.models import choose_model  # noqa: E402
 from realtime_seg.errors import UsageError  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -185,7 +186,7 @@ def test_png_masks_and_stats_match_the_model(tmp_path):
     assert video.stat().st_mtime_ns == mtime
     assert not leftovers(out)
 
-    model = load_model(TINY, "cpu")
+    model = load_model(TINY, RunOptions("cpu"))
     frames = frames_of(SHORT)
     pngs = sorted((out / "dashcam_short_masks").iterdir())
     assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(40)]
@@ -241,7 +242,7 @@ def test_default_smoothing_lowers_the_flicker_in_stats(tmp_path):
         masks = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((out / "dashcam_short_masks").iterdir())]
         assert len(masks) == 40 and masks[0].shape == (270, 480)
     assert runs["smooth"].mean() < 0.6 * runs["off"].mean()
-    model = load_model(FIXTURES / "tiny_camvid_probs.onnx", "cpu")
+    model = load_model(FIXTURES / "tiny_camvid_probs.onnx", RunOptions("cpu"))
     first = frames_of(SHORT)[0]
     class_map, probs = model.infer_probs(model.prepare([first]))  # frame 0: nothing to average
     np.testing.assert_array_equal(masks[0], smooth_upsample(class_map[0], (480, 270), probs[0]))
@@ -310,7 +311,7 @@ def test_usage_errors_are_one_line_exit_2(tmp_path):
     (dict(codec="vp8"), r"codec vp8 does not go in \.mp4 files; use \.webm or \.mkv"),
 ])
 def test_bad_options(tmp_path, change, message):
-    cfg = BatchConfig(out=tmp_path / "out", model=str(TINY), **change)
+    cfg = BatchConfig(out=tmp_path / "out", model=choose_model(str(TINY)), **change)
     with pytest.raises(UsageError, match=message):
         run_batch([str(SHORT)], cfg)
 
@@ -329,14 +330,14 @@ def test_outputs_never_replace_inputs(tmp_path):
     folder.mkdir()
     shutil.copy(SHORT, folder / "clip.mp4")
     shutil.copy(SHORT, folder / "clip_seg.mp4")  # what clip.mp4's output would be called
-    cfg = BatchConfig(out=folder, model=str(TINY), ext="mp4")
+    cfg = BatchConfig(out=folder, model=choose_model(str(TINY)), ext="mp4")
     with pytest.raises(UsageError, match="would overwrite the input"):
         run_batch([str(folder / "clip.mp4"), str(folder / "clip_seg.mp4")], cfg)
     (tmp_path / "other").mkdir()
     shutil.copy(SHORT, tmp_path / "other" / "clip.mp4")
     with pytest.raises(UsageError, match="would both write"):
         run_batch([str(folder / "clip.mp4"), str(tmp_path / "other" / "clip.mp4")],
-                  BatchConfig(out=tmp_path / "out", model=str(TINY)))
+                  BatchConfig(out=tmp_path / "out", model=choose_model(str(TINY))))
     assert not (tmp_path / "out").exists()
 
 

@@ -11,7 +11,7 @@ from test_batch import FULL, SHORT, TINY, frames_of
 from realtime_seg.commands.batch.chunks import (Chunk, RangeSource, RecordingModel, ReplayModel,
                                                 chunk_path, split, stored_chunks)
 from realtime_seg.commands.batch.plan import Job
-from realtime_seg.runtime.engine import load_model, preprocess
+from realtime_seg.runtime.engine import RunOptions, load_model, preprocess
 from realtime_seg.runtime.pipeline import segment_stream
 
 
@@ -46,7 +46,7 @@ def _store_chunks(job: Job, model, chunks: list[Chunk]) -> None:
 
 
 def test_replay_returns_the_stored_maps_and_recomputes_a_frame_that_differs(tmp_path):
-    model = load_model(TINY, "cpu", 1)
+    model = load_model(TINY, RunOptions("cpu", 1))
     job = Job(SHORT, str(SHORT), tmp_path / "dashcam_short_seg.webm")
     chunks = split(40, 16)
     _store_chunks(job, model, chunks)

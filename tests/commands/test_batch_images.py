@@ -19,8 +19,9 @@ import pytest
 from conftest import FIXTURES, ROOT, assert_one_line_error
 from realtime_seg.commands.batch import BatchConfig, expand_inputs, run_batch
 from realtime_seg.commands.batch.plan import Frames
-from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.engine import RunOptions, load_model
 from realtime_seg.runtime.look import Look
+from realtime_seg.runtime.models import choose_model
 
 TINY = FIXTURES / "tiny_camvid.onnx"
 KITTI = FIXTURES / "kitti"
@@ -63,7 +64,7 @@ def test_a_frame_folder_gives_an_image_and_a_mask_each_and_a_rerun_writes_nothin
     names = sorted(p.stem for p in KITTI.glob("*.png"))
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"{n}_seg.png" for n in names] + [f"{n}_mask.png" for n in names] + ["image_2_stats.csv", "image_2_stats.png"])
-    model = load_model(TINY, "cpu")
+    model = load_model(TINY, RunOptions("cpu"))
     with open(out / "image_2_stats.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["image", *model.classes, "flicker"] and [r[0] for r in rows[1:]] == [f"{n}.png" for n in names]
@@ -128,10 +129,10 @@ def test_rgba_and_16_bit_frames_give_the_masks_of_their_8_bit_versions(tmp_path)
                     np.dstack([image, alpha.integers(0, 256, image.shape[:2], dtype=np.uint8)]))
         cv2.imwrite(str(folder / f"{stem}_16bit.png"), image.astype(np.uint16) * 257)
         cv2.imwrite(str(folder / f"{stem}_16bit_tiff.tiff"), image.astype(np.uint16) * 257)
-    results = run_batch([str(folder)], BatchConfig(out=tmp_path / "D", model=str(TINY), png_masks=True,
+    results = run_batch([str(folder)], BatchConfig(out=tmp_path / "D", model=choose_model(str(TINY)), png_masks=True,
                                                    look=PLAIN_LOOK))
     assert [r.status for r in results] == ["ok"] and results[0].frames == 8
-    model = load_model(TINY, "cpu")
+    model = load_model(TINY, RunOptions("cpu"))
     for stem, src in (("carla", CARLA / "train_2.png"), ("kitti", KITTI / "000075_10.png")):
         expected = expected_ids(model, cv2.imread(str(src)))
         for form in ("rgb", "rgba", "16bit", "16bit_tiff"):
@@ -143,12 +144,12 @@ def test_jpeg_inputs_keep_jpeg_and_as_video_writes_one_video(tmp_path):
     photo = tmp_path / "photo.jpg"
     cv2.imwrite(str(photo), cv2.imread(str(KITTI / "000099_10.png")), [cv2.IMWRITE_JPEG_QUALITY, 95])
     out = tmp_path / "D"
-    results = run_batch([str(photo)], BatchConfig(out=out, model=str(TINY)))
+    results = run_batch([str(photo)], BatchConfig(out=out, model=choose_model(str(TINY))))
     assert [r.status for r in results] == ["ok"]
     written = out / "photo_seg.jpg"
     assert written.read_bytes()[:3] == b"\xff\xd8\xff" and cv2.imread(str(written)).shape == (125, 414, 3)
 
-    results = run_batch([str(CARLA / "*.png")], BatchConfig(out=out, model=str(TINY), as_video=True, fps=5,
+    results = run_batch([str(CARLA / "*.png")], BatchConfig(out=out, model=choose_model(str(TINY)), as_video=True, fps=5,
                                                             png_masks=True, stats=True))
     assert [r.status for r in results] == ["ok"] and results[0].frames == 4
     cap = cv2.VideoCapture(str(out / "CameraRGB_seg.mp4"))
@@ -157,7 +158,7 @@ def test_jpeg_inputs_keep_jpeg_and_as_video_writes_one_video(tmp_path):
         count += 1
     assert (count, cap.get(cv2.CAP_PROP_FPS)) == (4, 5.0)
     assert sorted(p.name for p in (out / "CameraRGB_masks").iterdir()) == [f"{i:06d}.png" for i in range(4)]
-    again = run_batch([str(CARLA / "*.png")], BatchConfig(out=out, model=str(TINY), as_video=True, fps=5,
+    again = run_batch([str(CARLA / "*.png")], BatchConfig(out=out, model=choose_model(str(TINY)), as_video=True, fps=5,
                                                           png_masks=True, stats=True))
     assert [r.status for r in again] == ["skipped (exists)"]
 
@@ -168,7 +169,7 @@ def test_recursive_mirrors_subfolders(tmp_path):
         (root / sub).mkdir(parents=True, exist_ok=True)
         shutil.copy(src, root / sub / f"{sub.strip('.') or 'top'}_frame.png")
     out = tmp_path / "D"
-    results = run_batch([str(root)], BatchConfig(out=out, model=str(TINY), stats=True, recursive=True))
+    results = run_batch([str(root)], BatchConfig(out=out, model=choose_model(str(TINY)), stats=True, recursive=True))
     assert sorted(r.status for r in results) == ["ok"] * 3
     found = sorted(str(p.relative_to(out)) for p in out.rglob("*.*"))
     assert found == ["day/day_frame_seg.png", "day/day_stats.csv", "day/day_stats.png", "drives_stats.csv",

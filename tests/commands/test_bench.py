@@ -81,7 +81,7 @@ def test_bench_with_keras_beside(tmp_path):
     doc = json.loads(out.read_text())
     check_run_facts(doc, 20, 1)
     check_model_result(doc, 20)
-    assert doc["model"] == "tiny" and doc["keras_path"] == str(tmp_path / "tiny.keras")
+    assert doc["model"] == "tiny.onnx" and doc["keras_path"] == str(tmp_path / "tiny.keras")
     if not HAS_KERAS:
         assert doc["seed_keras_fps"] is None and "keras not installed" in doc["seed_keras_note"]
         return
@@ -103,7 +103,7 @@ def test_bench_several_models_without_keras(tmp_path):
                        "--frames", "8", "--threads", "2", "--spin", "--json", str(out))
     doc = json.loads(out.read_text())
     check_run_facts(doc, 8, 2)
-    assert [r["model"] for r in doc["models"]] == ["a", "b"]
+    assert [r["model"] for r in doc["models"]] == ["a.onnx", "b.onnx"]
     for r in doc["models"]:
         check_model_result(r, 8)
         assert r["threads"] == 2 and r["spinning"] is True and r["flops_source"] == "onnx"
@@ -111,7 +111,7 @@ def test_bench_several_models_without_keras(tmp_path):
         assert r["seed_keras_note"].startswith("skipped: no Keras file")
         assert r["ratios"]["pipeline_over_seed_keras"] is None
     assert not {"keras", "tensorflow"} & set(doc["versions"])  # the runtime never loaded them
-    assert "vs a:" in stdout and "skipped: no Keras file" in stdout
+    assert "vs a.onnx:" in stdout and "skipped: no Keras file" in stdout
 
 
 def test_bench_rows_per_precision(tmp_path):
@@ -122,7 +122,7 @@ def test_bench_rows_per_precision(tmp_path):
                     "--frames", "8", "--no-keras", "--json", str(out), "--plot", str(plot))
     doc = json.loads(out.read_text())
     check_run_facts(doc, 8, 2)
-    assert [(r["model"], r["precision"]) for r in doc["models"]] == [("tiny", "fp32"), ("tiny", "int8")]
+    assert [(r["model"], r["precision"]) for r in doc["models"]] == [("tiny.onnx", "fp32"), ("tiny.onnx", "int8")]
     assert doc["models"][1]["model_path"].endswith("tiny.int8.onnx")
     for r in doc["models"]:
         check_model_result(r, 8)
@@ -160,9 +160,9 @@ def test_onnx_flops_of_the_fixture():
 
 def test_product_sessions_do_not_spin_by_default():
     """Idle onnxruntime threads must not busy-wait on the cores that decode and draw need."""
-    from realtime_seg.runtime.engine import load_model
+    from realtime_seg.runtime.engine import RunOptions, load_model
     default = load_model(ROOT / "tests/fixtures/tiny_camvid.onnx").session.get_session_options()
-    spinning = load_model(ROOT / "tests/fixtures/tiny_camvid.onnx", spinning=True).session.get_session_options()
+    spinning = load_model(ROOT / "tests/fixtures/tiny_camvid.onnx", RunOptions(spinning=True)).session.get_session_options()
     assert default.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     with pytest.raises(RuntimeError):  # not set: onnxruntime's own default (spinning) applies
         spinning.get_session_config_entry("session.intra_op.allow_spinning")

@@ -13,7 +13,7 @@ from realtime_seg.contract import SPLIT
 from realtime_seg.datasets.metrics import confusion_matrix, summarize
 from realtime_seg.datasets.readers import load_dataset, load_pair, load_split
 from realtime_seg.runtime.edges import smooth_upsample
-from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.engine import RunOptions, load_model
 
 TINY = FIXTURES / "tiny_camvid.onnx"
 
@@ -26,7 +26,7 @@ def test_eval_scores_at_label_size_and_says_what_it_scored(tmp_path):
     result = json.loads(out.read_text())
     assert result["scored"] == "CamVid val (val/ folder)" and "CamVid val (val/ folder)" in proc.stdout
     # the same number by hand: predict, resize to the label (nearest), count
-    model, ds = load_model(TINY, "cpu"), load_dataset(FIXTURES / "camvid")
+    model, ds = load_model(TINY, RunOptions("cpu")), load_dataset(FIXTURES / "camvid")
     cm = np.zeros((11, 11), np.int64)
     for sample in ds.val:
         image, label = load_pair(sample, ds.format, ds.table)
@@ -44,7 +44,7 @@ def test_eval_with_smooth_edges_scores_the_viewers_upsampling(tmp_path):
                    "--edges", "smooth", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    model, ds = load_model(model_path, "cpu"), load_dataset(FIXTURES / "camvid")
+    model, ds = load_model(model_path, RunOptions("cpu")), load_dataset(FIXTURES / "camvid")
     cm = np.zeros((11, 11), np.int64)
     for sample in ds.val:  # by hand: scores, smooth edges at the label's size, count
         image, label = load_pair(sample, ds.format, ds.table)
@@ -63,7 +63,7 @@ def test_carla_val_is_the_split_the_run_held_out(carla13_dir):
 
 
 def test_split_settings_come_from_the_run_then_the_model_then_defaults(tmp_path):
-    model = load_model(TINY, "cpu")
+    model = load_model(TINY, RunOptions("cpu"))
     assert find_split(model, None) == ({"val_fraction": 0.1, "seed": 0}, "the trainer's defaults")
     run = tmp_path / "run"
     run.mkdir()
@@ -77,7 +77,7 @@ def test_split_settings_come_from_the_run_then_the_model_then_defaults(tmp_path)
     entry.key, entry.value = SPLIT, json.dumps({"format": "carla", "val_fraction": 0.3, "seed": 5})
     tagged = tmp_path / "tagged.onnx"
     onnx.save(proto, str(tagged))
-    settings, origin = find_split(load_model(tagged, "cpu"), None)
+    settings, origin = find_split(load_model(tagged, RunOptions("cpu")), None)
     assert (settings["val_fraction"], settings["seed"], origin) == (0.3, 5, "tagged.onnx metadata")
     text = describe_split("carla", "val", settings, origin)
     assert text == "CARLA val: the held-out 30%, seed 5 (split settings from tagged.onnx metadata)"

@@ -8,13 +8,14 @@ import pytest
 
 from conftest import FIXTURES, assert_one_line_error, run_cli
 from realtime_seg.paths import MODELS_DIR
-from realtime_seg.runtime.models import PRESETS, open_choice
+from realtime_seg.runtime.models import PRESETS, RunOptions, choose_model, open_model
 from realtime_seg.contract import INT8_CHECK
 from realtime_seg.runtime.precision import variant_path
 from realtime_seg.system import cpu_int8_dot, usable_cores
 
 FAMILY = FIXTURES / "tiny_family" / "tiny.onnx"
 VIDEO = FIXTURES / "videos" / "dashcam_short.mp4"
+CPU = RunOptions("cpu")
 
 
 def test_viewer_names_the_precision_it_runs(tmp_path):
@@ -40,10 +41,10 @@ def test_eval_scores_the_variant_asked_for(tmp_path):
                    "--data", str(FIXTURES / "camvid"), "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(out.read_text())
-    assert doc["model"] == "tiny.int8.onnx" and doc["precision"] == "int8"
+    assert (doc["model"], doc["file"], doc["precision"]) == ("tiny.onnx", "tiny.int8.onnx", "int8")
     assert "(CPU int8)" in proc.stdout
     # the same score export measured for this file on the same split when it checked the int8 model
-    check = json.loads(open_choice(str(FAMILY), "int8", "cpu").metadata[INT8_CHECK])
+    check = json.loads(open_model(choose_model(str(FAMILY), "int8"), CPU).metadata[INT8_CHECK])
     assert doc["miou"] == pytest.approx(check["val_miou_int8"], abs=1e-9)
 
 
@@ -51,7 +52,7 @@ def test_batch_says_what_runs_and_takes_one_frame_per_call_on_cpu(tmp_path):
     proc = run_cli("realtime_seg", "batch", str(VIDEO), "--out", str(tmp_path / "seg"), "--model", str(FAMILY),
                    "--precision", "fp16", "--ext", "mp4")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "model tiny.fp16.onnx on CPU fp16, 1 frame(s) per inference call" in proc.stdout
+    assert "model tiny.onnx on CPU fp16, 1 frame(s) per inference call" in proc.stdout
     assert (tmp_path / "seg" / "dashcam_short_seg.mp4").is_file()
 
 
@@ -65,13 +66,13 @@ def test_missing_variant_is_one_line(command, tmp_path):
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_presets_auto_runs_int8_on_cpu_where_it_pays_off(name):
-    model = open_choice(name, "auto", "cpu", threads=1)
+    model = open_model(choose_model(name), RunOptions("cpu", 1))
     int8 = variant_path(MODELS_DIR / PRESETS[name], "int8")
     if not int8.is_file():
         assert model.precision == "fp32"
         return
-    check = json.loads(open_choice(str(int8), "auto", "cpu").metadata[INT8_CHECK])
+    check = json.loads(open_model(choose_model(str(int8)), CPU).metadata[INT8_CHECK])
     slower_here = check["speed_vs_fp32"] < 1.0 and check["cpu_int8_dot"] == cpu_int8_dot()
     assert model.precision == ("fp32" if slower_here else "int8") and model.path.parent == MODELS_DIR
-    assert open_choice(name, "fp32", "cpu").path == MODELS_DIR / PRESETS[name]
+    assert open_model(choose_model(name, "fp32"), CPU).path == MODELS_DIR / PRESETS[name]
     assert check["val_miou_fp32"] - check["val_miou_int8"] <= 0.003  # export's bound (issue 28)

@@ -30,7 +30,7 @@ import conftest  # noqa: E402
 from conftest import FakeCapture  # noqa: E402
 from realtime_seg.commands import view as viewer  # noqa: E402
 from realtime_seg.runtime import display, player, sources  # noqa: E402
-from realtime_seg.runtime.engine import load_model  # noqa: E402
+from realtime_seg.runtime.engine import RunOptions, load_model  # noqa: E402
 from realtime_seg.datasets.classes import CAMVID  # noqa: E402
 from realtime_seg.runtime.edges import smooth_upsample  # noqa: E402
 from realtime_seg.runtime.palettes import choose_palette  # noqa: E402
@@ -136,7 +136,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model(MODEL, "cpu")
+    return load_model(MODEL, RunOptions("cpu"))
 
 
 @pytest.fixture(scope="module")

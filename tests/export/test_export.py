@@ -21,7 +21,7 @@ from realtime_seg.export import ExportConfig, export_model  # noqa: E402
 from realtime_seg.training.checkpoint import load_keras  # noqa: E402
 from realtime_seg.datasets.classes import CAMVID  # noqa: E402
 from realtime_seg.contract import preprocess  # noqa: E402
-from realtime_seg.runtime.engine import load_model  # noqa: E402
+from realtime_seg.runtime.engine import RunOptions, load_model  # noqa: E402
 from realtime_seg.errors import UserError  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def _keras_at(keras_model, size: tuple[int, int]):
 def _agreement(keras_model, onnx_path: Path, frames: list[np.ndarray]) -> float:
     """Share of pixels where onnxruntime (through the runtime's loader, at the size it picks for the
     frames) and Keras (at that size) agree."""
-    seg = load_model(onnx_path, device="cpu")
+    seg = load_model(onnx_path, RunOptions("cpu"))
     assert seg.provider == "CPUExecutionProvider"
     size = seg.size_for(frames[0].shape)
     batch = preprocess(frames, size)
@@ -99,7 +99,7 @@ def test_fp32_runs_in_onnxruntime_and_agrees_with_keras(fp32, tiny_run, frames_d
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8  # scaled in the graph
     assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert graph.output[1].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    seg = load_model(path, device="cpu")
+    seg = load_model(path, RunOptions("cpu"))
     seg.use_aspect("squash")  # at the trained size here; other sizes: test_the_export_takes_any_size
     assert seg.input_dtype == np.uint8 and seg.precision == "fp32"
     assert seg.classes == list(CAMVID.classes) and seg.input_size == (32, 48)
@@ -148,7 +148,7 @@ def test_cli_aspect_squash_is_recorded_and_a_bad_one_is_one_line(tiny_run, frame
     proc = run_cli("realtime_seg", "export", str(run / "best.keras"), "-o", str(out), "--frames", str(frames_dir),
                    "--aspect", "squash")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    seg = load_model(out, "cpu")
+    seg = load_model(out, RunOptions("cpu"))
     assert seg.any_size and seg.aspect == "squash"  # any size all the same: --aspect keep at run time works
     assert seg.size_for(_frames(frames_dir)[0].shape) == (32, 48)
     seg.use_aspect("keep")
@@ -213,7 +213,7 @@ def test_logits_head(tiny_run, frames_dir, tmp_path):
     graph = onnx.load(str(out)).graph
     assert [o.name for o in graph.output] == ["logits"]
     assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    seg = load_model(out, device="cpu")
+    seg = load_model(out, RunOptions("cpu"))
     assert seg.output_name == "logits" and seg.metadata["output"] == "logits"
     raw = seg.session.run(None, {seg.input_name: seg.prepare(_frames(frames_dir))})[0]
     assert raw.shape == (3, *seg.size_for(_frames(frames_dir)[0].shape), 11) and raw.dtype == np.float32

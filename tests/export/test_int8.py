@@ -17,7 +17,7 @@ pytest.importorskip("keras")
 from realtime_seg.export import ExportConfig, export_model  # noqa: E402
 from realtime_seg.export.quantize import Int8Config  # noqa: E402
 from realtime_seg.errors import UserError  # noqa: E402
-from realtime_seg.runtime.engine import load_model  # noqa: E402
+from realtime_seg.runtime.engine import RunOptions, load_model  # noqa: E402
 
 # a 2-epoch width-4 model keeps ~88% of its fp32 class maps in int8 (the presets: 93-97%)
 LENIENT = dict(min_agreement=0.5, max_miou_drop=0.05)
@@ -86,7 +86,7 @@ def test_preset_int8_keeps_stem_head_and_decoder_float_and_the_encoder_int8():
 def test_int8_runs_in_the_runtime_close_to_fp32(int8_model, fp32_of_run, frames_dir):
     import cv2
     frames = [cv2.imread(str(p)) for p in sorted(frames_dir.glob("*.png"))]
-    int8, fp32 = load_model(int8_model[0], "cpu"), load_model(fp32_of_run, "cpu")
+    int8, fp32 = load_model(int8_model[0], RunOptions("cpu")), load_model(fp32_of_run, RunOptions("cpu"))
     assert int8.precision == "int8" and int8.input_dtype == np.uint8
     assert int8.aspect == fp32.aspect == "keep"
     # the 16:9 frames at their own aspect (32x64): the int8 graph takes any size too

@@ -11,7 +11,7 @@ import pytest
 from conftest import FIXTURES
 from realtime_seg.contract import INPUT, keep_aspect_size, preprocess
 from realtime_seg.errors import UserError
-from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.engine import RunOptions, load_model
 from realtime_seg.runtime.pipeline import segment_stream
 from realtime_seg.runtime.temporal import TemporalSmoother
 
@@ -37,7 +37,7 @@ def _session_at(model, frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def test_the_width_comes_from_the_frame(wide, camvid):
-    model = load_model(ANY_SIZE, "cpu", threads=1)
+    model = load_model(ANY_SIZE, RunOptions("cpu", 1))
     assert model.any_size and model.aspect == "keep" and model.input_size == (48, 64)
     assert wide.shape[:2] == (180, 320) and camvid.shape[:2] == (180, 240)
     assert model.size_for(wide.shape) == (48, 96)      # 16:9: 48 x 85.3, to a multiple of 32
@@ -57,7 +57,7 @@ def test_keep_is_bounded_and_matches_training_rule():
 
 
 def test_squash_asked_resizes_whole(wide):
-    model = load_model(ANY_SIZE, "cpu", threads=1)
+    model = load_model(ANY_SIZE, RunOptions("cpu", 1))
     model.use_aspect("squash")
     assert model.size_for(wide.shape) == (48, 64)
     np.testing.assert_array_equal(model.predict([wide])[0], _session_at(model, wide, (48, 64)))
@@ -66,14 +66,14 @@ def test_squash_asked_resizes_whole(wide):
 
 
 def test_a_fixed_size_file_still_squashes(wide, caplog):
-    model = load_model(FIXED, "cpu", threads=1)
+    model = load_model(FIXED, RunOptions("cpu", 1))
     assert not model.any_size and model.aspect == "squash"
     with caplog.at_level(logging.WARNING):
         model.use_aspect("keep")
     assert model.aspect == "squash" and "takes 48x64 only" in caplog.text
     assert model.predict([wide]).shape == (1, 48, 64)
     # the same weights: the old file and the new one squashed give the same class map
-    new = load_model(ANY_SIZE, "cpu", threads=1)
+    new = load_model(ANY_SIZE, RunOptions("cpu", 1))
     new.use_aspect("squash")
     np.testing.assert_array_equal(model.predict([wide]), new.predict([wide]))
 
@@ -89,7 +89,7 @@ class _Frames:
 
 
 def test_the_stream_follows_a_change_of_frame_size(wide, camvid):
-    model = load_model(ANY_SIZE, "cpu", threads=1)
+    model = load_model(ANY_SIZE, RunOptions("cpu", 1))
     smoother = TemporalSmoother(0.7, cut_threshold=1e9)  # no cut detection: only the size change resets it
     packets = list(segment_stream(_Frames([wide, wide, camvid, camvid, wide]), model, smoother=smoother,
                                   probs=True))

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import FIXTURES
 from realtime_seg.runtime.edges import dense_upsample, smooth_upsample
-from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.engine import RunOptions, load_model
 from realtime_seg.runtime.temporal import one_hot
 
 SIZES = [(320, 180), (960, 540), (333, 101)]  # the frame's, the demo video's, an odd one
@@ -16,7 +16,7 @@ SIZES = [(320, 180), (960, 540), (333, 101)]  # the frame's, the demo video's, a
 @pytest.fixture(scope="module")
 def scores() -> list[tuple[np.ndarray, np.ndarray]]:
     """(class map, probabilities) of the tiny model with a `probs` output on the real fixture frames."""
-    model = load_model(FIXTURES / "tiny_camvid_probs.onnx", "cpu", threads=1)
+    model = load_model(FIXTURES / "tiny_camvid_probs.onnx", RunOptions("cpu", 1))
     frames = [cv2.imread(str(p)) for p in sorted((FIXTURES / "frames").glob("*.png"))]
     maps, probs = model.infer_probs(model.prepare(frames))
     return list(zip(maps, probs))

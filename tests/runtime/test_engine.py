@@ -12,14 +12,14 @@ from conftest import FIXTURES
 from realtime_seg.contract import CLASS_MAP, INPUT, preprocess
 from realtime_seg.datasets.classes import CAMVID
 from realtime_seg.errors import UserError
-from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.engine import RunOptions, load_model
 
 MODEL = FIXTURES / "tiny_camvid.onnx"
 
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model(MODEL, "cpu", threads=1)
+    return load_model(MODEL, RunOptions("cpu", 1))
 
 
 @pytest.fixture(scope="module")
@@ -76,24 +76,24 @@ def test_model_without_metadata_is_a_clear_error(tmp_path):
     bare = tmp_path / "bare.onnx"
     onnx.save(proto, str(bare))
     with pytest.raises(UserError, match="has no metadata .* realtime_seg inspect .*bare.onnx`, then pass --classes"):
-        load_model(bare, "cpu")
+        load_model(bare, RunOptions("cpu"))
     del proto.metadata_props[:]
     proto.metadata_props.add(key="classes", value="[]")  # partly described: one of ours, damaged
     onnx.save(proto, str(bare))
     # what `pip install .` provides: `python -m export` is only a checkout's shim
     with pytest.raises(UserError, match="lacks metadata palette, input_size; export it with `python -m realtime_seg export "):
-        load_model(bare, "cpu")
+        load_model(bare, RunOptions("cpu"))
 
 
 def test_not_onnx_and_missing_files_are_clear_errors(tmp_path):
     fake = tmp_path / "x.onnx"
     shutil.copy(FIXTURES / "frames" / "frame_0.png", fake)
     with pytest.raises(UserError, match="not a valid ONNX file .*`python -m realtime_seg export`"):
-        load_model(fake, "cpu")
+        load_model(fake, RunOptions("cpu"))
     with pytest.raises(UserError, match="not found"):
-        load_model(tmp_path / "missing.onnx", "cpu")
+        load_model(tmp_path / "missing.onnx", RunOptions("cpu"))
     with pytest.raises(UserError, match="unknown device 'tpu'"):
-        load_model(MODEL, "tpu")
+        load_model(MODEL, RunOptions("tpu"))
 
 
 def test_device_cuda_fails_clearly_without_cuda():
@@ -101,7 +101,7 @@ def test_device_cuda_fails_clearly_without_cuda():
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has a CUDA provider")
     with pytest.raises(UserError, match="--device cuda"):
-        load_model(MODEL, "cuda")
+        load_model(MODEL, RunOptions("cuda"))
 
 
 @pytest.mark.gpu
@@ -109,4 +109,4 @@ def test_cuda_session_runs_on_cuda():
     import onnxruntime as ort
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip("no CUDA provider")
-    assert load_model(MODEL, "cuda").provider == "CUDAExecutionProvider"
+    assert load_model(MODEL, RunOptions("cuda")).provider == "CUDAExecutionProvider"

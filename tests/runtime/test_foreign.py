@@ -12,7 +12,7 @@ from conftest import FIXTURES
 from foreign_models import IMAGENET, NO_NORM, SIZE, foreign_tiny, reference, tiny_graph
 from realtime_seg.datasets.classes import CAMVID, CITYSCAPES, read_class_set
 from realtime_seg.errors import UsageError
-from realtime_seg.runtime.adapter import load_foreign
+from realtime_seg.runtime.models import RunOptions, choose_model, open_model
 from realtime_seg.runtime.foreign import ForeignSpec, parse_size, parse_triple
 
 # name: (foreign_tiny's keywords, inferred layout, output kind, output layout, classes)
@@ -41,7 +41,7 @@ def test_an_imported_model_gives_the_class_maps_of_the_original_run_by_hand(vari
     norm, uint8 = kw.get("norm", IMAGENET), kw.get("uint8", False)
     spec = ForeignSpec(CAMVID, norm["mean"], norm["std"], kw.get("bgr", False),
                        SIZE if kw.get("dynamic") else None, normalised=not uint8)
-    model = load_foreign(path, spec, "cpu", threads=1)
+    model = open_model(choose_model(str(path), foreign=spec), RunOptions("cpu", 1))
     assert model.input_size == SIZE and model.classes == list(CAMVID.classes)
     foreign = json.loads(model.metadata["foreign"])
     assert (foreign["layout"], foreign["kind"], foreign["output_layout"]) == (layout, kind, out_layout)
@@ -63,7 +63,7 @@ def test_one_sigmoid_channel_is_two_classes(kind, frames, tmp_path):
     path = tiny_graph(tmp_path / f"{kind}.onnx", kind)
     names = tmp_path / "fg.txt"
     names.write_text("background 0,0,0\nforeground 255 0 0\n")
-    model = load_foreign(path, ForeignSpec(read_class_set(str(names))), "cpu", threads=1)
+    model = open_model(choose_model(str(path), foreign=ForeignSpec(read_class_set(str(names)))), RunOptions("cpu", 1))
     assert model.classes == ["background", "foreground"]
     np.testing.assert_array_equal(model.palette_bgr, [[0, 0, 0], [0, 0, 255]])
     maps, probs = model.infer_probs(model.prepare(frames))

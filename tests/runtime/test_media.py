@@ -9,7 +9,7 @@ import pytest
 from conftest import FIXTURES, run_python
 from realtime_seg.errors import UsageError, UserError
 from realtime_seg.runtime.edges import smooth_upsample
-from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.engine import RunOptions, load_model
 from realtime_seg.runtime.media import BadImage, frame_files, natural_key, read_image
 from realtime_seg.runtime.segment import segment_image
 from realtime_seg.runtime.sources import FrameSource, open_video
@@ -148,7 +148,7 @@ def test_one_image_is_a_still_and_fps_is_for_images(tmp_path):
 
 
 def test_segment_image_from_a_path_or_an_rgb_array(frame):
-    model = load_model(TINY, "cpu")
+    model = load_model(TINY, RunOptions("cpu"))
     path = KITTI / "000050_10.png"
     result = segment_image(path, model)
     assert result.class_map.shape == frame.shape[:2] and result.class_map.dtype == np.uint8

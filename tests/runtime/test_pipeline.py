@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES
-from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.engine import RunOptions, load_model
 from realtime_seg.runtime.models import StreamPlan, stream_plan
 from realtime_seg.runtime.pipeline import StageTimes, segment_stream
 from realtime_seg.runtime.sources import open_video
@@ -19,7 +19,7 @@ CLIP = FIXTURES / "videos" / "dashcam_short.mp4"
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model(FIXTURES / "tiny_camvid.onnx", "cpu", threads=1)
+    return load_model(FIXTURES / "tiny_camvid.onnx", RunOptions("cpu", 1))
 
 
 @pytest.mark.parametrize("batch_size, workers", [(1, 1), (4, 1), (1, 2), (2, 3)])

@@ -16,7 +16,8 @@ from conftest import FIXTURES
 from realtime_seg.contract import INT8_CHECK
 from realtime_seg.errors import UserError
 from realtime_seg.runtime.engine import load_model
-from realtime_seg.runtime.precision import family_base, open_family, open_model, pays_off, variant_path, variants
+from realtime_seg.runtime.models import ModelChoice, RunOptions, choose_model, open_model
+from realtime_seg.runtime.precision import family_base, pays_off, variant_path, variants
 from realtime_seg.system import cpu_int8_dot
 
 FAMILY = FIXTURES / "tiny_family" / "tiny.onnx"
@@ -38,7 +39,7 @@ def test_variant_names_and_family():
 
 
 def test_new_exports_take_uint8_old_ones_float32(frames):
-    new, old = load_model(FAMILY, "cpu", threads=1), load_model(OLD, "cpu", threads=1)
+    new, old = load_model(FAMILY, RunOptions("cpu", 1)), load_model(OLD, RunOptions("cpu", 1))
     assert new.input_dtype == np.uint8 and new.session.get_inputs()[0].type == "tensor(uint8)"
     assert old.input_dtype == np.float32 and old.session.get_inputs()[0].type == "tensor(float)"
     assert new.prepare(frames).dtype == np.uint8 and old.prepare(frames).dtype == np.float32
@@ -49,8 +50,8 @@ def test_new_exports_take_uint8_old_ones_float32(frames):
 
 
 def test_int8_and_fp16_variants_agree_with_fp32(frames):
-    fp32 = load_model(FAMILY, "cpu").predict(frames)
-    int8, fp16 = (load_model(variant_path(FAMILY, p), "cpu") for p in ("int8", "fp16"))
+    fp32 = load_model(FAMILY, RunOptions("cpu")).predict(frames)
+    int8, fp16 = (load_model(variant_path(FAMILY, p), RunOptions("cpu")) for p in ("int8", "fp16"))
     assert (int8.precision, fp16.precision) == ("int8", "fp16") and int8.runs_on == "CPU int8"
     onnx = pytest.importorskip("onnx")
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in onnx.load(str(int8.path)).graph.node}
@@ -61,9 +62,17 @@ def test_int8_and_fp16_variants_agree_with_fp32(frames):
     assert json.loads(int8.metadata["calibration"])["images"] == 8  # the fixture's train split
 
 
+CPU = RunOptions("cpu")
+
+
+def family(base, precision: str = "auto") -> ModelChoice:
+    """`base`'s family opened as a preset's is (auto picks among its variants)."""
+    return ModelChoice("tiny", base, True, precision)
+
+
 def test_auto_on_cpu_picks_int8_where_it_pays_off():
-    model = open_family(FAMILY, "auto", "cpu")
-    check = json.loads(load_model(variant_path(FAMILY, "int8"), "cpu").metadata[INT8_CHECK])
+    model = open_model(family(FAMILY), CPU)
+    check = json.loads(load_model(variant_path(FAMILY, "int8"), RunOptions("cpu")).metadata[INT8_CHECK])
     # the fixture's int8 was measured slower than fp32 on an AVX2 CPU without VNNI (a width-4 model)
     slower_here = check["speed_vs_fp32"] < 1.0 and check["cpu_int8_dot"] == cpu_int8_dot()
     assert model.precision == ("fp32" if slower_here else "int8")
@@ -81,24 +90,26 @@ def test_pays_off_reads_the_measurement_of_the_same_cpu_kind():
 
 
 def test_explicit_precisions_and_missing_variants(tmp_path):
-    assert open_family(FAMILY, "fp16", "cpu").precision == "fp16"
-    assert open_model(FAMILY, "int8", device="cpu").path.name == "tiny.int8.onnx"   # beside a file
-    assert open_model(FAMILY, "auto", device="cpu").path == FAMILY                  # the file as given
+    assert open_model(family(FAMILY, "fp16"), CPU).precision == "fp16"
+    assert open_model(choose_model(str(FAMILY), "int8"), CPU).path.name == "tiny.int8.onnx"   # beside a file
+    assert open_model(choose_model(str(FAMILY)), CPU).path == FAMILY                          # the file as given
+    fp16 = FAMILY.with_name("tiny.fp16.onnx")
+    assert open_model(choose_model(str(fp16)), CPU).path == fp16  # as given, even where auto would not pick it
     lone = tmp_path / "lone.onnx"
     shutil.copy(FAMILY, lone)
     with pytest.raises(UserError, match=r"lone.onnx is fp32 and there is no lone.int8.onnx"):
-        open_model(lone, "int8", device="cpu")
-    assert open_model(lone, "fp32", device="cpu").precision == "fp32"
+        open_model(choose_model(str(lone), "int8"), CPU)
+    assert open_model(choose_model(str(lone), "fp32"), CPU).precision == "fp32"
     with pytest.raises(UserError, match=r"no int8 variant of lone .*available: fp32"):
-        open_family(lone, "int8", "cpu")
+        open_model(family(lone, "int8"), CPU)
     shutil.copy(FAMILY, tmp_path / "lone.int8.onnx")  # an fp32 file under an int8 name
     with pytest.raises(UserError, match="is fp32, not int8"):
-        open_model(lone, "int8", device="cpu")
+        open_model(choose_model(str(lone), "int8"), CPU)
 
 
 def test_io_binding_gives_the_same_class_maps(frames):
     """The CUDA path (bound input, output copied back once) run on the CPU provider."""
-    model = load_model(FAMILY, "cpu")
+    model = load_model(FAMILY, RunOptions("cpu"))
     x = model.prepare(frames)
     np.testing.assert_array_equal(model._run_bound([model.output_name], x)[0], model.infer(x))
     names = [o.name for o in model.session.get_outputs()]  # every output, as infer_probs binds them
@@ -111,7 +122,7 @@ def test_auto_on_cuda_runs_fp16_with_io_binding(frames):
     ort = pytest.importorskip("onnxruntime")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip("no CUDA provider in this onnxruntime")
-    model = open_family(FAMILY, "auto", "cuda")
+    model = open_model(family(FAMILY), RunOptions("cuda"))
     assert model.precision == "fp16" and model.provider == "CUDAExecutionProvider"
-    cpu = load_model(FAMILY, "cpu").predict(frames)
+    cpu = load_model(FAMILY, RunOptions("cpu")).predict(frames)
     assert np.mean(model.predict(frames) == cpu) >= 0.99

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES
-from realtime_seg.runtime.engine import load_model
+from realtime_seg.runtime.engine import RunOptions, load_model
 from realtime_seg.runtime.pipeline import segment_stream
 from realtime_seg.runtime.sources import open_video
 from realtime_seg.runtime.temporal import (FlickerMeter, TemporalSmoother, argmax_classes, check_smooth,
@@ -25,7 +25,7 @@ def _frames(path) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model(FIXTURES / "tiny_camvid_probs.onnx", "cpu", threads=1)
+    return load_model(FIXTURES / "tiny_camvid_probs.onnx", RunOptions("cpu", 1))
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ...errors import UserError, first_line
 from ...runtime.engine import SegModel
-from ...runtime.models import Opened, open_choice, open_selected
+from ...runtime.models import Opened, RunOptions, open_model, open_streams
 from ...runtime.pipeline import segment_stream
 from ...system import progress
 from .chunks import (
@@ -148,7 +148,7 @@ def actor_slots(ray, cfg: BatchConfig) -> list[tuple[str, float, float]]:
         if not node["Alive"]:
             continue
         cpus, gpus = node["Resources"].get("CPU", 0), node["Resources"].get("GPU", 0)
-        per_gpu = cfg.ray_gpus if cfg.ray_gpus is not None else (1.0 if gpus and cfg.device != "cpu" else 0.0)
+        per_gpu = cfg.ray_gpus if cfg.ray_gpus is not None else (1.0 if gpus and cfg.options.device != "cpu" else 0.0)
         if per_gpu > 0 and gpus >= per_gpu:
             n = int(gpus // per_gpu)
             slots += [(node["NodeID"], min(1.0, cpus / n), per_gpu)] * n
@@ -168,7 +168,7 @@ def start_board(ray, cfg: BatchConfig) -> tuple[object, str]:
 
 def _model_files(cfg: BatchConfig) -> dict[str, bytes]:
     """The model the workers run, with its precision variants when --precision may choose one of them."""
-    paths = cfg.model.files(cfg.precision)
+    paths = cfg.model.files()
     try:
         return {path.name: path.read_bytes() for path in paths}
     except OSError as e:
@@ -182,7 +182,7 @@ def start_actors(ray, cfg: BatchConfig, board_name: str) -> list:
     worker = ray.remote(SegWorker)
     actors = []
     for node_id, cpus, gpus in actor_slots(ray, cfg):
-        device = cfg.device if cfg.device != "auto" else ("cuda" if gpus else "cpu")
+        device = cfg.options.device if cfg.options.device != "auto" else ("cuda" if gpus else "cpu")
         actors.append(worker.options(
             num_cpus=cpus, num_gpus=gpus, max_restarts=_RETRIES, max_task_retries=_RETRIES,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=True),
@@ -210,7 +210,7 @@ def run_on_ray(todo: list[tuple[int, Job]], cfg: BatchConfig, stop: threading.Ev
     """Process the jobs on the cluster at `cfg.ray`; one Result per job index."""
     todo = [(i, _absolute(job)) for i, job in todo]
     cfg = replace(cfg, out=cfg.out.absolute())
-    open_choice(cfg.model, cfg.precision, "cpu", 1)  # a bad model fails here, once, not in every worker
+    open_model(cfg.model, RunOptions("cpu", 1))  # a bad model fails here, once, not in every worker
     ray = connect(cfg.ray)
     try:
         plans = plan_tasks(todo, cfg)
@@ -438,11 +438,11 @@ class SegWorker:
         files = ray.get(ray.get(board.model.remote())[0])  # the object store: once per node
         # the precision this actor's device runs best (int8 on CPUs, fp16 on CUDA, where they pay off),
         # with the threads of the viewer's plan on the actor's cores; one call at a time
-        opened = open_selected(cfg.model.moved(local_model_copy(files)), cfg.precision, device, cfg.threads,
-                               cores=cores)
+        options = replace(cfg.options, device=device)
+        opened = open_streams(cfg.model.moved(local_model_copy(files)), options, cores=cores)
         self.model: SegModel = opened.model
         self.plan = replace(opened.plan, workers=1)
-        self.cfg = replace(cfg, device=device, threads=self.plan.threads, workers=1)
+        self.cfg = replace(cfg, options=replace(options, threads=self.plan.threads), workers=1)
         self.board = board
 
     def info(self) -> tuple[str, int, str]:
@@ -477,7 +477,7 @@ class SegWorker:
         stop = threading.Event()
         bar = _Progress(self.board, key, stop)
         model = ReplayModel(self.model, job, chunks) if chunks else self.model
-        result = Runner(self.cfg, Opened([model], self.plan), stop, bar).run(job)
+        result = Runner(self.cfg, Opened([model], self.plan, self.cfg.model.name), stop, bar).run(job)
         bar.flush()
         if chunks and model.recomputed:
             log.warning("%s: %d frames segmented again (a seek into a chunk did not land exactly)",

@@ -10,7 +10,8 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from ...cli import add_compare_options, add_look_options, add_model_options, look_options, model_choice
+from ...cli import (add_compare_options, add_look_options, add_model_options, compare_choice, look_options,
+                   model_choice, run_options)
 from ...errors import ArgumentParser
 from ...plots import require
 from ...runtime.media import DEFAULT_FPS
@@ -86,13 +87,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> BatchConfig:
-    return BatchConfig(out=args.out, model=model_choice(args), device=args.device,
+    model = model_choice(args)
+    return BatchConfig(out=args.out, model=model, options=run_options(args),
                        look=look_options(args, hud=args.hud), png_masks=args.png_masks, stats=args.stats, codec=args.codec,
                        ext=args.ext.lstrip(".").lower(), overwrite=args.overwrite,
                        recursive=args.recursive, workers=args.workers, batch_size=args.batch_size,
-                       threads=args.threads, precision=args.precision, ray=args.ray,
+                       ray=args.ray,
                        ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, chunk_frames=args.chunk_frames,
-                       compare=args.compare, compare_view=args.compare_view, as_video=args.as_video, fps=args.fps)
+                       compare=compare_choice(args, model), compare_view=args.compare_view, as_video=args.as_video, fps=args.fps)
 
 
 @contextlib.contextmanager

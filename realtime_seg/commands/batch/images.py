@@ -85,8 +85,8 @@ class ImageRunner(Runner):
         """--compare's model for this group, without temporal smoothing (each image alone)."""
         if self.compared is None:
             return None
-        others, names = self.compared
-        return Comparison(model, others.get(slot), names, self.cfg.compare_view)
+        names = (self.models.name, self.compared.name)
+        return Comparison(model, self.compared.get(slot), names, self.cfg.compare_view)
 
     def _images(self, job: ImageJob, source: FrameSource, model: SegModel,
                 outputs: tuple[WriterThread, ClassStats | None, Comparison | None], bar,

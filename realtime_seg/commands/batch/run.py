@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...cli import open_compared
 from ...errors import UsageError, UserError
-from ...runtime.models import Opened, open_selected
+from ...runtime.models import Opened, open_streams
 from ...runtime.sources import is_url
 from ...runtime.video import VideoOutput
 from ...system import progress
@@ -90,11 +89,9 @@ def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: Bat
             # each file runs the viewer's plan on its share of the cores; one session shared by the
             # threads (as fast here, one copy of the weights) unless asked for one each
             copies = 1 if cfg.share_model else cfg.workers
-            models = open_selected(cfg.model, cfg.precision, cfg.device, cfg.threads, streams=cfg.workers,
-                                   copies=copies)
-            compared = open_compared(cfg.compare, cfg.model, cfg.precision, cfg.device, cfg.threads,
-                                     streams=cfg.workers, copies=copies) if cfg.compare else None
-            print(f"model {models.model.path.name} on {models.model.runs_on}, "
+            models = open_streams(cfg.model, cfg.options, streams=cfg.workers, copies=copies)
+            compared = open_streams(cfg.compare, cfg.options, streams=cfg.workers, copies=copies) if cfg.compare else None
+            print(f"model {models.name} on {models.model.runs_on}, "
                   f"{cfg.batch_size or models.plan.batch} frame(s) per inference call, "
                   f"{models.plan.workers} call(s) in flight", flush=True)
             results.update(_run_jobs(todo, cfg, models, stop, compared))
@@ -104,7 +101,7 @@ def _run_planned(inputs: list[tuple[Path, Path]], unmatched: list[str], cfg: Bat
 
 
 def _run_jobs(todo: list[tuple[int, Job]], cfg: BatchConfig, models: Opened, stop: threading.Event,
-              compared: tuple[Opened, tuple[str, str]] | None = None) -> dict[int, Result]:
+              compared: Opened | None = None) -> dict[int, Result]:
     """Run jobs on `workers` threads under an overall progress bar (`compared`: --compare's model);
     waits in short steps so that signals reach the main thread promptly."""
     overall = progress(total=sum(job.frames for _, job in todo), desc="total", unit="frame", position=0)

@@ -56,8 +56,8 @@ class Runner:
     """Processes jobs; `stop` (Ctrl-C, SIGTERM) ends every file at its next frame."""
 
     def __init__(self, cfg: BatchConfig, models: Opened, stop: threading.Event, overall=None,
-                 compared: tuple[Opened, tuple[str, str]] | None = None):
-        """`compared`: --compare's sessions and the two models' names (cli.open_compared)."""
+                 compared: Opened | None = None):
+        """`compared`: --compare's sessions."""
         self.cfg, self.models, self.stop, self.overall = cfg, models, stop, overall
         self.compared = compared
         self._overall_lock = threading.Lock()  # workers share the overall bar
@@ -134,8 +134,8 @@ class Runner:
         """A new comparison for one file (its own agreement and smoothing); None without --compare."""
         if self.compared is None:
             return None
-        others, names = self.compared
-        return Comparison(model, others.get(slot), names, self.cfg.compare_view, smoother(self.cfg.look.smooth))
+        names = (self.models.name, self.compared.name)
+        return Comparison(model, self.compared.get(slot), names, self.cfg.compare_view, smoother(self.cfg.look.smooth))
 
     def _open_writers(self, job: Job, source: Source, size: tuple[int, int], model: SegModel) -> dict:
         writers = {}

@@ -14,7 +14,8 @@ from ...errors import ArgumentParser, UsageError, UserError, check_at_least
 from ...paths import DEMO_VIDEO
 from ...plots import require
 from ...runtime.engine import SegModel
-from ...runtime.models import PRESETS, ModelChoice, choose_model, open_choice
+from ...runtime.foreign import ForeignSpec
+from ...runtime.models import PRESETS, ModelChoice, RunOptions, choose_model, open_model
 from ...runtime.precision import family_base
 from ...system import check_output_file, write_json
 from .measure import (
@@ -34,38 +35,36 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Row:
-    """One measured row: a model (a preset or a file) at one precision."""
+    """One measured row: a model (a preset or a file) at one precision and aspect."""
 
-    name: str           # the preset's name or the file's stem; the JSON's `model`, beside `precision`
-    spec: str           # --models entry: preset name or path
-    base: Path          # the fp32 file of a preset, or the file given: where its .keras is looked for
+    choice: ModelChoice  # its name is the JSON's `model`, beside `precision`; its path (the fp32 file of a
+                         # preset, or the file given) is where its .keras is looked for
     model: SegModel
-    choice: ModelChoice
 
 
-def _choice(spec: str, cfg: BenchConfig) -> ModelChoice:
-    """--models entry resolved; the foreign-model flags apply to the files, not to the presets."""
-    return choose_model(spec, None if spec in PRESETS else cfg.foreign)
+def choices(specs: list[str], precisions: list[str], aspects: list[str | None],
+            foreign: ForeignSpec | None) -> list[ModelChoice]:
+    """Every --models entry at every precision and aspect asked for; the foreign-model flags apply to
+    the files, not to the presets; a variant given stands for its family."""
+    return [replace(choice, path=family_base(choice.path))
+            for spec in specs for aspect in dict.fromkeys(aspects) for precision in dict.fromkeys(precisions)
+            for choice in [choose_model(spec, precision, None if spec in PRESETS else foreign, aspect)]]
 
 
 def load_rows(cfg: BenchConfig) -> list[Row]:
-    """Every model at every precision and aspect asked for (`auto` once, as the product picks it); no row twice."""
+    """Every choice opened (`auto` as the product picks it); no file at one aspect twice."""
     rows: list[Row] = []
-    for spec in cfg.models:
-        for aspect in dict.fromkeys(cfg.aspects):
-            choice = replace(_choice(spec, cfg), aspect=aspect)
-            choice = replace(choice, path=family_base(choice.path))  # a variant given: its family's rows
-            for precision in dict.fromkeys(cfg.precisions):
-                model = open_choice(choice, precision, cfg.device, cfg.threads, cfg.spinning)
-                if all((r.model.path, r.model.aspect) != (model.path, model.aspect) for r in rows):
-                    rows.append(Row(choice.name, spec, choice.path, model, choice))
+    for choice in cfg.choices:
+        model = open_model(choice, cfg.options)
+        if all((r.model.path, r.model.aspect) != (model.path, model.aspect) for r in rows):
+            rows.append(Row(choice, model))
     return rows
 
 
 def run(cfg: BenchConfig) -> dict:
     """Measure every model on the same clip; print the tables; return the JSON document."""
     check_video(cfg.video)
-    paths = [choose_model(m).path for m in cfg.models]
+    paths = list(dict.fromkeys(c.path for c in cfg.choices))
     if cfg.json:  # fail before measuring, not after; never over an input
         models = {"model": paths[0]} if len(paths) == 1 else {f"model {p.name}": p for p in paths}
         inputs = {"video": cfg.video, **models}
@@ -82,18 +81,21 @@ def run(cfg: BenchConfig) -> dict:
               f"timings will be low and noisy", file=sys.stderr)
     clip = read_clip(cfg.video, cfg.frames)
     with tempfile.TemporaryDirectory(prefix="realtime_seg_bench_") as tmp:
-        measured = [bench_model(r.model, f"{r.name} {r.model.precision}", cfg, clip, Path(tmp), r.choice) for r in rows]
+        measured = [bench_model(r.model, f"{r.choice.name} {r.model.precision}", cfg, clip, Path(tmp), r.choice)
+                    for r in rows]
         keras_loops: dict[str, SeedKeras] = {}  # the seed notebook's loop, once per model, whatever the precisions
         for row in rows:  # last: TensorFlow stays loaded after
-            keras_path = keras_path_for(row.base, cfg.keras)
-            if row.spec in keras_loops:
+            name = row.choice.name
+            keras_path = keras_path_for(row.choice.path, cfg.keras)
+            if name in keras_loops:
                 continue
             if cfg.seed_keras:
-                status(f"{row.spec}: seed Keras loop")
-                keras_loops[row.spec] = seed_keras(row.model, clip, Path(tmp), keras_path)
+                status(f"{name}: seed Keras loop")
+                keras_loops[name] = seed_keras(row.model, clip, Path(tmp), keras_path)
             else:
-                keras_loops[row.spec] = SeedKeras(str(keras_path), note="skipped: --no-keras")
-    results = [build_result(r.name, r.model, cfg.threads, cfg.spinning, m, keras_loops[r.spec])
+                keras_loops[name] = SeedKeras(str(keras_path), note="skipped: --no-keras")
+    results = [build_result(r.choice.name, r.model, cfg.options.threads, cfg.options.spinning, m,
+                            keras_loops[r.choice.name])
                for r, m in zip(rows, measured)]
     status("matrix-multiply rate")
     machine = machine_info(any(r.provider.startswith("CUDA") for r in results), load)
@@ -137,12 +139,12 @@ def config(args: argparse.Namespace) -> BenchConfig:
     check_at_least("--frames", args.frames, 1)
     check_at_least("--threads", args.threads, 0)
     check_at_least("--batches", min(args.batches), 1)
-    models = args.models or [choose_model(args.model).spec]
-    if args.keras and len(models) > 1:
+    specs = args.models or [choose_model(args.model).spec]
+    if args.keras and len(specs) > 1:
         raise UsageError("--keras names one Keras file: use it with --model, not --models")
-    return BenchConfig(args.video, models, args.keras, args.device, args.frames, args.threads,
-                       args.spin, tuple(args.batches), not args.no_keras, args.json, tuple(args.precision),
-                       foreign_spec(args), args.plot, tuple(args.aspect or (None,)))
+    return BenchConfig(args.video, choices(specs, args.precision, args.aspect or [None], foreign_spec(args)),
+                       args.keras, RunOptions(args.device, args.threads, args.spin), args.frames,
+                       tuple(args.batches), not args.no_keras, args.json, args.plot)
 
 
 def main(argv: list[str]) -> int:

@@ -23,9 +23,8 @@ import numpy as np
 from ...contract import preprocess
 from ...errors import UsageError, UserError
 from ...runtime.engine import SegModel
-from ...runtime.foreign import ForeignSpec
 from ...runtime.look import Look
-from ...runtime.models import ModelChoice, open_choice, open_selected
+from ...runtime.models import ModelChoice, RunOptions, open_model, open_streams
 from ...runtime.pipeline import Packet, StageTimes
 from ...runtime.player import ViewState, play, render
 from ...runtime.render import to_frame_size
@@ -41,19 +40,14 @@ class BenchConfig:
     """The settings of one run, checked by command.config."""
 
     video: str
-    models: list[str]
+    choices: list[ModelChoice]  # one row each: every model at every --precision and --aspect asked for
     keras: str | None = None
-    device: str = "auto"
+    options: RunOptions = RunOptions()  # --device, --threads, --spin
     frames: int = 200
-    threads: int = 0
-    spinning: bool = False
     batches: tuple[int, ...] = (1, 4, 8)
     seed_keras: bool = True
     json: str | None = None
-    precisions: tuple[str, ...] = ("auto",)  # one row per precision of each model
-    foreign: ForeignSpec | None = None       # --classes, --mean, ...: the model files are foreign, imported in memory
-    plot: str | None = None                   # --plot FILE.png: the stage times per model
-    aspects: tuple[str | None, ...] = (None,)  # --aspect: one row per aspect of each model (None: its own)
+    plot: str | None = None     # --plot FILE.png: the stage times per model
 
 
 @dataclass
@@ -345,7 +339,7 @@ def seed_keras(model: SegModel, clip: Clip, tmp: Path, path: Path) -> SeedKeras:
 
 def _same(model: SegModel, choice: ModelChoice) -> ModelChoice:
     """What opens `model` again, at its aspect: its file, or the foreign choice it was imported from."""
-    return choice if choice.foreign is not None else replace(choice, path=model.path, preset=False)
+    return choice if choice.foreign is not None else replace(choice, path=model.path, preset=False, precision="auto")
 
 
 def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: Path, choice: ModelChoice) -> dict:
@@ -353,13 +347,13 @@ def bench_model(model: SegModel, name: str, cfg: BenchConfig, clip: Clip, tmp: P
     status(f"{name}: stages alone")
     stages_ms, flicker = measure_stages(model, clip, tmp)
     status(f"{name}: stages alone, one thread each")
-    single = open_choice(_same(model, choice), "auto", cfg.device, 1, cfg.spinning)
+    single = open_model(_same(model, choice), replace(cfg.options, threads=1))
     stages_ms_1thread, _ = measure_stages(single, clip, tmp, one_thread=True)
     status(f"{name}: model alone at batches {', '.join(map(str, cfg.batches))}")
     throughput_ips = throughput(model, clip, cfg.batches)
     status(f"{name}: product pipeline")
     # the viewer's own plan: its threads and frames in flight
-    streamed = open_selected(_same(model, choice), "auto", cfg.device, cfg.threads, spinning=cfg.spinning)
+    streamed = open_streams(_same(model, choice), cfg.options)
     plan = streamed.plan
     pipeline_fps, pipeline_stages_ms, pipeline_flicker, pipeline_cpu_ms = product_pipeline(
         streamed.model, clip, tmp, plan.workers)

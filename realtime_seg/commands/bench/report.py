@@ -178,8 +178,8 @@ def table(result: ModelResult, baseline: ModelResult | None = None) -> str:
 def report(cfg: BenchConfig, clip: Clip, results: list[ModelResult], machine: dict) -> dict:
     """The JSON document: run facts, machine, versions, every model, and the first model's keys on top."""
     doc = {"video": clip.path, "video_size": list(clip.size), "video_fps": clip.fps,
-           "frames": len(clip.frames), "encoder": ENCODER, "device": cfg.device, "threads": cfg.threads,
-           "spinning": cfg.spinning, "machine": machine, "versions": versions(),
+           "frames": len(clip.frames), "encoder": ENCODER, "device": cfg.options.device, "threads": cfg.options.threads,
+           "spinning": cfg.options.spinning, "machine": machine, "versions": versions(),
            "models": [asdict(r) for r in results]}
     return {**asdict(results[0]), **doc}
 
