@@ -12,7 +12,6 @@ everywhere.
 """
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,8 +24,6 @@ from .engine import CUDA, RunOptions, SegModel, load_model, providers
 from .foreign import ForeignSpec
 from .precision import CHOICES as PRECISION_CHOICES
 from .precision import candidates, family_base, suits, variants
-
-log = logging.getLogger(__name__)
 
 # each preset is a family: NAME.onnx (fp32) and, where they pay off, NAME.int8.onnx and NAME.fp16.onnx
 PRESETS = {"accurate": "camvid_accurate.onnx", "fast": "camvid_fast.onnx"}

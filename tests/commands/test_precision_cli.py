@@ -42,7 +42,7 @@ def test_eval_scores_the_variant_asked_for(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(out.read_text())
     assert (doc["model"], doc["file"], doc["precision"]) == ("tiny.onnx", "tiny.int8.onnx", "int8")
-    assert "(CPU int8)" in proc.stdout
+    assert "with tiny.onnx (CPU int8, tiny.int8.onnx)" in proc.stdout
     # the same score export measured for this file on the same split when it checked the int8 model
     check = json.loads(open_model(choose_model(str(FAMILY), "int8"), CPU).metadata[INT8_CHECK])
     assert doc["miou"] == pytest.approx(check["val_miou_int8"], abs=1e-9)
