@@ -46,9 +46,13 @@ def choices(specs: list[str], precisions: list[str], aspects: list[str | None],
             foreign: ForeignSpec | None) -> list[ModelChoice]:
     """Every --models entry at every precision and aspect asked for; the foreign-model flags apply to
     the files, not to the presets; a variant given stands for its family."""
-    return [replace(choice, path=family_base(choice.path))
-            for spec in specs for aspect in dict.fromkeys(aspects) for precision in dict.fromkeys(precisions)
-            for choice in [choose_model(spec, precision, None if spec in PRESETS else foreign, aspect)]]
+    rows = []
+    for spec in specs:
+        for aspect in dict.fromkeys(aspects):
+            for precision in dict.fromkeys(precisions):
+                choice = choose_model(spec, precision, None if spec in PRESETS else foreign, aspect)
+                rows.append(replace(choice, path=family_base(choice.path)))
+    return rows
 
 
 def load_rows(cfg: BenchConfig) -> list[Row]:
