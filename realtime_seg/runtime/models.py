@@ -94,15 +94,14 @@ def open_model(choice: ModelChoice, options: RunOptions = RunOptions()) -> SegMo
 
 def _best_variant(choice: ModelChoice, options: RunOptions) -> SegModel:
     """The first of the precision's candidate files that suits it (auto: fp16 only on CUDA, int8 only
-    where it pays off), else the family's fp32 (or the last candidate)."""
+    where it pays off). fp32 always suits, so only a family without one gets past the loop: it runs
+    the last variant tried."""
     on_cuda = providers(options.device)[0] == CUDA
-    paths = candidates(choice.path, choice.precision, choice.preset, on_cuda)
-    for path in paths:
+    for path in candidates(choice.path, choice.precision, choice.preset, on_cuda):
         model = load_model(path, options)
         if suits(model, choice.precision, choice.preset):
             return model
-    fallback = variants(family_base(choice.path)).get("fp32", paths[-1])
-    return model if fallback == paths[-1] else load_model(fallback, options)
+    return model
 
 
 @dataclass(frozen=True)
