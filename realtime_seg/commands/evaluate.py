@@ -48,6 +48,14 @@ def find_split(model: SegModel, run: str | None) -> tuple[dict, str]:
     return dict(DEFAULT_SPLIT), "the trainer's defaults"
 
 
+def _trained_on(fmt: str, settings: dict) -> bool:
+    """Whether the run trained on data of this layout ("camvid + kitti": several); unknown counts as yes.
+
+    A CamVid-only model scored on KITTI is scored on a camera it never saw, whatever its split."""
+    formats = settings.get("format", "auto").split(" + ")
+    return "auto" in formats or fmt in formats
+
+
 def describe_split(fmt: str, split: str, settings: dict, origin: str) -> str:
     """Which images are scored, in words: e.g. CARLA's held-out 10% (seed 0, from run/config.json)."""
     return READERS[fmt].describe(split, settings, origin)
@@ -143,7 +151,7 @@ def main(argv: list[str]) -> int:
         drives = parse_drives(args.holdout_drive)
         _, samples = hold_out(samples, fmt, drives, f"{args.data} ({split})")
         scored += f", drive {', '.join(drives)} only"
-    if settings.get("train_split") == "trainval" and split in ("val", "all"):
+    if settings.get("train_split") == "trainval" and split in ("val", "all") and _trained_on(fmt, settings):
         scored += "; the model was trained on train+val, so this is not a held-out score"
     print(f"scoring {len(samples)} images with {choice.name} ({model.runs_on}, {model.path.name}), aspect {model.aspect}: {scored}")
     cm = evaluate(model, samples, fmt, args.batch_size, args.edges)

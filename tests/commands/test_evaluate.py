@@ -97,6 +97,18 @@ def test_val_of_a_trainval_model_is_not_called_held_out(tmp_path):
     assert notes == [False, True]
 
 
+@pytest.mark.parametrize("dataset, note", [("camvid", False), ("camvid + kitti", True)])
+def test_a_trainval_model_on_another_camera_is_not_called_trained_on(tmp_path, dataset, note):
+    """KITTI frames scored with a CamVid-only train+val model are a camera it never saw: no note."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"dataset": dataset, "train_split": "trainval"}))
+    proc = run_cli("realtime_seg", "eval", "--model", str(TINY), "--data", str(FIXTURES / "kitti"),
+                   "--split", "all", "--run", str(run))
+    assert proc.returncode == 0, proc.stderr
+    assert ("not a held-out score" in proc.stdout) is note
+
+
 def test_a_run_folder_without_config_is_a_clear_error(tmp_path):
     proc = run_cli("realtime_seg", "eval", "--model", str(TINY), "--data", str(FIXTURES / "camvid"),
                    "--run", str(tmp_path))
