@@ -95,6 +95,9 @@ def run(args, demo: bool = False) -> dict:
     if compare is not None and summary:
         summary["compare"] = compare.describe()
     print_summary(summary)
+    hint = speed_hint(summary, source.fps, choice.name, _squash_is_smaller(opened.model, source))
+    if hint:
+        print(hint)
     if source.cancelled:
         print("interrupted", file=sys.stderr)
     if source.error:
@@ -181,6 +184,29 @@ def print_summary(summary: dict) -> None:
     print(f"{summary['frames']} frames in {summary['seconds']:.1f}s: {summary['fps']:.1f} FPS mean on "
           f"{summary['provider']} {summary.get('precision', 'fp32')}, dropped {summary['dropped']} | "
           + ", ".join(f"{k} {v:.1f} ms" for k, v in summary["stages_ms"].items()) + flicker + calls)
+
+
+def _squash_is_smaller(model, source) -> bool:
+    """Whether --aspect squash would feed the model fewer pixels than this run's frames got."""
+    if not getattr(source, "size", None):
+        return False
+    (h, w), (th, tw) = model.size_for((source.size[1], source.size[0])), model.input_size
+    return h * w > th * tw
+
+
+def speed_hint(summary: dict, source_fps: float | None, model: str, squash_helps: bool) -> str | None:
+    """One line when the run reached less than 90% of the source's frame rate: which flags run faster.
+
+    The floors of the presets hold on some CPUs and not on others (docs/BENCHMARKS.md): a user on a
+    slower one learns the way out from the run itself. None for a still, a short run or a fast one."""
+    if not summary or summary["frames"] < 30 or not source_fps or summary["fps"] >= 0.9 * source_fps:
+        return None
+    faster = [flag for flag, helps in (("--model fast", model != "fast"), ("--aspect squash", squash_helps))
+              if helps]
+    if not faster:
+        return None
+    return (f"note: {summary['fps']:.1f} FPS is below the source's {source_fps:g} fps on this machine; "
+            f"{' or '.join(faster)} runs faster (speeds: docs/BENCHMARKS.md)")
 
 
 def parser() -> argparse.ArgumentParser:

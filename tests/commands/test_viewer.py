@@ -899,3 +899,30 @@ def test_one_image_stays_in_the_window_until_a_key_is_pressed():
         proc.wait(timeout=10)
         assert proc.returncode == 0, proc.stderr.read()[-3000:]
     assert "showing " in out.text() and summary(out.text()) == (1, 0)
+
+
+def test_a_run_below_the_sources_frame_rate_says_what_runs_faster():
+    """Below 90% of the source's rate the summary names the faster flags that apply, and only those."""
+    slow = {"frames": 200, "fps": 21.0}
+    assert viewer.speed_hint(slow, 25, "accurate", True) == (
+        "note: 21.0 FPS is below the source's 25 fps on this machine; --model fast or --aspect squash "
+        "runs faster (speeds: docs/BENCHMARKS.md)")
+    assert "--aspect squash" not in viewer.speed_hint(slow, 25, "accurate", False)
+    assert viewer.speed_hint(slow, 25, "fast", True).count("--") == 1
+    assert viewer.speed_hint(slow, 25, "fast", False) is None            # nothing faster to offer
+    assert viewer.speed_hint({"frames": 200, "fps": 23.0}, 25, "accurate", True) is None  # keeps up
+    assert viewer.speed_hint({"frames": 1, "fps": 0.4}, 10, "accurate", True) is None     # a still
+    assert viewer.speed_hint({}, 25, "accurate", True) is None
+
+
+def test_squash_helps_only_a_kept_frame_wider_than_the_trained_size():
+    """A 16:9 video kept at the model's height runs more pixels than squashed; a 4:3 one does not."""
+    model = load_model(conftest.FIXTURES / "tiny_any_size.onnx", RunOptions("cpu"))  # 48x64, keeps aspect
+    wide = sources.open_video(str(conftest.FIXTURES / "videos" / "dashcam_short.mp4"))    # 480x270
+    four_three = sources.open_video(str(conftest.FIXTURES / "videos" / "carla_small.mp4"))  # 400x300
+    try:
+        assert viewer._squash_is_smaller(model, wide) and not viewer._squash_is_smaller(model, four_three)
+        model.use_aspect("squash")
+        assert not viewer._squash_is_smaller(model, wide)
+    finally:
+        wide.close(), four_three.close()
