@@ -140,6 +140,7 @@ class _Playback:
     pacer: Pacer | None                       # a file's own frame rate in a window; None: flat out
     times: StageTimes = field(default_factory=StageTimes)
     meter: FpsMeter = field(default_factory=FpsMeter)
+    paused_s: float = 0.0                     # seconds spent paused: not playing time for the summary
 
 
 def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput | None = None,
@@ -151,7 +152,7 @@ def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput 
     flat out. In a window, `pace` shows a file at its own frame rate, and at the end of a file the
     window keeps its last frame until q; r plays it again (the recording keeps the first pass).
     The state's `smooth` averages class scores over time (--smooth); the summary reports the flicker
-    (and the seconds spent playing, not waiting at the end); `workers`: inference calls in flight.
+    (and the seconds spent playing, not paused or waiting at the end); `workers`: inference calls in flight.
     """
     loop = _Playback(model, source, state, window, shots, smoother(state.smooth), workers,
                      Pacer(source.fps) if pace and window and not source.live else None)
@@ -165,7 +166,7 @@ def play(model: SegModel, source: Source, state: ViewState, output: VideoOutput 
             break
     if bar is not None:
         bar.close()
-    return _summary(frames, seconds, loop.times, model, source, output, state.flicker, workers)
+    return _summary(frames, seconds - loop.paused_s, loop.times, model, source, output, state.flicker, workers)
 
 
 def _pass(loop: _Playback, output: VideoOutput | None, bar) -> tuple[int, Packet | None, bool]:
@@ -212,8 +213,11 @@ def _show(loop: _Playback, image: np.ndarray, packet: Packet) -> str | None:
     if loop.pacer is not None:
         loop.pacer.shown()
     while True:
-        wait_ms = 30 if loop.state.paused else max(1, loop.pacer.wait_ms() if loop.pacer else 1)
+        paused, waited = loop.state.paused, time.perf_counter()
+        wait_ms = 30 if paused else max(1, loop.pacer.wait_ms() if loop.pacer else 1)
         action = handle_key(window.key(wait_ms), loop.state, image, loop.shots)
+        if paused:
+            loop.paused_s += time.perf_counter() - waited
         if action == "quit" or loop.source.cancelled or window.closed():
             return "quit"
         if action == "next":

@@ -926,3 +926,41 @@ def test_squash_helps_only_a_kept_frame_wider_than_the_trained_size():
         assert not viewer._squash_is_smaller(model, wide)
     finally:
         wide.close(), four_three.close()
+
+
+class _PausingWindow:
+    """A window whose user pauses on the first frame for `pause_s`, then lets the file play and quits at its end."""
+
+    def __init__(self, pause_s: float):
+        self.pause_s, self._resume_at, self._last_show = pause_s, None, time.monotonic()
+
+    def show(self, image) -> None:
+        self._last_show = time.monotonic()
+
+    def key(self, wait_ms: int) -> int:
+        time.sleep(wait_ms / 1000)
+        if self._resume_at is None:
+            self._resume_at = time.monotonic() + self.pause_s
+            return ord(" ")                       # pause on the first frame
+        if self._resume_at and time.monotonic() >= self._resume_at:
+            self._resume_at = 0.0
+            return ord(" ")                       # play on
+        ended = self._resume_at == 0.0 and time.monotonic() - self._last_show > 0.5  # holding the last frame
+        return ord("q") if ended else 255
+
+    def closed(self) -> bool:
+        return False
+
+
+def test_time_spent_paused_is_not_playing_time(model):
+    """A second paused in a window leaves the summary's seconds and FPS those of the frames played."""
+    source = sources.open_video(str(conftest.FIXTURES / "videos" / "dashcam_short.mp4"))  # 40 frames
+    window, started = _PausingWindow(pause_s=1.5), time.perf_counter()
+    try:
+        summary = player.play(model, source, _state(), window=window)
+    finally:
+        source.close()
+    wall = time.perf_counter() - started
+    assert summary["frames"] == 40 and wall > 1.5
+    assert summary["seconds"] < wall - 1.4                 # the pause is left out ...
+    assert summary["fps"] == pytest.approx(summary["frames"] / summary["seconds"])  # ... of the mean FPS too
