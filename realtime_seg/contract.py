@@ -5,12 +5,13 @@ Export writes it and the runtime reads it, so both import it from here (NumPy an
     input   `image`      (N, H, W, 3) RGB uint8; the graph scales to [0, 1] itself
                          (models exported before that take float32 in [0, 1]: the runtime reads the dtype);
                          H and W any multiples of 32 (exports since issue 35), else input_size only
-    output  `class_map`  (N, H, W) uint8 class ids        (head argmax, the default)
-            `probs`      (N, H, W, C) float32 softmax       (beside class_map; read only when
+    output  `class_map`  (N, h, w) uint8 class ids        (head argmax, the default)
+            `probs`      (N, h, w, C) float32 softmax       (beside class_map; read only when
                                                           smooth edges or --smooth need it)
-         or `logits`     (N, H, W, C) float32             (head logits)
+         or `logits`     (N, h, w, C) float32             (head logits)
+            h, w: H / output_stride, W / output_stride (the head's resolution; 1 in older exports)
     metadata_props: classes, palette (RGB), input_size [H, W] (the trained size), precision, aspect
-                    (what a frame of another aspect gets: ASPECTS), and what export records
+                    (what a frame of another aspect gets: ASPECTS), output_stride, and what export records
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ ASPECT = "aspect"            # metadata: what the model does with a frame of ano
 # size. squash: the whole frame resized to input_size, as every model did before issue 35 (and as a
 # model whose graph takes input_size only still does)
 ASPECTS = ("keep", "squash")
+OUTPUT_STRIDE = "output_stride"  # metadata: input size / output size (missing: 1); the runtime upsamples
 
 
 def preprocess(frames_bgr: list[np.ndarray], size: tuple[int, int], dtype=np.float32) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..contract import REQUIRED_METADATA, keep_aspect_size
 from ..datasets.classes import CLASS_SETS
 from ..errors import ArgumentParser, UsageError
-from ..runtime.engine import file_aspect
+from ..runtime.engine import file_aspect, output_stride
 from ..runtime.foreign import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -100,6 +100,15 @@ def report(path: Path, proto, iface: Interface) -> list[str]:
     return lines
 
 
+def output_line(path: Path, meta: dict[str, str]) -> str:
+    """Where a realtime_seg model's outputs are, against its input, in words."""
+    stride = output_stride(path, meta)
+    if stride == 1:
+        return "outputs: at the input's size"
+    return (f"outputs: at 1/{stride} of the input's height and width (the head's resolution); the runtime brings "
+            f"them to the frame with smooth edges from `probs`")
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     path = Path(args.model)
@@ -118,6 +127,7 @@ def main(argv: list[str]) -> int:
         print(f"a realtime_seg model: it describes itself ({len(classes)} classes: {', '.join(classes)}); "
               f"run it with --model {path}")
         print(aspect_line(path, proto, meta))
+        print(output_line(path, meta))
         return 0
     size = parse_size(args.input_size) if args.input_size else None
     try:

@@ -28,12 +28,13 @@ from typing import Iterator
 from ..cli import (add_compare_options, add_look_options, add_model_options, add_serve_option, check_serve_options,
                    compare_choice, comparison, look_options, model_choice, run_options)
 from ..errors import ArgumentParser, UsageError, UserError, check_at_least
-from ..paths import DEMO_VIDEO
+from ..paths import DEMO_VIDEO, MODELS_DIR
 from ..runtime.compare import Comparison
 from ..runtime.display import display_available, open_window
 from ..runtime.engine import SegModel
 from ..runtime.media import DEFAULT_FPS, IMAGE_SUFFIXES, JPEG_SUFFIXES, ImageOutput, frames_name, is_image_name
-from ..runtime.models import open_streams
+from ..runtime.models import PRESETS, ModelChoice, open_streams
+from ..runtime.precision import family_base
 from ..runtime.player import ViewState, play
 from ..runtime.serve import FrameServer, serving
 from ..runtime.sources import FrameSource, Source, open_camera, open_video
@@ -95,7 +96,7 @@ def run(args, demo: bool = False) -> dict:
     if compare is not None and summary:
         summary["compare"] = compare.describe()
     print_summary(summary)
-    hint = speed_hint(summary, source.fps, choice.name, _squash_is_smaller(opened.model, source))
+    hint = speed_hint(summary, source.fps, not _is_fast_preset(choice), _squash_is_smaller(opened.model, source))
     if hint:
         print(hint)
     if source.cancelled:
@@ -194,14 +195,20 @@ def _squash_is_smaller(model, source) -> bool:
     return h * w > th * tw
 
 
-def speed_hint(summary: dict, source_fps: float | None, model: str, squash_helps: bool) -> str | None:
+def _is_fast_preset(choice: ModelChoice) -> bool:
+    """Whether the run's file is one of the `fast` preset's, named so or by its path."""
+    fast = MODELS_DIR / PRESETS["fast"]
+    return family_base(choice.path).resolve() == fast.resolve()
+
+
+def speed_hint(summary: dict, source_fps: float | None, fast_helps: bool, squash_helps: bool) -> str | None:
     """One line when the run reached less than 90% of the source's frame rate: which flags run faster.
 
     The floors of the presets hold on some CPUs and not on others (docs/BENCHMARKS.md): a user on a
     slower one learns the way out from the run itself. None for a still, a short run or a fast one."""
     if not summary or summary["frames"] < 30 or not source_fps or summary["fps"] >= 0.9 * source_fps:
         return None
-    faster = [flag for flag, helps in (("--model fast", model != "fast"), ("--aspect squash", squash_helps))
+    faster = [flag for flag, helps in (("--model fast", fast_helps), ("--aspect squash", squash_helps))
               if helps]
     if not faster:
         return None

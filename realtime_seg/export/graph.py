@@ -179,16 +179,18 @@ def subpixel_conv_transpose(proto):
     return proto
 
 
-def free_spatial_dims(proto):
-    """The input's and outputs' height and width (axes 1 and 2, NHWC) named `height` and `width` instead
-    of fixed, and the intermediate shapes tf2onnx recorded dropped, in place; returns `proto`. The
-    graph then runs at any size its operators allow: export checks it at a second size."""
+def free_spatial_dims(proto, stride: int = 1):
+    """The input's height and width (axes 1 and 2, NHWC) named `height` and `width` instead of fixed,
+    the outputs' `height/2` and `width/2` when they are `stride` 2 smaller, and the intermediate shapes
+    tf2onnx recorded dropped, in place; returns `proto`. The graph then runs at any size its operators
+    allow: export checks it at a second size."""
     graph = proto.graph
     for value in [*graph.input, *graph.output]:
         dims = value.type.tensor_type.shape.dim
+        suffix = f"/{stride}" if stride > 1 and value in graph.output else ""
         for axis, name in ((1, "height"), (2, "width")):
             if len(dims) > axis:
                 dims[axis].Clear()
-                dims[axis].dim_param = name
+                dims[axis].dim_param = name + suffix
     del graph.value_info[:]
     return proto

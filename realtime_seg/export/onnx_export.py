@@ -1,13 +1,15 @@
 """Keras checkpoint -> ONNX with metadata, checked against Keras on real frames.
 
 usage: python -m realtime_seg export runs/x/best.keras -o models/x.onnx [--fp16 | --int8 [--calib DATA]] [--head argmax|logits]
-                                    [--aspect keep|squash]
+                                    [--aspect keep|squash] [--full-size-outputs]
 
 Graph: input `image` uint8 (N, H, W, 3) RGB, scaled to [0, 1] inside the graph; outputs `class_map`
-uint8 (N, H, W) and `probs` float32 (N, H, W, C) softmax (head argmax, the default: see
-docs/EXPORT.md), or `logits` float32 (N, H, W, C). H and W: any multiples of 32 (checked against
+uint8 (N, h, w) and `probs` float32 (N, h, w, C) softmax (head argmax, the default: see
+docs/EXPORT.md), or `logits` float32 (N, h, w, C). H and W: any multiples of 32 (checked against
 Keras at the trained size and at the parity frames' own aspect); the trained size is `input_size`,
-and --aspect records what the runtime does with a frame of another aspect by default.
+and --aspect records what the runtime does with a frame of another aspect by default. h, w: the
+head's resolution, H/2 x W/2 for the lite and residual U-Nets (metadata `output_stride`; the
+runtime upsamples with smooth edges), or H x W with --full-size-outputs and for the seed U-Net.
 --int8: static QDQ quantization calibrated on the training split of DATA (default: the run's
 dataset), written only if it keeps fp32's val mIoU (within 0.3) and class maps (export/quantize.py).
 """
@@ -26,12 +28,12 @@ from realtime_seg.training.checkpoint import load_keras
 from realtime_seg.datasets.classes import TABLES
 from realtime_seg.datasets.readers import check_data_folder, split_settings
 from realtime_seg.contract import (ASPECT, ASPECTS, CLASS_MAP, INPUT, INT8_CHECK, LOGITS, PRECISION, PRECISIONS,
-                                   PROBS, SPLIT, keep_aspect_size, preprocess)
+                                   OUTPUT_STRIDE, PROBS, SPLIT, keep_aspect_size, preprocess)
 from realtime_seg.errors import ArgumentParser, UsageError, UserError, check_at_least
 from realtime_seg.paths import DEMO_VIDEO
 from realtime_seg.system import check_output_file, sha256_file, write_atomic
 
-from .any_size import size_free
+from .any_size import at_head_resolution, head_stride, size_free
 from .graph import free_spatial_dims, softmax_channels_last
 from .quantize import Int8Config, set_metadata
 
@@ -54,6 +56,7 @@ class ExportConfig:
     min_agreement: float = 0.0   # with Keras; 0: the precision's own (EXPORT_PRECISIONS; int8: also against fp32)
     int8: Int8Config | None = None  # calibration and checks; data None: the run's dataset (config.json)
     aspect: str = DEFAULT_ASPECT    # metadata `aspect`: keep (width from the frame) or squash (contract.ASPECTS)
+    full_size_outputs: bool = False  # outputs at the input size (the graph's own bilinear x2) instead of the head's
 
 
 
@@ -89,9 +92,9 @@ def _run_val_miou(checkpoint: Path) -> float | None:
     return json.loads(summary.read_text()).get("best_val_miou") if summary.is_file() else None
 
 
-def convert(model, head: str):
+def convert(model, head: str, stride: int = 1):
     """tf2onnx from a function traced at the model's size, its height and width then left free
-    (any_size.py); returns an onnx ModelProto."""
+    (any_size.py), the outputs `stride` smaller; returns an onnx ModelProto."""
     import tensorflow as tf
     import tf2onnx
     if head not in HEADS:
@@ -112,7 +115,7 @@ def convert(model, head: str):
                 PROBS: tf.nn.softmax(logits, axis=-1), LOGITS: logits}
 
     proto, _ = tf2onnx.convert.from_function(forward, input_signature=spec, opset=OPSET)
-    return free_spatial_dims(proto)
+    return free_spatial_dims(proto, stride)
 
 
 def drop_output(proto, name: str):
@@ -223,7 +226,7 @@ def checked_parity(model, proto, frames: list[np.ndarray], size: tuple[int, int]
     return checks
 
 
-def _metadata(cfg: ExportConfig, info: dict, size, checks: dict, checkpoint: Path) -> dict[str, str]:
+def _metadata(cfg: ExportConfig, info: dict, size, stride: int, checks: dict, checkpoint: Path) -> dict[str, str]:
     import keras
     return {
         "classes": json.dumps(info["classes"]), "palette": json.dumps(info["palette"]),
@@ -234,7 +237,7 @@ def _metadata(cfg: ExportConfig, info: dict, size, checks: dict, checkpoint: Pat
         "dataset": info.get("dataset", ""), "val_miou": json.dumps(info.get("val_miou")),
         **({SPLIT: json.dumps(info["split"])} if "split" in info else {}),
         PRECISION: EXPORT_PRECISIONS[cfg.precision].graph,  # int8: set once quantized
-        ASPECT: cfg.aspect,
+        ASPECT: cfg.aspect, OUTPUT_STRIDE: json.dumps(stride),
         "source_checkpoint": checkpoint.name, "source_sha256": sha256_file(checkpoint),
         "parity": json.dumps(checks), "keras_version": keras.__version__,
     }
@@ -254,18 +257,21 @@ def export_model(cfg: ExportConfig) -> dict:
     frames = parity_frames(cfg.frames, cfg.num_frames)  # before Keras (seconds to load): bad input fails at once
     model = load_keras(checkpoint)
     _, h, w, _ = model.inputs[0].shape
+    stride = 1 if cfg.full_size_outputs else head_stride(model)
+    if stride > 1:  # outputs at the head's resolution: the graph, and Keras in the parity check, end before the x2
+        model = at_head_resolution(model)
     info = _class_info(checkpoint, cfg.classes, model.outputs[0].shape[-1])
     int8 = _int8_config(cfg, info, checkpoint) if written.quantized else None
     batch = preprocess(frames, (h, w), np.uint8)
     print(f"converting {checkpoint} ({h}x{w}, {len(info['classes'])} classes, head {cfg.head}, "
-          f"{cfg.precision}) ...", flush=True)
-    proto = softmax_channels_last(convert(model, cfg.head))
+          f"{cfg.precision}, outputs at {h // stride}x{w // stride}) ...", flush=True)
+    proto = softmax_channels_last(convert(model, cfg.head, stride))
     if written.convert is not None:
         proto = written.convert(proto)
     checks = checked_parity(model, proto, frames, (h, w), cfg.min_agreement or written.min_agreement, checkpoint)
     if cfg.head == "argmax":
         proto = drop_output(proto, LOGITS)
-    set_metadata(proto, _metadata(cfg, info, (h, w), checks, checkpoint))
+    set_metadata(proto, _metadata(cfg, info, (h, w), stride, checks, checkpoint))
     if int8 is not None:
         from .quantize import int8_variant
         proto = int8_variant(proto, int8, batch, (h, w))
@@ -315,6 +321,10 @@ def parser() -> argparse.ArgumentParser:
                    help="what the runtime does by default with a frame of another aspect than the trained "
                         "size's: keep (the trained height, the width from the frame) or squash (resized whole); "
                         f"the file takes any size either way, and --aspect at run time overrides (default {DEFAULT_ASPECT})")
+    p.add_argument("--full-size-outputs", action="store_true",
+                   help="outputs at the input size, upsampled in the graph (as older exports), for tools "
+                        "that expect that; default: at the head's resolution (half the input for the lite and "
+                        "residual U-Nets), which the runtime brings to the frame with smooth edges")
     p.add_argument("--frames", default=str(DEMO_VIDEO), help="video or image folder for the parity check")
     p.add_argument("--num-frames", type=int, default=8)
     return p
@@ -331,5 +341,6 @@ def main(argv: list[str]) -> int:
     export_model(ExportConfig(checkpoint=args.checkpoint, output=args.output, precision=precision,
                               head=args.head, classes=args.classes, frames=args.frames,
                               num_frames=args.num_frames, aspect=args.aspect,
+                              full_size_outputs=args.full_size_outputs,
                               int8=Int8Config(args.calib, args.calib_images) if quantized else None))
     return 0

@@ -7,6 +7,10 @@ A model whose graph takes any size (exports since issue 35) sizes its input from
 frame: the trained height and the frame's aspect (`aspect` keep), or the trained size (squash, and
 always for a graph of one size). Nothing is allocated at a fixed size, so frames of another size
 later (an image folder) are simply resized to theirs.
+
+Current exports answer at the head's resolution, half the input (metadata `output_stride`): the
+viewer's smooth edges bring the class map to the frame from there, and `predict` (eval's scores,
+export's int8 check) brings it to the input size the same way.
 """
 from __future__ import annotations
 
@@ -17,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import (ASPECT, ASPECTS, CLASS_MAP, INPUT_DTYPES, LOGITS, PRECISION, PRECISIONS, PROBS,
-                        REQUIRED_METADATA, input_size_for, preprocess)
+from ..contract import (ASPECT, ASPECTS, CLASS_MAP, INPUT_DTYPES, LOGITS, OUTPUT_STRIDE, PRECISION, PRECISIONS,
+                        PROBS, REQUIRED_METADATA, input_size_for, preprocess)
 from ..errors import UserError, first_line
 from ..system import check_readable
+from .edges import smooth_upsample
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ class SegModel:
     one_at_a_time: bool = False      # the graph's batch is fixed at 1 (imported models): frames run singly
     any_size: bool = False           # the graph takes any height and width (multiples of 32)
     aspect: str = "squash"           # what a frame of another aspect gets (contract.ASPECTS; use_aspect sets it)
+    output_stride: int = 1           # input size / output size (metadata `output_stride`; 2: the head's resolution)
 
     @property
     def runs_on(self) -> str:
@@ -121,8 +127,14 @@ class SegModel:
         return maps, scores
 
     def predict(self, frames_bgr: list[np.ndarray]) -> np.ndarray:
-        """BGR frames of any size -> class maps (N, H, W) at the input size `prepare` chose."""
-        return self.infer(self.prepare(frames_bgr))
+        """BGR frames of any size -> class maps (N, H, W) at the input size `prepare` chose; outputs at
+        the head's resolution are brought there with smooth edges, from their probabilities."""
+        x = self.prepare(frames_bgr)
+        if self.output_stride == 1:
+            return self.infer(x)
+        maps, probs = self.infer_probs(x)
+        size = (x.shape[2], x.shape[1])
+        return np.stack([smooth_upsample(m, size, None if probs is None else probs[i]) for i, m in enumerate(maps)])
 
 
 def read_metadata(path: Path, session) -> dict[str, str]:
@@ -199,6 +211,7 @@ def load_model(path: str | Path, options: RunOptions = RunOptions(), graph: byte
         raise UserError(f"model {path} takes input {inp.shape} {inp.type}, expected (N, {size[0]}, {size[1]}, 3) "
                         f"uint8 or float32 RGB; re-export it with `python -m realtime_seg export`")
     aspect = file_aspect(path, meta, any_size)
+    stride = output_stride(path, meta)
     precision = meta.get(PRECISION, "fp32")
     if precision not in PRECISIONS:
         raise UserError(f"model {path} has precision {precision!r} in its metadata; allowed: "
@@ -211,7 +224,7 @@ def load_model(path: str | Path, options: RunOptions = RunOptions(), graph: byte
              size, aspect, len(classes))
     return SegModel(path, session, classes, np.ascontiguousarray(palette[:, ::-1]), size,
                     inp.name, CLASS_MAP if CLASS_MAP in names else out.name, provider, meta, precision,
-                    INPUT_DTYPES[inp.type], scores, inp.shape[0] == 1, any_size, aspect)
+                    INPUT_DTYPES[inp.type], scores, inp.shape[0] == 1, any_size, aspect, stride)
 
 
 def file_aspect(path: Path, meta: dict[str, str], any_size: bool) -> str:
@@ -222,3 +235,12 @@ def file_aspect(path: Path, meta: dict[str, str], any_size: bool) -> str:
         raise UserError(f"model {path} has aspect {aspect!r} in its metadata; allowed: {', '.join(ASPECTS)}; "
                         f"re-export it with `python -m realtime_seg export`")
     return aspect if any_size else "squash"
+
+
+def output_stride(path: Path, meta: dict[str, str]) -> int:
+    """How much smaller than its input the file's outputs are: metadata `output_stride` (1 if missing)."""
+    value = meta.get(OUTPUT_STRIDE, "1")
+    if value not in ("1", "2", "4"):
+        raise UserError(f"model {path} has output_stride {value!r} in its metadata; allowed: 1, 2, 4; "
+                        f"re-export it with `python -m realtime_seg export`")
+    return int(value)

@@ -154,6 +154,29 @@ def short_clip(tmp_path_factory) -> Path:
 
 # ---------------------------------------------------------------- 1. headless on the dash-cam video
 
+def test_headless_with_outputs_at_the_heads_resolution(tmp_path, short_clip):
+    """A model whose outputs are half its input (exports now): the viewer draws its class map at the
+    frame's size with smooth edges from its probabilities, like the definition computed here:
+    probabilities resized to the frame (INTER_LINEAR), argmax, colorize, blend."""
+    from realtime_seg.runtime.edges import dense_upsample
+    head_res = ROOT / "tests" / "fixtures" / "tiny_head_res.onnx"
+    net = load_model(head_res, RunOptions("cpu"))
+    assert net.output_stride == 2
+    out = tmp_path / "out.avi"
+    proc = viewer_cli("--video", str(short_clip), "--no-show", "--output", str(out), "--codec", "HFYU",
+                      "--smooth", "0", "--no-legend", "--no-hud", "--model", str(head_res), model=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert video_info(out) == (20, VIDEO_SIZE, VIDEO_FPS)
+    inputs, outputs = read_frames(short_clip, {0, 19}), read_frames(out, {0, 19})
+    for i in (0, 19):
+        maps, probs = net.infer_probs(net.prepare([inputs[i]]))
+        assert maps.shape[1:] == tuple(s // 2 for s in net.size_for(inputs[i].shape))   # 48x80 in, 24x40 out
+        classes = dense_upsample(maps[0], VIDEO_SIZE, probs[0])
+        expected = blend(inputs[i], colorize(classes, palette(net), VIDEO_SIZE), 0.5)
+        assert close_fraction(outputs[i], expected, np.ones(VIDEO_SIZE[::-1], bool)) >= 0.99, f"frame {i}"
+        assert close_fraction(inputs[i], expected, np.ones(VIDEO_SIZE[::-1], bool)) < 0.5  # the blend is drawn
+
+
 def test_headless_dashcam_output_is_the_blended_video(tmp_path, model):
     out = tmp_path / "out.avi"  # HuffYUV: lossless, and fast enough to encode 221 frames
     proc = viewer_cli("--video", str(VIDEO), "--no-show", "--output", str(out), "--codec", "HFYU", "--smooth", "0")
@@ -904,15 +927,21 @@ def test_one_image_stays_in_the_window_until_a_key_is_pressed():
 def test_a_run_below_the_sources_frame_rate_says_what_runs_faster():
     """Below 90% of the source's rate the summary names the faster flags that apply, and only those."""
     slow = {"frames": 200, "fps": 21.0}
-    assert viewer.speed_hint(slow, 25, "accurate", True) == (
+    assert viewer.speed_hint(slow, 25, True, True) == (
         "note: 21.0 FPS is below the source's 25 fps on this machine; --model fast or --aspect squash "
         "runs faster (speeds: docs/BENCHMARKS.md)")
-    assert "--aspect squash" not in viewer.speed_hint(slow, 25, "accurate", False)
-    assert viewer.speed_hint(slow, 25, "fast", True).count("--") == 1
-    assert viewer.speed_hint(slow, 25, "fast", False) is None            # nothing faster to offer
-    assert viewer.speed_hint({"frames": 200, "fps": 23.0}, 25, "accurate", True) is None  # keeps up
-    assert viewer.speed_hint({"frames": 1, "fps": 0.4}, 10, "accurate", True) is None     # a still
-    assert viewer.speed_hint({}, 25, "accurate", True) is None
+    assert "--aspect squash" not in viewer.speed_hint(slow, 25, True, False)
+    assert viewer.speed_hint(slow, 25, False, True).count("--") == 1
+    assert viewer.speed_hint(slow, 25, False, False) is None            # nothing faster to offer
+    assert viewer.speed_hint({"frames": 200, "fps": 23.0}, 25, True, True) is None  # keeps up
+    assert viewer.speed_hint({"frames": 1, "fps": 0.4}, 10, True, True) is None     # a still
+    assert viewer.speed_hint({}, 25, True, True) is None
+    # --model fast is offered unless the file is the fast preset's, named so or by any of its paths
+    from realtime_seg.runtime.models import choose_model
+    for spec in ("fast", str(ROOT / "models" / "camvid_fast.int8.onnx"), str(ROOT / "models" / ".." / "models" / "camvid_fast.onnx")):
+        assert viewer._is_fast_preset(choose_model(spec)), spec
+    assert not viewer._is_fast_preset(choose_model("accurate"))
+    assert not viewer._is_fast_preset(choose_model(str(MODEL)))
 
 
 def test_squash_helps_only_a_kept_frame_wider_than_the_trained_size():

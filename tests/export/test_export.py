@@ -29,21 +29,25 @@ def _frames(frames_dir: Path) -> list[np.ndarray]:
     return [cv2.imread(str(p)) for p in sorted(frames_dir.glob("*.png"))]
 
 
-def _keras_at(keras_model, size: tuple[int, int]):
-    """The Keras model at input `size` (its weights; progressive.small_view), to compare a graph of any size with."""
+def _keras_at(keras_model, size: tuple[int, int], head_resolution: bool = False):
+    """The Keras model at input `size` (its weights; progressive.small_view), to compare a graph of any
+    size with; `head_resolution`: without its last bilinear x2, as export converts it by default."""
+    from realtime_seg.export.any_size import at_head_resolution
     from realtime_seg.training.progressive import small_view
-    return keras_model if size == tuple(keras_model.inputs[0].shape[1:3]) else small_view(keras_model, size)
+    net = at_head_resolution(keras_model) if head_resolution else keras_model
+    return net if size == tuple(net.inputs[0].shape[1:3]) else small_view(net, size)
 
 
 def _agreement(keras_model, onnx_path: Path, frames: list[np.ndarray]) -> float:
     """Share of pixels where onnxruntime (through the runtime's loader, at the size it picks for the
-    frames) and Keras (at that size) agree."""
+    frames) and Keras (at that size, at the file's output resolution) agree."""
     seg = load_model(onnx_path, RunOptions("cpu"))
     assert seg.provider == "CPUExecutionProvider"
     size = seg.size_for(frames[0].shape)
     batch = preprocess(frames, size)
-    reference = np.argmax(np.asarray(_keras_at(keras_model, size)(batch, training=False)), -1)
-    got = seg.predict(frames)
+    net = _keras_at(keras_model, size, head_resolution=seg.output_stride > 1)
+    reference = np.argmax(np.asarray(net(batch, training=False)), -1)
+    got = seg.infer(seg.prepare(frames))
     assert got.shape == reference.shape and got.dtype == np.uint8
     return float(np.mean(got == reference))
 
@@ -110,7 +114,8 @@ def test_fp32_runs_in_onnxruntime_and_agrees_with_keras(fp32, tiny_run, frames_d
     assert _agreement(model, path, frames) >= 0.999
     # probs: Keras's softmax of the logits; their argmax is the class map
     maps, probs = seg.infer_probs(seg.prepare(frames))
-    logits = np.asarray(model(preprocess(frames, seg.input_size), training=False))
+    logits = np.asarray(_keras_at(model, seg.input_size, head_resolution=True)(preprocess(frames, seg.input_size),
+                                                                               training=False))
     expected = np.exp(logits - logits.max(-1, keepdims=True))
     np.testing.assert_allclose(probs, expected / expected.sum(-1, keepdims=True), atol=1e-4)
     assert np.mean(np.argmax(probs, -1) == maps) >= 0.999  # (exact but for float ties)
@@ -135,11 +140,50 @@ def test_the_export_takes_any_size_and_matches_keras_at_each(fp32, tiny_run, fra
     for size in ((32, 48), (32, 64), (64, 128)):
         batch = preprocess(frames, size, np.uint8)
         maps, probs = session.run(["class_map", "probs"], {"image": batch})
-        logits = np.asarray(_keras_at(keras_model, size)(batch.astype(np.float32) / 255, training=False))
+        logits = np.asarray(_keras_at(keras_model, size, head_resolution=True)(batch.astype(np.float32) / 255,
+                                                                               training=False))
         expected = np.exp(logits - logits.max(-1, keepdims=True))
-        assert maps.shape == (len(frames), *size)
+        assert maps.shape == (len(frames), size[0] // 2, size[1] // 2)
         np.testing.assert_allclose(probs, expected / expected.sum(-1, keepdims=True), atol=1e-4)
         assert np.mean(maps == logits.argmax(-1)) >= 0.999
+
+
+def test_outputs_come_at_the_heads_resolution_and_predict_brings_them_to_the_input(fp32, tiny_run, frames_dir):
+    """The residual U-Net ends in a bilinear x2 of its logits: the file leaves it out (outputs at H/2 x
+    W/2, metadata and graph say so), and `predict`, which eval and the int8 check score, brings the
+    class map back to the input size with smooth edges: Keras's full-size argmax, but at boundaries."""
+    path, _ = fp32
+    proto = onnx.load(str(path))
+    assert {p.key: p.value for p in proto.metadata_props}["output_stride"] == "2"
+    for out in proto.graph.output:
+        assert [d.dim_param for d in out.type.tensor_type.shape.dim[1:3]] == ["height/2", "width/2"]
+    seg = load_model(path, RunOptions("cpu"))
+    assert seg.output_stride == 2
+    frames = _frames(frames_dir)
+    x = seg.prepare(frames)                                                     # (3, 32, 64, 3): aspect kept
+    maps, probs = seg.infer_probs(x)
+    assert maps.shape == (3, 16, 32) and probs.shape == (3, 16, 32, 11)
+    full = seg.predict(frames)
+    assert full.shape == (3, 32, 64) and full.dtype == np.uint8
+    keras_full = np.argmax(np.asarray(_keras_at(load_keras(tiny_run[0] / "best.keras"), (32, 64))(
+        x.astype(np.float32) / 255, training=False)), -1)
+    assert np.mean(full == keras_full) >= 0.97
+    nearest = np.stack([cv2.resize(m, (64, 32), interpolation=cv2.INTER_NEAREST) for m in maps])
+    assert np.mean(full == keras_full) > np.mean(nearest == keras_full)  # smooth edges, not 2x2 blocks
+
+
+def test_full_size_outputs_flag_keeps_the_graphs_own_upsampling(tiny_run, frames_dir, tmp_path):
+    run, _ = tiny_run
+    out = tmp_path / "full.onnx"
+    proc = run_cli("realtime_seg", "export", str(run / "best.keras"), "-o", str(out), "--frames", str(frames_dir),
+                   "--full-size-outputs")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "outputs at 32x48" in proc.stdout
+    seg = load_model(out, RunOptions("cpu"))
+    assert seg.output_stride == 1 and seg.metadata["output_stride"] == "1"
+    frames = _frames(frames_dir)
+    assert seg.infer(seg.prepare(frames)).shape == (3, 32, 64)
+    assert _agreement(load_keras(run / "best.keras"), out, frames) >= 0.999
 
 
 def test_cli_aspect_squash_is_recorded_and_a_bad_one_is_one_line(tiny_run, frames_dir, tmp_path):
@@ -216,7 +260,9 @@ def test_logits_head(tiny_run, frames_dir, tmp_path):
     seg = load_model(out, RunOptions("cpu"))
     assert seg.output_name == "logits" and seg.metadata["output"] == "logits"
     raw = seg.session.run(None, {seg.input_name: seg.prepare(_frames(frames_dir))})[0]
-    assert raw.shape == (3, *seg.size_for(_frames(frames_dir)[0].shape), 11) and raw.dtype == np.float32
+    h, w = seg.size_for(_frames(frames_dir)[0].shape)
+    assert raw.shape == (3, h // 2, w // 2, 11) and raw.dtype == np.float32  # at the head's resolution
+    assert seg.predict(_frames(frames_dir)).shape == (3, h, w)              # softmax here, then smooth edges
     model = load_keras(run / "best.keras")
     assert _agreement(model, out, _frames(frames_dir)) >= 0.999
 
@@ -258,6 +304,7 @@ def test_mixed_precision_checkpoint_exports_float32(mixed_checkpoint, frames_dir
     out = tmp_path / "mixed.onnx"
     checks = _export(mixed_checkpoint, out, frames_dir, head="logits", classes="camvid")
     assert checks["agreement"] >= 0.999
+    assert load_model(out, RunOptions("cpu")).output_stride == 1  # the seed U-Net's head is at the input size
     graph = onnx.load(str(out)).graph
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT

@@ -94,7 +94,7 @@ def test_int8_runs_in_the_runtime_close_to_fp32(int8_model, fp32_of_run, frames_
     assert kept.shape == (3, 32, 64) and np.mean(kept == fp32.predict(frames)) >= LENIENT["min_agreement"]
     for model in (int8, fp32):  # squashed to the trained size: what export's check compared
         model.use_aspect("squash")
-    agreement = float(np.mean(int8.predict(frames) == fp32.predict(frames)))
+    agreement = float(np.mean(int8.infer(int8.prepare(frames)) == fp32.infer(fp32.prepare(frames))))  # the files' outputs
     assert agreement == pytest.approx(json.loads(int8.metadata["int8_check"])["agreement"], abs=1e-6)
 
 

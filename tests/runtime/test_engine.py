@@ -69,6 +69,36 @@ def test_predict_matches_the_session_and_batches_agree(model, frames):
     assert len(np.unique(many)) > 1  # a trained model, not a constant map
 
 
+def test_outputs_at_the_heads_resolution_predict_at_the_input_size(frames):
+    """A file whose outputs are half its input (metadata output_stride 2): infer gives the head's
+    class map, predict the input-size one eval scores, which is the definition (probabilities
+    resized with INTER_LINEAR, argmax) but where a class wins only between cell corners."""
+    from realtime_seg.runtime.edges import dense_upsample
+    net = load_model(FIXTURES / "tiny_head_res.onnx", RunOptions("cpu", 1))
+    assert net.output_stride == 2 and net.input_size == (48, 64)
+    net.use_aspect("squash")
+    x = net.prepare(frames)
+    maps, probs = net.infer_probs(x)
+    assert maps.shape == (len(frames), 24, 32) and probs.shape == (len(frames), 24, 32, 11)
+    full = net.predict(frames)
+    assert full.shape == (len(frames), 48, 64) and full.dtype == np.uint8
+    definition = np.stack([dense_upsample(m, (64, 48), p) for m, p in zip(maps, probs)])
+    assert np.mean(full == definition) >= 0.995
+    assert len(np.unique(full)) > 1  # a trained model, not a constant map
+    old = load_model(FIXTURES / "tiny_any_size.onnx", RunOptions("cpu", 1))  # no output_stride: 1
+    assert old.output_stride == 1 and old.predict(frames[:1]).shape[1:] == old.size_for(frames[0].shape)
+
+
+def test_a_bad_output_stride_is_a_clear_error(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    proto = onnx.load(str(FIXTURES / "tiny_head_res.onnx"))
+    next(p for p in proto.metadata_props if p.key == "output_stride").value = "3"
+    bad = tmp_path / "bad.onnx"
+    onnx.save(proto, str(bad))
+    with pytest.raises(UserError, match=r"bad.onnx has output_stride '3' in its metadata; allowed: 1, 2, 4; re-export"):
+        load_model(bad, RunOptions("cpu"))
+
+
 def test_model_without_metadata_is_a_clear_error(tmp_path):
     onnx = pytest.importorskip("onnx")
     proto = onnx.load(str(MODEL))

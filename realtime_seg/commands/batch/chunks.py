@@ -1,7 +1,7 @@
 """Chunks of a long file for `--ray`: class maps of a frame range, stored losslessly, replayed in order.
 
 A long video is split into frame ranges that run on different nodes: each range is decoded
-(seeking to its first frame) and segmented, and its class maps (uint8, the model's input size)
+(seeking to its first frame) and segmented, and its class maps (uint8, the model's output size)
 are written to `.<name>_seg.chunks/<first>-<end>.npz` next to the outputs, under a temporary
 name renamed when complete (so a re-run skips finished chunks). The file's outputs are then
 made by the same per-file code as without Ray, with a model that replays the stored maps: the
