@@ -34,6 +34,14 @@ def _broadcast_layer():
     return BroadcastLike
 
 
+def _rewired(model, call):
+    """`model` rebuilt with its own layers and weights, each layer applied through `call(layer, *args)`."""
+    import keras
+    size = tuple(model.inputs[0].shape[1:])
+    return keras.models.clone_model(model, input_tensors=keras.Input(size, name=model.inputs[0].name),
+                                    clone_function=lambda layer: layer, call_function=call)
+
+
 def size_free(model):
     """`model` (sharing its layers and weights) with each POOL_UP broadcast by the pooled tensor's
     shape, not by a fixed size; `model` itself when it has none (the seed U-Net)."""
@@ -51,9 +59,7 @@ def size_free(model):
             return broadcast(name=layer.name)([args[0], like])
         return layer(*args, **kwargs)
 
-    size = tuple(model.inputs[0].shape[1:])
-    return keras.models.clone_model(model, input_tensors=keras.Input(size, name=model.inputs[0].name),
-                                    clone_function=lambda layer: layer, call_function=call)
+    return _rewired(model, call)
 
 
 HEAD_UPSAMPLING = "logits"  # the builders' last bilinear x2 (training/model.py)
@@ -72,13 +78,10 @@ def at_head_resolution(model):
     """`model` (sharing its layers and weights) without its last bilinear x2: logits at the head's
     resolution, the logit adjustment after it kept (it subtracts a constant per class, so it commutes
     with the upsampling). `model` itself when it has none."""
-    import keras
     if head_stride(model) == 1:
         return model
 
     def call(layer, *args, **kwargs):
         return args[0] if layer.name == HEAD_UPSAMPLING else layer(*args, **kwargs)
 
-    size = tuple(model.inputs[0].shape[1:])
-    return keras.models.clone_model(model, input_tensors=keras.Input(size, name=model.inputs[0].name),
-                                    clone_function=lambda layer: layer, call_function=call)
+    return _rewired(model, call)

@@ -185,12 +185,12 @@ def free_spatial_dims(proto, stride: int = 1):
     tf2onnx recorded dropped, in place; returns `proto`. The graph then runs at any size its operators
     allow: export checks it at a second size."""
     graph = proto.graph
-    for value in [*graph.input, *graph.output]:
-        dims = value.type.tensor_type.shape.dim
-        suffix = f"/{stride}" if stride > 1 and value in graph.output else ""
-        for axis, name in ((1, "height"), (2, "width")):
-            if len(dims) > axis:
-                dims[axis].Clear()
-                dims[axis].dim_param = name + suffix
+    for values, suffix in ((graph.input, ""), (graph.output, f"/{stride}" if stride > 1 else "")):
+        for value in values:
+            dims = value.type.tensor_type.shape.dim
+            for axis, name in ((1, "height"), (2, "width")):
+                if len(dims) > axis:
+                    dims[axis].Clear()
+                    dims[axis].dim_param = name + suffix
     del graph.value_info[:]
     return proto
